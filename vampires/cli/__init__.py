@@ -1,0 +1,1 @@
+"""Thin commands: argparse, one or two library calls, one line per target."""
