@@ -1,0 +1,75 @@
+"""``fitswatcher`` (also ``vampires watch``): a live panel of the FITS cubes being written.
+
+Usage: ``fitswatcher [-n N] [--interval S] [--once] [--json] [--tonight] [--exact] PATTERN...``
+e.g. ``fitswatcher -n 3 /mnt/fuuu/ARCHIVED_DATA/$(date -u +'%Y%m%d')/vcam*``.
+``--json`` prints one JSON document per refresh (one per line), or one with ``--once``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+
+from vampires.errors import ConfigError
+from vampires.watch.watcher import Watcher, snapshot_dict
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fitswatcher", description=__doc__.splitlines()[0])
+    p.add_argument("patterns", nargs="*", metavar="PATTERN", help="folders or globs (vcam*)")
+    p.add_argument("-n", type=int, default=2, help="newest files shown per folder (default 2)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    p.add_argument("--json", action="store_true", help="print the data as JSON")
+    p.add_argument("--tonight", action="store_true", help="watch <archive root>/<UT date>/vcam*")
+    p.add_argument("--exact", action="store_true", help="do not add vcamN siblings of folders")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``fitswatcher``; returns 0 (also on Ctrl-C), 2 for bad arguments."""
+    args = _parser().parse_args(argv)
+    patterns = list(args.patterns)
+    if not patterns and not args.tonight:
+        print(
+            "fitswatcher: give at least one PATTERN (e.g. '<night>/vcam*') or --tonight",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if args.tonight:
+            from vampires.config import Config
+
+            night = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+            patterns.append(str(Config.load().archive_root / night / "vcam*"))
+        watcher = Watcher(patterns, n=args.n, siblings=not args.exact)
+        if args.interval <= 0 or args.interval != args.interval:
+            msg = f"--interval must be > 0 seconds (got {args.interval})"
+            raise ConfigError(msg)
+    except ConfigError as exc:
+        print(f"fitswatcher: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.json:
+            for folders in watcher.watch(interval=args.interval):
+                doc = snapshot_dict(folders, time_iso=dt.datetime.now().isoformat())
+                print(json.dumps(doc, indent=2 if args.once else None), flush=True)
+                if args.once:
+                    break
+            return 0
+        from vampires.watch.tui import render_panel, run_live
+
+        if args.once:
+            from rich.console import Console
+
+            Console().print(render_panel(watcher.scan(), now=dt.datetime.now()))
+            return 0
+        run_live(watcher, interval=args.interval)
+    except KeyboardInterrupt:
+        return 0
+    return 0
