@@ -1,0 +1,797 @@
+"""Crop and readout modes, and the per-camera tables they come from.
+
+The tables are data (``vampires/camera/data/<camera>.toml``), never constants:
+MBI crops follow hotspots that are re-fitted several times a year. A site can
+add or override anything without editing the package, either with a TOML file
+of the same schema (``load_camera_table("vcam1", site="my-site.toml")``) or in
+the vampires config file (:attr:`vampires.config.Config.sites`)::
+
+    [cameras.vcam1.crops.MBI_JEWEL]        # a new crop for vcam1
+    x0 = 1000
+    y0 = 700
+    width = 2000
+    height = 1000
+    hotspots = true
+    [cameras.vcam2.hotspots]               # re-fitted hotspots for vcam2
+    F610 = [1186.0, 1519.0]
+    [crops.vcam1.CUSTOM]                   # shorthand: crops only
+    x0 = 0
+    ...
+
+Timing model (ORCA-Quest rolling shutter, reference section 1.2): a crop of
+``height`` rows reads out in ``ceil(height / rows_per_line) * line_time``
+(two rows per line time; 1H = 7.2 us FAST, 172.8 us SLOW). With internal
+trigger the frame rate is ``1 / max(tint, readout)``; with external
+(edge) trigger the fastest trigger rate is ``1 / (tint + readout)``.
+
+Alignment: ORCA-Quest subarray origins and sizes are multiples of 4. A crop
+that is not (HALFARC's origin in the tables) is reported with a warning when
+loaded and used *snapped* (:meth:`CropMode.snapped`: origin rounded down,
+size rounded up, kept inside the sensor); the header's ``PRD-*`` keywords
+describe the snapped crop, i.e. the pixels really read.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from vampires.config import Config
+from vampires.errors import ConfigError
+
+__all__ = [
+    "DATA_TYPES",
+    "CameraTable",
+    "CropMode",
+    "Hotspot",
+    "ReadoutMode",
+    "ReadoutSpec",
+    "SimParams",
+    "frame_rate",
+    "known_cameras",
+    "load_camera_table",
+    "parse_data_type",
+    "readout_time",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Subaru data types accepted for ``DATA-TYP`` (vampires_datatype, preplog).
+DATA_TYPES = (
+    "ACQUISITION",
+    "BIAS",
+    "COMPARISON",
+    "DARK",
+    "DOMEFLAT",
+    "FLAT",
+    "FOCUSING",
+    "OBJECT",
+    "SKYFLAT",
+    "STANDARD",
+    "TEST",
+)
+
+_NAME_MAX = 16
+
+
+class ReadoutMode(enum.StrEnum):
+    """Detector readout mode (``U_DETMOD``).
+
+    FAST is the ORCA-Quest "standard scan" (1H = 7.2 us), SLOW its
+    "ultra quiet" scan (1H = 172.8 us, lower read noise).
+    """
+
+    FAST = "FAST"
+    SLOW = "SLOW"
+
+
+def _parse_readout_mode(obj: object) -> ReadoutMode:
+    """Turn anything from argv, JSON or TOML into a :class:`ReadoutMode`.
+
+    Parameters
+    ----------
+    obj
+        A ReadoutMode or a string, case-insensitive (``"fast"``, ``"SLOW"``).
+
+    Returns
+    -------
+    ReadoutMode
+
+    Raises
+    ------
+    ConfigError
+        Not one of FAST, SLOW.
+    """
+    if isinstance(obj, ReadoutMode):
+        return obj
+    if isinstance(obj, str) and obj.strip().upper() in ReadoutMode.__members__:
+        return ReadoutMode[obj.strip().upper()]
+    msg = f"readout mode must be one of FAST, SLOW. Got {obj!r}"
+    raise ConfigError(msg)
+
+
+def parse_data_type(obj: object) -> str:
+    """Validate a Subaru data type (``DATA-TYP``), case-insensitive.
+
+    Parameters
+    ----------
+    obj
+        A string such as ``"object"`` or ``"DARK"``.
+
+    Returns
+    -------
+    str
+        The upper-case data type.
+
+    Raises
+    ------
+    ConfigError
+        Not in :data:`DATA_TYPES`.
+    """
+    if isinstance(obj, str) and obj.strip().upper() in DATA_TYPES:
+        return obj.strip().upper()
+    msg = f"data type must be one of {', '.join(DATA_TYPES)}. Got {obj!r}"
+    raise ConfigError(msg)
+
+
+def readout_time(height: int, line_time: float, rows_per_line: int = 2) -> float:
+    """Readout time of a crop from the row model.
+
+    Parameters
+    ----------
+    height
+        Rows in the crop.
+    line_time
+        Line (1H) time [s].
+    rows_per_line
+        Rows read per line time (2 for the ORCA-Quest).
+
+    Returns
+    -------
+    float
+        ``ceil(height / rows_per_line) * line_time`` [s].
+    """
+    return math.ceil(height / rows_per_line) * line_time
+
+
+def frame_rate(tint: float, readout: float, *, external: bool = False) -> float:
+    """Frame rate for an exposure and a readout time.
+
+    Parameters
+    ----------
+    tint
+        Exposure time [s].
+    readout
+        Readout time of the crop [s].
+    external
+        External (edge) trigger: exposure and readout do not overlap.
+
+    Returns
+    -------
+    float
+        ``1 / max(tint, readout)`` (internal) or ``1 / (tint + readout)``
+        (external: the fastest trigger rate the camera accepts) [Hz].
+    """
+    period = tint + readout if external else max(tint, readout)
+    return 1.0 / period
+
+
+def _int_field(name: str, *, positive: bool) -> Any:  # noqa: ANN401 - attrs field factory
+    def check(inst: object, attr: attrs.Attribute[int], value: object) -> None:
+        crop = getattr(inst, "name", "?")
+        if isinstance(value, bool) or not isinstance(value, int):
+            msg = f"crop {crop!r}: {name!r} must be an integer (got {value!r})"
+            raise ConfigError(msg)
+        if value < (1 if positive else 0):
+            rule = "> 0" if positive else ">= 0"
+            msg = f"crop {crop!r}: {name!r} must be {rule} (got {value})"
+            raise ConfigError(msg)
+
+    return attrs.field(validator=check)
+
+
+def _check_name(inst: object, attr: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value or len(value) > _NAME_MAX or not value.isascii():
+        msg = f"crop name must be 1-{_NAME_MAX} ASCII characters (got {value!r})"
+        raise ConfigError(msg)
+
+
+@attrs.frozen(kw_only=True)
+class Hotspot:
+    """Centre of one MBI field's PSF, in absolute sensor coordinates.
+
+    Attributes
+    ----------
+    field
+        Field name (``F610``, ``F670``, ``F720``, ``F760``).
+    x, y
+        Sensor column and row (0-based, sub-pixel).
+    """
+
+    field: str
+    x: float = attrs.field(converter=float)
+    y: float = attrs.field(converter=float)
+
+
+def _opt_positive_float(inst: object, attr: attrs.Attribute[float | None], v: object) -> None:
+    if v is not None and not (isinstance(v, float) and v > 0 and math.isfinite(v)):
+        msg = f"crop {getattr(inst, 'name', '?')!r}: {attr.name!r} must be > 0 (got {v!r})"
+        raise ConfigError(msg)
+
+
+def _opt_float(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        msg = f"must be a number (got {value!r})"
+        raise ConfigError(msg)
+    return float(value)
+
+
+def _to_hotspots(value: Iterable[object]) -> tuple[Hotspot, ...]:
+    spots = tuple(value)
+    for spot in spots:
+        if not isinstance(spot, Hotspot):
+            msg = f"hotspots must be Hotspot values (got {spot!r})"
+            raise ConfigError(msg)
+    return spots  # type: ignore[return-value]  # checked above
+
+
+@attrs.frozen(kw_only=True)
+class CropMode:
+    """A named crop (subarray) of a sensor.
+
+    Attributes
+    ----------
+    name
+        Mode name (``STANDARD``, ``MBI`` ...), at most 16 characters.
+    x0, y0
+        Origin: first column and row, 0-based full-sensor pixels.
+    width, height
+        Size in pixels (NAXIS1, NAXIS2); numpy shape is ``(height, width)``.
+    hotspots
+        MBI field centres in sensor coordinates (empty outside MBI crops).
+    tint
+        Default exposure [s] when the camera starts in this crop, or None.
+    fps
+        Default frame rate [Hz] for cameras whose rate is set apart from the
+        exposure (vpupcam), or None.
+    scene
+        What the simulator shows: ``"psf"`` (default) or ``"pupil"``.
+
+    Examples
+    --------
+    >>> crop = CropMode(name="HALFARC", x0=1914, y0=1018, width=268, height=268)
+    >>> crop.snapped(4).x0, crop.snapped(4).y0
+    (1912, 1016)
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    x0: int = _int_field("x0", positive=False)
+    y0: int = _int_field("y0", positive=False)
+    width: int = _int_field("width", positive=True)
+    height: int = _int_field("height", positive=True)
+    hotspots: tuple[Hotspot, ...] = attrs.field(default=(), converter=_to_hotspots)
+    tint: float | None = attrs.field(
+        default=None, converter=_opt_float, validator=_opt_positive_float
+    )
+    fps: float | None = attrs.field(
+        default=None, converter=_opt_float, validator=_opt_positive_float
+    )
+    scene: str = attrs.field(default="psf", validator=attrs.validators.in_(("psf", "pupil")))
+
+    @property
+    def x1(self) -> int:
+        """Last column (inclusive)."""
+        return self.x0 + self.width - 1
+
+    @property
+    def y1(self) -> int:
+        """Last row (inclusive)."""
+        return self.y0 + self.height - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Numpy shape of a frame, ``(height, width)``."""
+        return (self.height, self.width)
+
+    def nbytes(self, itemsize: int = 2) -> int:
+        """Bytes per frame for ``itemsize``-byte pixels (2 for uint16)."""
+        return self.width * self.height * itemsize
+
+    def is_aligned(self, alignment: int) -> bool:
+        """Tell whether origin and size are multiples of ``alignment``."""
+        return all(v % alignment == 0 for v in (self.x0, self.y0, self.width, self.height))
+
+    def snapped(self, alignment: int = 4, sensor: tuple[int, int] | None = None) -> CropMode:
+        """Return the crop the camera really reads.
+
+        Parameters
+        ----------
+        alignment
+            Step of origin and size (4 for the ORCA-Quest).
+        sensor
+            ``(width, height)`` of the sensor: the snapped crop is shifted back
+            inside it if rounding the size up pushed it past the edge.
+
+        Returns
+        -------
+        CropMode
+            Origin rounded down and size rounded up to multiples of
+            ``alignment`` (``self`` when already aligned).
+        """
+        if self.is_aligned(alignment):
+            return self
+        x0 = self.x0 - self.x0 % alignment
+        y0 = self.y0 - self.y0 % alignment
+        width = -(-(self.x0 + self.width - x0) // alignment) * alignment
+        height = -(-(self.y0 + self.height - y0) // alignment) * alignment
+        # keep the requested size when only the origin was off (HALFARC)
+        if self.width % alignment == 0 and self.x0 % alignment:
+            width = self.width
+        if self.height % alignment == 0 and self.y0 % alignment:
+            height = self.height
+        if sensor is not None:
+            x0 = max(0, min(x0, sensor[0] - width))
+            y0 = max(0, min(y0, sensor[1] - height))
+        return attrs.evolve(self, x0=x0, y0=y0, width=width, height=height)
+
+    def contains(self, x: float, y: float) -> bool:
+        """Tell whether sensor point ``(x, y)`` falls inside the crop."""
+        return self.x0 <= x < self.x0 + self.width and self.y0 <= y < self.y0 + self.height
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict (inverse of :meth:`from_dict`)."""
+        return {
+            "name": self.name,
+            "x0": self.x0,
+            "y0": self.y0,
+            "width": self.width,
+            "height": self.height,
+            "hotspots": [[h.field, h.x, h.y] for h in self.hotspots],
+            "tint": self.tint,
+            "fps": self.fps,
+            "scene": self.scene,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> CropMode:
+        """Build a crop from :meth:`to_dict` output (e.g. a JSON command).
+
+        Raises
+        ------
+        ConfigError
+            Missing or invalid fields.
+        """
+        if not isinstance(data, Mapping):
+            msg = f"a crop must be a mapping with name, x0, y0, width, height (got {data!r})"
+            raise ConfigError(msg)
+        missing = [k for k in ("name", "x0", "y0", "width", "height") if k not in data]
+        if missing:
+            msg = f"crop {data.get('name', '?')!r}: missing {', '.join(missing)}"
+            raise ConfigError(msg)
+        try:
+            hotspots = tuple(
+                Hotspot(field=str(h[0]), x=h[1], y=h[2]) for h in data.get("hotspots", ())
+            )
+            return cls(
+                name=data["name"],
+                x0=data["x0"],
+                y0=data["y0"],
+                width=data["width"],
+                height=data["height"],
+                hotspots=hotspots,
+                tint=data.get("tint"),
+                fps=data.get("fps"),
+                scene=data.get("scene", "psf"),
+            )
+        except (TypeError, IndexError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            msg = f"crop {data.get('name', '?')!r}: invalid value ({exc})"
+            raise ConfigError(msg) from exc
+
+
+@attrs.frozen(kw_only=True)
+class ReadoutSpec:
+    """What one readout mode means on one camera.
+
+    Attributes
+    ----------
+    mode
+        The readout mode.
+    line_time
+        Line (1H) time [s].
+    gain
+        Conversion gain written into ``GAIN`` (e-/adu), or the gain setting for
+        cameras that use ``DETGAIN``.
+    read_noise
+        Read noise [e-].
+    """
+
+    mode: ReadoutMode
+    line_time: float
+    gain: float
+    read_noise: float
+
+
+@attrs.frozen(kw_only=True)
+class SimParams:
+    """What the simulated backend shows for one camera (``[sim]`` table)."""
+
+    bias: float = 200.0
+    dark_current: float = 0.0
+    temperature: float = 293.15
+    psf_fwhm: float = 3.0
+    peak_rate: float = 1.0e6
+    source: tuple[float, float] | None = None
+    pupil_radius: float = 200.0
+    pupil_rate: float = 2.0e4
+    scene: str = "psf"
+    read_noise_adu: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CameraTable:
+    """Everything fixed about one camera: sensor, readout modes, crops.
+
+    Load it with :func:`load_camera_table`; crops are a read-only mapping of
+    frozen :class:`CropMode` values as written in the table (resolve one
+    with :meth:`crop`, which snaps and checks it).
+    """
+
+    name: str
+    model: str
+    detector: str
+    number: int | None
+    sensor_width: int
+    sensor_height: int
+    pixel_pitch_mm: float
+    alignment: int
+    rows_per_line: int
+    exposure_sets_rate: bool
+    min_tint: float
+    max_tint: float
+    plate_scale_mas: float | None
+    plate_scale_sign: tuple[int, int]
+    inst_pa: float | None
+    f_ratio: float | None
+    gain_keyword: str
+    default_crop: str
+    default_readout: ReadoutMode
+    readouts: Mapping[ReadoutMode, ReadoutSpec] = attrs.field(eq=False)
+    crops: Mapping[str, CropMode] = attrs.field(eq=False)
+    hotspots: tuple[Hotspot, ...]
+    sim: SimParams
+
+    @property
+    def sensor(self) -> tuple[int, int]:
+        """``(width, height)`` of the full sensor."""
+        return (self.sensor_width, self.sensor_height)
+
+    def readout(self, mode: object) -> ReadoutSpec:
+        """Return the spec of a readout mode this camera has.
+
+        Raises
+        ------
+        ConfigError
+            Unknown mode, or a mode this camera does not have (vpupcam: FAST only).
+        """
+        parsed = _parse_readout_mode(mode)
+        spec = self.readouts.get(parsed)
+        if spec is None:
+            have = ", ".join(m.value for m in self.readouts)
+            msg = f"camera {self.name}: readout mode {parsed.value} not available (has {have})"
+            raise ConfigError(msg)
+        return spec
+
+    def crop(self, crop: str | CropMode) -> CropMode:
+        """Resolve a crop name or check a custom crop; return what the camera reads.
+
+        Parameters
+        ----------
+        crop
+            A name of :attr:`crops` (case-insensitive) or a :class:`CropMode`.
+
+        Returns
+        -------
+        CropMode
+            The crop snapped to the camera's alignment (a warning is logged
+            when it had to be snapped).
+
+        Raises
+        ------
+        ConfigError
+            Unknown name, or a crop that does not fit the sensor.
+        """
+        if isinstance(crop, str):
+            mode = self.crops.get(crop.strip().upper()) or self.crops.get(crop.strip())
+            if mode is None:
+                msg = (
+                    f"camera {self.name}: unknown crop {crop!r}; "
+                    f"known crops: {', '.join(self.crops)}"
+                )
+                raise ConfigError(msg)
+        elif isinstance(crop, CropMode):
+            mode = crop
+        else:  # JSON commands can send anything
+            msg = f"camera {self.name}: crop must be a name or a CropMode (got {crop!r})"  # type: ignore[unreachable]
+            raise ConfigError(msg)
+        self._check_inside(mode)
+        snapped = mode.snapped(self.alignment, self.sensor)
+        if snapped is not mode:
+            logger.warning(
+                "camera %s: crop %s origin/size (%d, %d, %dx%d) not multiples of %d; "
+                "the camera reads (%d, %d, %dx%d) and the header says so",
+                self.name, mode.name, mode.x0, mode.y0, mode.width, mode.height,
+                self.alignment, snapped.x0, snapped.y0, snapped.width, snapped.height,
+            )  # fmt: skip
+            self._check_inside(snapped)
+        return snapped
+
+    def _check_inside(self, mode: CropMode) -> None:
+        if mode.x0 + mode.width > self.sensor_width or mode.y0 + mode.height > self.sensor_height:
+            msg = (
+                f"camera {self.name}: crop {mode.name!r} ({mode.x0}, {mode.y0}, "
+                f"{mode.width}x{mode.height}) does not fit the "
+                f"{self.sensor_width}x{self.sensor_height} sensor"
+            )
+            raise ConfigError(msg)
+
+    def readout_time(self, crop: CropMode, mode: object) -> float:
+        """Readout time [s] of ``crop`` in readout ``mode`` (row model)."""
+        return readout_time(crop.height, self.readout(mode).line_time, self.rows_per_line)
+
+    def max_fps(self, crop: CropMode, mode: object) -> float:
+        """Highest frame rate [Hz] of ``crop``: ``1 / readout time``."""
+        return 1.0 / self.readout_time(crop, mode)
+
+    def check_tint(self, tint: object) -> float:
+        """Validate an exposure time; return it as float.
+
+        Raises
+        ------
+        ConfigError
+            Not a number, or outside ``[min_tint, max_tint]``.
+        """
+        if isinstance(tint, bool) or not isinstance(tint, int | float) or not math.isfinite(tint):
+            msg = f"camera {self.name}: exposure time must be a number of seconds (got {tint!r})"
+            raise ConfigError(msg)
+        if not self.min_tint <= tint <= self.max_tint:
+            msg = (
+                f"camera {self.name}: exposure time {tint!r} s out of range "
+                f"[{self.min_tint:g}, {self.max_tint:g}] s"
+            )
+            raise ConfigError(msg)
+        return float(tint)
+
+    def check_fps(self, fps: object, crop: CropMode, mode: object) -> float:
+        """Validate a frame rate for ``crop`` and readout ``mode``; return it.
+
+        Raises
+        ------
+        ConfigError
+            Not a positive number, or above the crop's maximum frame rate.
+        """
+        if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps):
+            msg = f"camera {self.name}: frame rate must be a number in Hz (got {fps!r})"
+            raise ConfigError(msg)
+        limit = self.max_fps(crop, mode)
+        low = 1.0 / self.max_tint
+        if fps > limit * (1 + 1e-9):
+            msg = (
+                f"camera {self.name}: {fps:g} Hz is above the maximum {limit:.2f} Hz of crop "
+                f"{crop.name} in {_parse_readout_mode(mode).value} readout"
+            )
+            raise ConfigError(msg)
+        if fps < low:
+            msg = f"camera {self.name}: frame rate must be at least {low:g} Hz (got {fps:g})"
+            raise ConfigError(msg)
+        return float(min(fps, limit))
+
+
+def known_cameras() -> tuple[str, ...]:
+    """Names of the cameras whose tables ship with the package."""
+    files = resources.files("vampires.camera").joinpath("data")
+    return tuple(sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml")))
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        msg = f"camera table {path} not found"
+        raise ConfigError(msg) from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        msg = f"cannot read camera table {path}: {exc}"
+        raise ConfigError(msg) from exc
+
+
+def load_camera_table(
+    name: str,
+    *,
+    config: Config | None = None,
+    site: str | os.PathLike[str] | None = None,
+) -> CameraTable:
+    """Load a camera's table: package data, then site overrides.
+
+    Parameters
+    ----------
+    name
+        Camera name (``vcam1``, ``vcam2``, ``vpupcam``, or a camera fully
+        described by ``site`` / the config).
+    config
+        Config whose ``sites`` may hold ``[cameras.<name>]`` (same schema as
+        the data files) and ``[crops.<name>.<CROP>]`` tables. Defaults to
+        :meth:`Config.load`.
+    site
+        A TOML file with the data-file schema, merged last (wins).
+
+    Returns
+    -------
+    CameraTable
+
+    Raises
+    ------
+    ConfigError
+        Unknown camera, unreadable file, or an invalid value (which camera,
+        which key, what was wrong).
+    """
+    if not name or "/" in name or ".." in name:
+        msg = f"invalid camera name {name!r}"
+        raise ConfigError(msg)
+    raw: dict[str, Any] = {}
+    if name in known_cameras():
+        data = resources.files("vampires.camera").joinpath("data", f"{name}.toml")
+        raw = tomllib.loads(data.read_text())
+    cfg = config if config is not None else Config.load()
+    cams = cfg.sites.get("cameras", {})
+    if isinstance(cams, Mapping) and isinstance(cams.get(name), Mapping):
+        raw = _deep_merge(raw, cams[name])
+    crops = cfg.sites.get("crops", {})
+    if isinstance(crops, Mapping) and isinstance(crops.get(name), Mapping):
+        raw = _deep_merge(raw, {"crops": crops[name]})
+    if site is not None:
+        raw = _deep_merge(raw, _read(Path(site)))
+    if not raw:
+        msg = (
+            f"unknown camera {name!r}: known cameras are {', '.join(known_cameras())} "
+            "(describe others in a site TOML)"
+        )
+        raise ConfigError(msg)
+    return _build_table(name, raw)
+
+
+def _build_table(name: str, raw: Mapping[str, Any]) -> CameraTable:
+    where = f"camera table {name}"
+
+    def get(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], ctx: str) -> Any:  # noqa: ANN401
+        if key not in table:
+            msg = f"{where}: missing [{ctx}] {key}"
+            raise ConfigError(msg)
+        value = table[key]
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            msg = f"{where}: [{ctx}] {key} has the wrong type (got {value!r})"
+            raise ConfigError(msg)
+        if not isinstance(value, kind):
+            msg = f"{where}: [{ctx}] {key} has the wrong type (got {value!r})"
+            raise ConfigError(msg)
+        return value
+
+    cam = raw.get("camera", {})
+    if not isinstance(cam, Mapping):
+        msg = f"{where}: [camera] must be a table"
+        raise ConfigError(msg)
+    num = (int, float)
+    readouts: dict[ReadoutMode, ReadoutSpec] = {}
+    for mode_name, spec in dict(raw.get("readout", {})).items():
+        mode = _parse_readout_mode(mode_name)
+        ctx = f"readout.{mode_name}"
+        readouts[mode] = ReadoutSpec(
+            mode=mode,
+            line_time=float(get(spec, "line_time", num, ctx)),
+            gain=float(get(spec, "gain", num, ctx)),
+            read_noise=float(get(spec, "read_noise", num, ctx)),
+        )
+    if not readouts:
+        msg = f"{where}: needs at least one [readout.FAST|SLOW] table"
+        raise ConfigError(msg)
+    hotspots = tuple(
+        Hotspot(field=f, x=float(xy[0]), y=float(xy[1]))
+        for f, xy in dict(raw.get("hotspots", {})).items()
+    )
+    crops: dict[str, CropMode] = {}
+    for crop_name, entry in dict(raw.get("crops", {})).items():
+        if not isinstance(entry, Mapping):
+            msg = f"{where}: [crops.{crop_name}] must be a table"
+            raise ConfigError(msg)
+        hs = entry.get("hotspots", False)
+        if hs is True:
+            crop_hotspots = [[h.field, h.x, h.y] for h in hotspots]
+        elif isinstance(hs, Mapping):
+            crop_hotspots = [[f, *xy] for f, xy in hs.items()]
+        else:
+            crop_hotspots = []
+        try:
+            crops[crop_name] = CropMode.from_dict(
+                {**entry, "name": crop_name, "hotspots": crop_hotspots}
+            )
+        except ConfigError as exc:
+            msg = f"{where}: {exc}"
+            raise ConfigError(msg) from exc
+    sim_raw = dict(raw.get("sim", {}))
+    source = sim_raw.pop("source", None)
+    try:
+        sim = SimParams(
+            source=(float(source[0]), float(source[1])) if source is not None else None,
+            **{k: v for k, v in sim_raw.items() if k in attrs.fields_dict(SimParams)},
+        )
+    except (TypeError, ValueError, IndexError) as exc:
+        msg = f"{where}: invalid [sim] table ({exc})"
+        raise ConfigError(msg) from exc
+    sign = cam.get("plate_scale_sign", [1, 1])
+    number = cam.get("number")
+    table = CameraTable(
+        name=str(cam.get("name", name)),
+        model=str(cam.get("model", name)),
+        detector=str(cam.get("detector", name.upper())),
+        number=int(number) if number is not None else None,
+        sensor_width=int(get(cam, "sensor_width", int, "camera")),
+        sensor_height=int(get(cam, "sensor_height", int, "camera")),
+        pixel_pitch_mm=float(get(cam, "pixel_pitch_mm", num, "camera")),
+        alignment=int(cam.get("alignment", 1)),
+        rows_per_line=int(cam.get("rows_per_line", 1)),
+        exposure_sets_rate=bool(cam.get("exposure_sets_rate", True)),
+        min_tint=float(cam.get("min_tint", 1e-5)),
+        max_tint=float(cam.get("max_tint", 1800.0)),
+        plate_scale_mas=_opt_float(cam.get("plate_scale_mas")),
+        plate_scale_sign=(int(sign[0]), int(sign[1])),
+        inst_pa=_opt_float(cam.get("inst_pa")),
+        f_ratio=_opt_float(cam.get("f_ratio")),
+        gain_keyword=str(cam.get("gain_keyword", "GAIN")),
+        default_crop=str(cam.get("default_crop", next(iter(crops), "FULL"))),
+        default_readout=_parse_readout_mode(cam.get("default_readout", "FAST")),
+        readouts=MappingProxyType(readouts),
+        crops=MappingProxyType(crops),
+        hotspots=hotspots,
+        sim=sim,
+    )
+    if table.name != name:
+        msg = f"{where}: [camera] name is {table.name!r}, expected {name!r}"
+        raise ConfigError(msg)
+    if table.default_crop not in crops:
+        msg = f"{where}: default_crop {table.default_crop!r} is not one of its crops"
+        raise ConfigError(msg)
+    table.readout(table.default_readout)
+    for crop in crops.values():
+        table._check_inside(crop)
+        if not crop.is_aligned(table.alignment):
+            snapped = crop.snapped(table.alignment, table.sensor)
+            logger.warning(
+                "camera %s: table crop %s (%d, %d, %dx%d) is not on the %d-pixel grid; "
+                "the camera will read (%d, %d, %dx%d)",
+                name, crop.name, crop.x0, crop.y0, crop.width, crop.height,
+                table.alignment, snapped.x0, snapped.y0, snapped.width, snapped.height,
+            )  # fmt: skip
+    return table
