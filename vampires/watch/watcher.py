@@ -508,7 +508,7 @@ class Watcher:
             )
         error = None
         if size < header.min_file_nbytes:
-            error = f"truncated: {size / 1e6:.0f} of {header.min_file_nbytes / 1e6:.0f} MB on disk"
+            error = f"truncated: {size:,} of {header.min_file_nbytes:,} bytes on disk"
         if header.dropped > 0:
             flags.add(Flag.DROPPED)
         return FileSummary(
