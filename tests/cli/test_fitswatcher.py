@@ -198,7 +198,7 @@ def test_json_stream_and_sigint_as_a_process(night: Path) -> None:
 
 
 class Tmux:
-    """One private tmux server (own socket) with one session, for one test."""
+    """A private tmux server (own socket) with one session, for one test; closed after it."""
 
     def __init__(self, command: str, *, width: int = 180, height: int = 40) -> None:
         self.socket = f"vampires-fw-{uuid.uuid4().hex[:8]}"
@@ -233,11 +233,13 @@ class Tmux:
 
     def close(self) -> None:
         subprocess.run(
-            ["tmux", "-L", self.socket, "kill-session", "-t", "fw"],
+            ["tmux", "-L", self.socket, "kill-server"],
             capture_output=True,
             timeout=10,
             check=False,
         )
+        tmpdir = Path(os.environ.get("TMUX_TMPDIR", "/tmp"))
+        (tmpdir / f"tmux-{os.getuid()}" / self.socket).unlink(missing_ok=True)
 
 
 @pytest.fixture
