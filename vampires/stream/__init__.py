@@ -1,1 +1,37 @@
-"""vampires.stream."""
+"""Shared-memory image streams, byte-compatible with milk's ImageStreamIO 2.00.
+
+::
+
+    from vampires.stream import Stream
+
+    with Stream.create("vcam1", (1096, 2236), "uint16", exist_ok=True) as stream:
+        stream.keywords["EXPTIME"] = (1e-3, "[s] Exposure time")
+        stream.write(frame)
+
+Shapes are in numpy order (``(height, width)``); see :mod:`vampires.stream.stream`
+for the writer / reader protocols and :mod:`vampires.stream.layout` for the bytes.
+"""
+
+from __future__ import annotations
+
+from vampires.stream.stream import (
+    Frame,
+    FrameInfo,
+    KeywordValue,
+    Stream,
+    StreamKeywords,
+    StreamReader,
+    list_streams,
+    stream_path,
+)
+
+__all__ = [
+    "Frame",
+    "FrameInfo",
+    "KeywordValue",
+    "Stream",
+    "StreamKeywords",
+    "StreamReader",
+    "list_streams",
+    "stream_path",
+]
