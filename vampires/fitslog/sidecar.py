@@ -1,0 +1,160 @@
+"""The ``.txt`` timing sidecar of a cube (the 7 columns milk's logger writes).
+
+``#`` header lines (title, the column list, the logger's drop accounting), then
+exactly NAXIS3 rows, one per frame::
+
+    index  cnt0  t - t0 (logger)  logger time  acquisition time  cnt0  cnt1
+    %10d   %10d  %15.9f           %20.9f       %17.6f            %10d  %10d
+
+Column 2 repeats the stream counter (milk's "main index"); times are unix
+seconds; the acquisition time is 0 when the camera did not stamp one.
+scxkw pairs cameras on column 5 and drops a sidecar whose row count differs
+from NAXIS3.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import attrs
+import numpy as np
+
+from vampires.errors import FitsFormatError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["ROW_FORMAT", "FrameTimes", "format_sidecar", "parse_sidecar"]
+
+ROW_FORMAT = "%10d %10d %15.9f %20.9f %17.6f %10d %10d"
+
+
+@attrs.frozen(kw_only=True)
+class FrameTimes:
+    """Per-frame counters and clocks of one cube (arrays of length NAXIS3).
+
+    Attributes
+    ----------
+    cnt0, cnt1
+        Stream counters of each frame.
+    logger_time
+        Unix time the logger received each frame.
+    acquisition_time
+        Unix time the camera stamped each frame (0 if unknown).
+    """
+
+    cnt0: NDArray[np.int64]
+    cnt1: NDArray[np.int64]
+    logger_time: NDArray[np.float64]
+    acquisition_time: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.cnt0)
+
+    def truncated(self, n: int) -> FrameTimes:
+        """Return the first ``n`` frames' times."""
+        return FrameTimes(
+            cnt0=self.cnt0[:n],
+            cnt1=self.cnt1[:n],
+            logger_time=self.logger_time[:n],
+            acquisition_time=self.acquisition_time[:n],
+        )
+
+
+def format_sidecar(
+    times: FrameTimes, *, stream: str, fits_name: str, notes: tuple[str, ...] = ()
+) -> str:
+    """Return the sidecar text of a cube.
+
+    Parameters
+    ----------
+    times
+        Per-frame counters and clocks (one row each).
+    stream, fits_name
+        For the title line.
+    notes
+        Extra ``#`` lines (drop accounting, close reason).
+
+    Returns
+    -------
+    str
+    """
+    out = io.StringIO()
+    out.write(f"# Timing of the frames of {fits_name} (stream {stream}), written by vampires\n")
+    out.write("#\n")
+    for line in (
+        "col1 : frame index in the cube",
+        "col2 : stream counter (cnt0)",
+        "col3 : time since the cube's first frame, logger clock [s]",
+        "col4 : absolute time, logger clock [unix s]",
+        "col5 : absolute time, acquisition clock [unix s] (0 = not stamped)",
+        "col6 : stream cnt0",
+        "col7 : stream cnt1",
+        *notes,
+    ):
+        out.write(f"# {line}\n")
+    out.write("#\n")
+    n = len(times)
+    if n:
+        t0 = times.logger_time[0]
+        table = np.empty(
+            n,
+            dtype=[
+                ("k", "i8"),
+                ("c", "i8"),
+                ("dt", "f8"),
+                ("t", "f8"),
+                ("a", "f8"),
+                ("c0", "i8"),
+                ("c1", "i8"),
+            ],
+        )
+        table["k"] = np.arange(n)
+        table["c"] = times.cnt0
+        table["dt"] = times.logger_time - t0
+        table["t"] = times.logger_time
+        table["a"] = times.acquisition_time
+        table["c0"] = times.cnt0
+        table["c1"] = times.cnt1
+        np.savetxt(out, table, fmt=ROW_FORMAT)
+    return out.getvalue()
+
+
+def parse_sidecar(text: str) -> FrameTimes:
+    """Parse a sidecar back into :class:`FrameTimes` (rows only; ``#`` lines ignored).
+
+    Parameters
+    ----------
+    text
+        Sidecar contents.
+
+    Returns
+    -------
+    FrameTimes
+
+    Raises
+    ------
+    FitsFormatError
+        A row does not have 7 numeric columns.
+    """
+    rows: list[list[str]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 7:
+            msg = f"sidecar line {lineno}: expected 7 columns (got {len(fields)})"
+            raise FitsFormatError(msg)
+        rows.append(fields)
+    try:
+        cnt0 = np.array([int(r[5]) for r in rows], np.int64)
+        cnt1 = np.array([int(r[6]) for r in rows], np.int64)
+        logger_time = np.array([float(r[3]) for r in rows], np.float64)
+        acquisition_time = np.array([float(r[4]) for r in rows], np.float64)
+    except ValueError as exc:
+        msg = f"sidecar has a non-numeric value: {exc}"
+        raise FitsFormatError(msg) from exc
+    return FrameTimes(
+        cnt0=cnt0, cnt1=cnt1, logger_time=logger_time, acquisition_time=acquisition_time
+    )
