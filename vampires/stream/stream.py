@@ -1261,6 +1261,8 @@ class Stream:
         *,
         keywords: Mapping[str, object] | None = None,
         acquisition_time: float | None = None,
+        cnt0: int | None = None,
+        cnt1: int | None = None,
     ) -> int:
         """Publish a frame that ``fill`` writes straight into shared memory.
 
@@ -1273,6 +1275,10 @@ class Stream:
             memory may hold a partial frame.
         keywords, acquisition_time
             As in :meth:`write`.
+        cnt0, cnt1
+            Publish the frame with these counters instead of ``cnt0 + 1`` and
+            the current ``cnt1`` (a mirror republishing another host's frames
+            with the same counters); 0 <= value < 2**64.
 
         Returns
         -------
@@ -1281,6 +1287,13 @@ class Stream:
         """
         v = self._views()
         self._check_writable()
+        counters: tuple[tuple[object, str], ...] = ((cnt0, "cnt0"), (cnt1, "cnt1"))
+        for value, what in counters:
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64
+            ):
+                msg = f"{what} must be an integer in [0, 2**64) or None (got {value!r})"
+                raise StreamError(msg)
         cards = _cards_from(keywords) if keywords else []
         atime = self._atime(acquisition_time)
         v.write[0] = 1
@@ -1289,10 +1302,17 @@ class Stream:
         except BaseException:
             v.write[0] = 0
             raise
-        return self._publish(v, cards, atime, None)
+        return self._publish(v, cards, atime, None, cnt0=cnt0, cnt1=cnt1)
 
     def _publish(
-        self, v: _Views, cards: list[_Card], atime: tuple[int, int] | None, index: int | None
+        self,
+        v: _Views,
+        cards: list[_Card],
+        atime: tuple[int, int] | None,
+        index: int | None,
+        *,
+        cnt0: int | None = None,
+        cnt1: int | None = None,
     ) -> int:
         if cards:
             try:
@@ -1300,8 +1320,10 @@ class Stream:
             except BaseException:
                 v.write[0] = 0
                 raise
-        cnt0 = int(v.cnt0[0]) + 1
-        cnt1 = int(v.cnt1[0]) if index is None else index
+        if cnt0 is None:
+            cnt0 = int(v.cnt0[0]) + 1
+        if cnt1 is None:
+            cnt1 = int(v.cnt1[0]) if index is None else index
         now = clock.now_ns()
         wsec, wnsec = divmod(now, 1_000_000_000)
         asec, ansec = (wsec, wnsec) if atime is None else atime
