@@ -13,6 +13,7 @@ from astropy.io import fits
 from vampires.errors import FitsFormatError
 from vampires.watch.headers import (
     BLOCK_NBYTES,
+    SUMMARY_KEYWORDS,
     CubeHeader,
     parse_card_value,
     read_cube_header,
@@ -156,8 +157,28 @@ def test_read_header_keywords_filter_and_first_wins() -> None:
     got, nbytes = read_header(io.BytesIO(raw + b"\0" * 2880))
     assert nbytes == 2880
     assert got["OBSERVER"] == "first"
-    got, _ = read_header(io.BytesIO(raw), keywords=frozenset({"BITPIX"}))
+    got, _ = read_header(io.BytesIO(raw), keywords={"BITPIX"})
     assert got == {"BITPIX": 16}
+    got, _ = read_header(io.BytesIO(raw), keywords=SUMMARY_KEYWORDS)
+    assert got == {"SIMPLE": True, "BITPIX": 16, "NAXIS": 0, "OBSERVER": "first"}
+
+
+def test_keyword_match_must_start_a_card() -> None:
+    # 'NAXIS1  = ' inside a comment or a longer keyword is not the NAXIS1 card
+    cards = [
+        "SIMPLE  =                    T",
+        "BITPIX  =                   16",
+        "NAXIS   =                    1",
+        "XNAXIS1 =                   99 / NAXIS1  = 77",
+        "NAXIS1  =                    5",
+        "COMMENT   END      not the end card",
+        "END",
+    ]
+    raw = b"".join(_card(c) for c in cards).ljust(2880, b" ")
+    for keywords in (SUMMARY_KEYWORDS, None):
+        got, nbytes = read_header(io.BytesIO(raw), keywords=keywords)
+        assert got["NAXIS1"] == 5
+        assert nbytes == 2880
 
 
 def test_truncated_data_is_reported_not_raised(tmp_path: Path, make_cube) -> None:
