@@ -1,0 +1,58 @@
+"""``vampires camstart vcam1 [vcam2 ...] --sim [--mode MBI] ...``: start camera daemons.
+
+Each camera runs detached (it survives the terminal); the command returns once
+every daemon answers, printing one line per camera. Without ``--mode`` a camera
+comes back in the crop, readout mode and exposure it last had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vampires.errors import VampiresError
+
+__all__ = ["main"]
+
+_FORWARD = ("mode", "readout", "tint", "fps", "trigger_stream", "data_type", "site")
+_FLAGS = ("sim", "external_trigger", "deterministic", "fresh")
+
+
+def _daemon_argv(name: str, args: argparse.Namespace) -> list[str]:
+    argv = [sys.executable, "-m", "vampires.camera.daemon", name]
+    for key in _FORWARD:
+        value = getattr(args, key)
+        if value is not None:
+            argv += [f"--{key.replace('_', '-')}", str(value)]
+    argv += [f"--{key.replace('_', '-')}" for key in _FLAGS if getattr(args, key)]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start camera daemons; 0 if all started."""
+    from vampires.camera.daemon import add_camera_options
+
+    parser = argparse.ArgumentParser(prog="vampires camstart", description=__doc__)
+    parser.add_argument("cameras", nargs="+", help="camera names (vcam1 vcam2 vpupcam)")
+    add_camera_options(parser)
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for each")
+    args = parser.parse_args(argv)
+    from vampires.camera.camera import RemoteCamera
+    from vampires.control import spawn_daemon
+
+    failed = False
+    for name in args.cameras:
+        try:
+            pid = spawn_daemon(
+                _daemon_argv(name, args), kind="camera", name=name, timeout=args.timeout
+            )
+            with RemoteCamera(name) as cam:
+                st = cam.status()
+            crop = f"{st.crop.name} {st.crop.width}x{st.crop.height}"
+            print(f"{name}: started (pid {pid}, {st.backend}) {crop} "
+                  f"{st.readout_mode.value} {st.fps:.2f} Hz")  # fmt: skip
+        except VampiresError as exc:
+            failed = True
+            print(f"{name}: FAILED: {exc}")
+    return 1 if failed else 0

@@ -1,0 +1,58 @@
+"""``vampires_datatype [TYPE] [-c CAM]``: set DATA-TYP on the cameras (prompts if omitted).
+
+The value is kept by each camera across restarts, crop and readout changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _prompt(types: Sequence[str]) -> str | None:
+    for i, name in enumerate(types, 1):
+        print(f"  {i:2d}. {name}")
+    try:
+        answer = input("Data type [OBJECT]: ").strip()
+    except EOFError:
+        return None
+    if not answer:
+        return "OBJECT"
+    if answer.isdigit() and 1 <= int(answer) <= len(types):
+        return types[int(answer) - 1]
+    return answer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Set DATA-TYP on each camera; 0 if all accepted it."""
+    from vampires.camera.modes import DATA_TYPES, parse_data_type
+    from vampires.cli.camctl import parse_cameras, run_on_cameras
+    from vampires.errors import ConfigError
+
+    parser = argparse.ArgumentParser(prog="vampires_datatype", description=__doc__)
+    parser.add_argument("data_type", nargs="?", help=f"one of {', '.join(DATA_TYPES)}")
+    parser.add_argument("-c", "--camera", action="append", help="1, 2, both (default) or a name")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per reply")
+    args = parser.parse_args(argv)
+    try:
+        cameras = parse_cameras(args.camera)
+    except ValueError as exc:
+        print(f"vampires_datatype: {exc}", file=sys.stderr)
+        return 2
+    value = args.data_type if args.data_type is not None else _prompt(DATA_TYPES)
+    if value is None:
+        print("vampires_datatype: no data type given", file=sys.stderr)
+        return 2
+    try:
+        data_type = parse_data_type(value)
+    except ConfigError as exc:
+        print(f"vampires_datatype: {exc}", file=sys.stderr)
+        return 2
+    if data_type == "ACQUISITION":
+        print("note: vampires_dpp sorts ACQUISITION as legacy (pre-2023) data", file=sys.stderr)
+    return run_on_cameras(
+        cameras, lambda cam: f"DATA-TYP {cam.set_data_type(data_type)}", timeout=args.timeout
+    )
