@@ -21,6 +21,7 @@ def _hello(**kw: object) -> p.Hello:
         "keywords": (("EXPTIME", 1e-3, "[s] Exposure time"), ("U_CAMERA", 1, "")),
         "cnt0": 42,
         "generation": 123456,
+        "nkeywords": 200,
     }
     args.update(kw)
     return p.Hello(**args)  # type: ignore[arg-type]
@@ -115,10 +116,11 @@ def _body(**over: object) -> bytes:
         (_body(keywords={"A": 1}), "keywords must be a list"),
         (_body(keywords=[["A", 1]]), r"\[name, value, comment\]"),
         (_body(keywords=[["A", [1], ""]]), "value must be int"),
-        (_body(keywords=[["A" * 17, 1, ""]]), "1-16 characters"),
+        (_body(keywords=[["A" * 16, 1, ""]]), "1-15 characters"),
         (_body(keywords=[["A", 1, 3]]), "comment must be a string"),
         (_body(keywords=[["A", 1, ""], ["A", 2, ""]]), "repeat the names"),
         (_body(cnt0=-5), "cnt0 must be an integer"),
+        (_body(nkeywords=70000), "nkeywords must be an integer"),
     ],
 )
 def test_hello_body_rejects(body: bytes, match: str) -> None:

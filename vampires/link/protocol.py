@@ -46,6 +46,7 @@ __all__ = [
     "TRAILER",
     "TRAILER_MAGIC",
     "ZMQ_FORMAT_VERSION",
+    "Buffer",
     "Card",
     "FrameHeader",
     "FrameStatus",
@@ -101,7 +102,7 @@ MAX_JSON_NBYTES: Final = 1 << 20
 MAX_FRAME_NBYTES: Final = 1 << 31
 _MAX_NDIM: Final = 3
 _MAX_NAME_LENGTH: Final = 79  # ImageStreamIO names are char[80]
-_MAX_KEYWORD_NAME: Final = 16
+_MAX_KEYWORD_NAME: Final = 15  # ImageStreamIO keeps one byte of name[16] for NUL
 _FLAG_KEYWORDS: Final = 0x1
 _KNOWN_FLAGS: Final = _FLAG_KEYWORDS
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -113,6 +114,8 @@ SUPPORTED_DTYPES: Final = frozenset(
 )
 
 KeywordValue: TypeAlias = int | float | str | bool
+#: Anything a decoder accepts: received bytes, a bytearray buffer or a slice of one.
+Buffer: TypeAlias = bytes | bytearray | memoryview
 #: One keyword: (name, value, comment).
 Card: TypeAlias = tuple[str, KeywordValue, str]
 
@@ -321,7 +324,7 @@ def _dumps(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=True).encode()
 
 
-def _loads(data: bytes | memoryview, what: str) -> object:
+def _loads(data: Buffer, what: str) -> object:
     if len(data) > MAX_JSON_NBYTES:
         msg = f"{what} is {len(data)} bytes, more than the limit {MAX_JSON_NBYTES}"
         raise ProtocolError(msg)
@@ -336,7 +339,7 @@ def _prefix(kind: MessageKind) -> bytes:
     return PREFIX.pack(MAGIC, PROTOCOL_VERSION, kind)
 
 
-def decode_prefix(data: bytes | memoryview) -> MessageKind:
+def decode_prefix(data: Buffer) -> MessageKind:
     """Decode and check the 8-byte prefix of a TCP link message.
 
     Parameters
@@ -393,6 +396,9 @@ class Hello:
     generation
         Identifies this instance of the sender's stream (its file inode); a new
         value means the stream was re-created.
+    nkeywords
+        Keyword slots of the sender's stream (0 if unknown); the receiver
+        creates at least as many.
     """
 
     name: str = attrs.field(validator=lambda _i, _a, v: validate_stream_name(v))
@@ -401,11 +407,13 @@ class Hello:
     keywords: tuple[Card, ...] = attrs.field(default=(), converter=_to_cards)
     cnt0: int = 0
     generation: int = 0
+    nkeywords: int = 0
 
     def __attrs_post_init__(self) -> None:
         _parse_shape(list(self.shape))
         _parse_int(self.cnt0, "cnt0")
         _parse_int(self.generation, "generation")
+        _parse_int(self.nkeywords, "nkeywords", high=65535)
         if self.nbytes > MAX_FRAME_NBYTES:
             msg = f"frame of {self.nbytes} bytes exceeds the link limit {MAX_FRAME_NBYTES}"
             raise ProtocolError(msg)
@@ -441,6 +449,7 @@ def encode_hello(hello: Hello) -> bytes:
             "nbytes": hello.nbytes,
             "cnt0": hello.cnt0,
             "generation": hello.generation,
+            "nkeywords": hello.nkeywords,
             "keywords": cards_to_json(hello.keywords),
         }
     )
@@ -450,7 +459,7 @@ def encode_hello(hello: Hello) -> bytes:
     return _prefix(MessageKind.HELLO) + HELLO_FIXED.pack(len(body)) + body
 
 
-def decode_hello_length(data: bytes | memoryview) -> int:
+def decode_hello_length(data: Buffer) -> int:
     """Decode the 4-byte body length that follows a HELLO prefix.
 
     Parameters
@@ -478,7 +487,7 @@ def decode_hello_length(data: bytes | memoryview) -> int:
     return int(length)
 
 
-def decode_hello_body(data: bytes | memoryview) -> Hello:
+def decode_hello_body(data: Buffer) -> Hello:
     """Decode and validate a HELLO JSON body.
 
     Parameters
@@ -511,6 +520,7 @@ def decode_hello_body(data: bytes | memoryview) -> Hello:
         keywords=cards_from_json(obj["keywords"]),
         cnt0=_parse_int(obj.get("cnt0", 0), "cnt0"),
         generation=_parse_int(obj.get("generation", 0), "generation"),
+        nkeywords=_parse_int(obj.get("nkeywords", 0), "nkeywords", high=65535),
     )
     nbytes = _parse_int(obj["nbytes"], "nbytes", high=MAX_FRAME_NBYTES)
     if nbytes != hello.nbytes:
@@ -540,7 +550,7 @@ def encode_ack(*, ok: bool = True, reason: str = "") -> bytes:
     return _prefix(MessageKind.ACK) + ACK_FIXED.pack(0 if ok else 1, len(text)) + text
 
 
-def decode_ack(fixed: bytes | memoryview) -> tuple[bool, int]:
+def decode_ack(fixed: Buffer) -> tuple[bool, int]:
     """Decode the fixed part of an ACK.
 
     Parameters
@@ -644,7 +654,7 @@ def encode_frame_header(header: FrameHeader) -> bytes:
     )
 
 
-def decode_frame_header(fixed: bytes | memoryview, *, expected_nbytes: int) -> FrameHeader:
+def decode_frame_header(fixed: Buffer, *, expected_nbytes: int) -> FrameHeader:
     """Decode and check the fixed header of a FRAME (after the prefix).
 
     Parameters
@@ -717,7 +727,7 @@ def encode_keywords(cards: Iterable[Card]) -> bytes:
     return body
 
 
-def decode_keywords(data: bytes | memoryview) -> tuple[Card, ...]:
+def decode_keywords(data: Buffer) -> tuple[Card, ...]:
     """Decode a FRAME keyword block.
 
     Parameters
@@ -752,7 +762,7 @@ def encode_trailer(status: FrameStatus) -> bytes:
     return TRAILER.pack(TRAILER_MAGIC, status)
 
 
-def decode_trailer(data: bytes | memoryview) -> FrameStatus:
+def decode_trailer(data: Buffer) -> FrameStatus:
     """Decode a frame trailer.
 
     Parameters
