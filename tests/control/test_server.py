@@ -112,7 +112,7 @@ def test_socket_permissions(served: Served, shm_dir: Path) -> None:
 def test_timeout_then_the_client_recovers(served: Served) -> None:
     with ControlClient("test", "alpha", timeout=2.0) as client:
         with pytest.raises(ControlTimeout, match=r"no reply to 'slow' within 0\.1 s"):
-            client.call("slow", s=0.5, timeout=0.1)
+            client.request("slow", {"s": 0.5}, timeout=0.1)
         # the timed-out REQ was dropped: the next call works on a fresh socket
         assert client.call("incr", timeout=2.0)["count"] == 1
 

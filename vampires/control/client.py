@@ -247,12 +247,15 @@ class ControlClient:
     ) -> dict[str, Any]:
         """Send ``command`` with keyword ``args`` and return the reply.
 
+        ``timeout`` is the reply timeout of this call, not a command argument:
+        to send an argument called ``timeout`` use :meth:`request`.
+
         Parameters
         ----------
         command
             Command name.
         timeout
-            Seconds for this call (default: the client's timeout).
+            Seconds to wait for this reply (default: the client's timeout).
         **args
             JSON-able arguments.
 
@@ -273,6 +276,32 @@ class ControlClient:
         ControlError
             The reply is malformed.
         """
+        return self.request(command, args, timeout=timeout)
+
+    def request(
+        self,
+        command: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send ``command`` with ``args``, waiting ``timeout`` s (default: the client's).
+
+        Parameters
+        ----------
+        command
+            Command name.
+        args
+            JSON-able arguments.
+        timeout
+            Seconds to wait for this reply.
+
+        Returns
+        -------
+        dict
+            The reply; errors as for :meth:`call`.
+        """
+        args = dict(args or {})
         wait = self.timeout if timeout is None else _check_timeout(timeout)
         try:
             payload = encode({"command": command, "args": args})
@@ -308,7 +337,7 @@ class ControlClient:
 
     def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
         """Send ``ping``; see :meth:`call`."""
-        return self.call("ping", timeout=timeout)
+        return self.request("ping", timeout=timeout)
 
     def close(self) -> None:
         """Close the socket and context (idempotent)."""

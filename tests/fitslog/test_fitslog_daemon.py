@@ -1,0 +1,230 @@
+"""The logger daemon's commands, in-process with a recording logger, over real ipc sockets."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from vampires.control import ControlClient
+from vampires.errors import CommandError, ConfigError, DaemonAlreadyRunning, DaemonNotRunning
+from vampires.fitslog.daemon import LoggerDaemon, status_to_dict
+from vampires.fitslog.policy import CubePolicy
+
+
+@attrs.frozen(kw_only=True)
+class FakeStatus:
+    state: str
+    frames: int
+    files: int
+    dropped: int
+    current_file: Path | None
+    folder: Path | None
+    memory: int
+    error: str | None
+
+
+class FakeLogger:
+    """Records the calls the daemon makes (the real Logger is tested elsewhere)."""
+
+    def __init__(self, stream: str, policy: CubePolicy, root: Path | None, dirname: Path | None):
+        self.stream, self.policy, self.root, self.dirname = stream, policy, root, dirname
+        self.calls: list[tuple[str, Any]] = []
+        self.saving = False
+        self.closed = False
+
+    def start(self) -> None:
+        self.calls.append(("start", None))
+        self.saving = True
+
+    def stop(self, wait_for_cube: bool = False) -> None:
+        self.calls.append(("stop", wait_for_cube))
+        self.saving = False
+
+    def next_cube(self) -> None:
+        self.calls.append(("next_cube", None))
+
+    def set_policy(self, policy: CubePolicy) -> None:
+        self.calls.append(("set_policy", policy))
+        self.policy = policy
+
+    def status(self) -> FakeStatus:
+        return FakeStatus(
+            state="saving" if self.saving else "idle",
+            frames=7,
+            files=1,
+            dropped=0,
+            current_file=None,
+            folder=self.dirname or self.root,
+            memory=1024,
+            error=None,
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Harness:
+    def __init__(self, tmp: Path, name: str = "vcam1") -> None:
+        self.loggers: list[FakeLogger] = []
+
+        def factory(stream: str, policy: CubePolicy, root: Path | None, dirname: Path | None):
+            log = FakeLogger(stream, policy, root, dirname)
+            self.loggers.append(log)
+            return log
+
+        self.daemon = LoggerDaemon(name, CubePolicy(frames_per_cube=100), root=tmp, factory=factory)
+        self.stop = threading.Event()
+        self.daemon.open()
+        self.thread = threading.Thread(target=self.daemon.serve, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    @property
+    def logger(self) -> FakeLogger:
+        return self.loggers[-1]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5.0)
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    h.close()
+
+
+def call(command: str, **args: Any) -> dict[str, Any]:
+    with ControlClient("logger", "vcam1", timeout=3.0) as client:
+        return client.request(command, args)
+
+
+def test_on_off_offc_next(harness: Harness) -> None:
+    reply = call("on")
+    assert reply["state"] == "saving"
+    assert isinstance(reply["time"], float)
+    assert call("off")["state"] == "idle"
+    call("on", cubes=3)
+    assert harness.logger.policy.cubes == 3
+    call("offc")
+    call("next")
+    names = [c[0] for c in harness.logger.calls]
+    assert names == ["start", "stop", "set_policy", "start", "stop", "next_cube"]
+    assert harness.logger.calls[1] == ("stop", False)
+    assert harness.logger.calls[4] == ("stop", True)
+
+
+def test_set_and_get(harness: Harness, tmp_path: Path) -> None:
+    reply = call("set", cube_size=250, cubes=-1, timeout=3.5)
+    assert (reply["cube_size"], reply["cubes"], reply["timeout"]) == (250, -1, 3.5)
+    assert harness.logger.policy == CubePolicy(frames_per_cube=250, cubes=-1, timeout=3.5)
+    call("set", timeout=0)
+    assert harness.logger.policy.timeout is None
+    exact = tmp_path / "exact"
+    reply = call("set", folder=str(exact))
+    assert reply["folder"] == str(exact)
+    assert harness.logger.dirname == exact  # re-created while idle
+    assert call("get")["folder"] == str(exact)
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "match"),
+    [
+        ("set", {"cube_size": 0}, ">= 1"),
+        ("set", {"cube_size": "250"}, "must be int"),
+        ("set", {"cubes": 0}, "-1"),
+        ("set", {}, "nothing to change"),
+        ("set", {"root": "", "folder": ""}, "needs a root"),
+        ("set", {"bogus": 1}, "unknown argument"),
+        ("on", {"cubes": 0}, "-1"),
+        ("on", {"cubes": True}, "must be int"),
+        ("off", {"now": True}, "unknown argument"),
+        ("launch", {}, "unknown command"),
+    ],
+)
+def test_bad_commands_change_nothing(
+    harness: Harness, command: str, args: dict[str, Any], match: str
+) -> None:
+    before = call("get")
+    with pytest.raises(CommandError, match=match) as info:
+        call(command, **args)
+    assert info.value.reply["state"] == "idle"  # type: ignore[attr-defined]
+    after = call("get")
+    assert {k: v for k, v in after.items() if k != "time"} == {
+        k: v for k, v in before.items() if k != "time"
+    }
+    assert harness.logger.calls == []
+
+
+def test_folder_change_refused_while_saving(harness: Harness, tmp_path: Path) -> None:
+    call("on")
+    with pytest.raises(CommandError, match="only while not saving"):
+        call("set", folder=str(tmp_path / "x"))
+    assert harness.logger.dirname is None
+
+
+def test_status_is_json(harness: Harness, tmp_path: Path) -> None:
+    reply = call("status")
+    assert reply["logger"]["frames"] == 7
+    assert reply["logger"]["folder"] == str(tmp_path)
+    assert reply["disk_free"] > 0
+    assert reply["cube_size"] == 100
+
+
+def test_restart_and_kill(harness: Harness, shm_dir: Path) -> None:
+    first = harness.logger
+    call("restart")
+    assert first.closed
+    assert harness.logger is not first
+    reply = call("kill")
+    assert reply["state"] == "killed"
+    harness.thread.join(5.0)
+    assert not harness.thread.is_alive()
+    assert harness.logger.closed
+    assert not (shm_dir / "vampires" / "logger-vcam1.sock").exists()
+    with pytest.raises(DaemonNotRunning, match="vampires_preplog"):
+        call("status")
+
+
+def test_second_daemon_refused_before_building_a_logger(harness: Harness, tmp_path: Path) -> None:
+    built: list[str] = []
+
+    def factory(*a: Any) -> FakeLogger:
+        built.append("x")
+        return FakeLogger(*a)
+
+    other = LoggerDaemon("vcam1", CubePolicy(frames_per_cube=1), root=tmp_path, factory=factory)
+    with pytest.raises(DaemonAlreadyRunning):
+        other.open()
+    assert built == []
+
+
+def test_needs_a_folder() -> None:
+    with pytest.raises(ConfigError, match="root"):
+        LoggerDaemon("vcam1", CubePolicy(frames_per_cube=1))
+
+
+def test_status_to_dict_converts() -> None:
+    import enum
+
+    class S(enum.Enum):
+        A = "saving"
+
+    @attrs.frozen
+    class St:
+        state: S
+        path: Path
+        nan: float
+        items: tuple[int, ...]
+
+    assert status_to_dict(St(S.A, Path("/x"), float("nan"), (1, 2))) == {
+        "state": "saving",
+        "path": "/x",
+        "nan": None,
+        "items": [1, 2],
+    }

@@ -1,0 +1,420 @@
+"""The logger daemon: one :class:`~vampires.fitslog.logger.Logger` behind a control socket.
+
+``vampires logger start vcam1 ...`` spawns ``vampires logger run vcam1 ...``,
+which builds a :class:`LoggerDaemon` and serves it on
+``ipc://$MILK_SHM_DIR/vampires/logger-vcam1.sock`` until ``kill`` or SIGTERM.
+
+Commands (JSON, see :mod:`vampires.control.protocol`); every reply carries
+``ok``, ``state`` and ``time`` (unix s when the change took effect):
+
+=========  ===============================================  ==========================
+command    arguments                                        effect
+=========  ===============================================  ==========================
+``on``     ``cubes`` (int, -1 = until stopped), optional    start saving
+``off``    —                                                stop now, truncating the cube
+``offc``   —                                                stop after the current cube
+``next``   —                                                close the current cube now
+``set``    ``cube_size``, ``cubes``, ``timeout`` (s, 0 =    applied at the next cube
+           adaptive), ``root``, ``folder`` ("" = none)
+``get``    —                                                the configuration
+``status`` —                                                counters, current file, disk
+``restart``—                                                re-create the logger (buffers)
+``kill``   —                                                tear down, free buffers, exit
+``ping``   —                                                built in
+=========  ===============================================  ==========================
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from vampires.control.protocol import Arg, Command
+from vampires.control.server import DaemonServer
+from vampires.errors import CommandError, ConfigError
+
+if TYPE_CHECKING:
+    from vampires.fitslog.policy import CubePolicy
+
+__all__ = ["LoggerDaemon", "LoggerLike", "status_to_dict"]
+
+logger = logging.getLogger(__name__)
+
+KIND = "logger"
+
+
+class LoggerLike(Protocol):
+    """What the daemon needs from :class:`vampires.fitslog.logger.Logger`."""
+
+    def start(self) -> None:
+        """Start saving."""
+
+    def stop(self, wait_for_cube: bool = False) -> None:
+        """Stop saving now, or after the current cube."""
+
+    def next_cube(self) -> None:
+        """Close the current cube now."""
+
+    def set_policy(self, policy: CubePolicy) -> None:
+        """Use ``policy`` from the next cube on."""
+
+    def status(self) -> Any:  # noqa: ANN401 - LoggerStatus (attrs value)
+        """Return the current status."""
+
+    def close(self) -> None:
+        """Tear down (idempotent)."""
+
+
+#: Builds a logger: (stream, policy, root, dirname) -> LoggerLike.
+LoggerFactory = Callable[[str, "CubePolicy", Path | None, Path | None], LoggerLike]
+
+
+def _default_factory(
+    stream: str, policy: CubePolicy, root: Path | None, dirname: Path | None
+) -> LoggerLike:
+    from vampires.fitslog.logger import Logger  # type: ignore[import-not-found, unused-ignore]
+
+    return Logger(stream, policy, root=root, dirname=dirname)  # type: ignore[no-any-return]
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    cls = type(value)
+    if attrs.has(cls):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(cls)}
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return _jsonable(item())
+    return str(value)
+
+
+def status_to_dict(status: object) -> dict[str, Any]:
+    """Turn a ``LoggerStatus`` (or any attrs value) into a JSON-able dict.
+
+    Parameters
+    ----------
+    status
+        The logger's status value.
+
+    Returns
+    -------
+    dict
+        Paths as strings, enums as their values, NaN as None.
+    """
+    out = _jsonable(status)
+    if isinstance(out, dict):
+        return out
+    return {"status": out}
+
+
+def _state_name(status: object) -> str:
+    state = getattr(status, "state", "unknown")
+    if isinstance(state, enum.Enum):
+        state = state.value
+    return str(state)
+
+
+def _disk_free(path: Path | None) -> int | None:
+    probe = path
+    while probe is not None:
+        try:
+            return shutil.disk_usage(probe).free
+        except OSError:
+            parent = probe.parent
+            probe = None if parent == probe else parent
+    return None
+
+
+class LoggerDaemon:
+    """One logger and its control commands.
+
+    Parameters
+    ----------
+    stream
+        Stream name (also the daemon name).
+    policy
+        Initial cube policy.
+    root
+        Files go to ``<root>/<UT date>/<stream>/`` (unless ``dirname``).
+    dirname
+        Exact folder for the files.
+    factory
+        Builds the logger; default :class:`vampires.fitslog.logger.Logger`
+        (tests and demos may pass another).
+    shm_dir
+        Shm folder of the control socket.
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        policy: CubePolicy,
+        *,
+        root: Path | str | None = None,
+        dirname: Path | str | None = None,
+        factory: LoggerFactory | None = None,
+        shm_dir: Path | str | None = None,
+    ) -> None:
+        if root is None and dirname is None:
+            msg = f"logger {stream}: give a root folder or an exact folder (dirname)"
+            raise ConfigError(msg)
+        self.stream = stream
+        self._policy = policy
+        self._root = Path(root) if root is not None else None
+        self._dirname = Path(dirname) if dirname is not None else None
+        self._factory = factory if factory is not None else _default_factory
+        self._lock = threading.RLock()
+        self._started = time.time()
+        self._logger: LoggerLike | None = None
+        self._server = DaemonServer(
+            KIND, stream, self.commands(), shm_dir=shm_dir, state=self.state
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def server(self) -> DaemonServer:
+        """The control server (open it, then :meth:`serve`)."""
+        return self._server
+
+    def _live(self) -> LoggerLike:
+        if self._logger is None:
+            msg = f"logger {self.stream} was killed; start a new one with 'vampires logger start'"
+            raise CommandError(msg)
+        return self._logger
+
+    def state(self) -> str:
+        """Return the logger state (``"killed"`` after ``kill``)."""
+        with self._lock:
+            if self._logger is None:
+                return "killed"
+            try:
+                return _state_name(self._logger.status())
+            except Exception:
+                logger.exception("logger %s: status failed", self.stream)
+                return "error"
+
+    def _done(self, **extra: object) -> dict[str, Any]:
+        return {"time": time.time(), **extra}
+
+    # ------------------------------------------------------------------ commands
+
+    def commands(self) -> dict[str, Command]:
+        """Return the command table served by the daemon."""
+        return {
+            "on": Command(
+                func=self._on,
+                args={"cubes": Arg(type="int", minimum=-1, help="cubes to write, -1 = until off")},
+                help="start saving",
+            ),
+            "off": Command(func=self._off, help="stop saving now (the current cube is truncated)"),
+            "offc": Command(func=self._offc, help="stop saving after the current cube"),
+            "next": Command(func=self._next, help="close the current cube now, go on saving"),
+            "set": Command(
+                func=self._set,
+                args={
+                    "cube_size": Arg(type="int", minimum=1, help="frames per cube"),
+                    "cubes": Arg(type="int", minimum=-1, help="cubes per run, -1 = until off"),
+                    "timeout": Arg(type="float", minimum=0, help="s of silence, 0 = adaptive"),
+                    "root": Arg(type="str", help="files go to <root>/<UT date>/<stream>/"),
+                    "folder": Arg(type="str", help="exact folder ('' = use root)"),
+                },
+                help="change the configuration (applied at the next cube)",
+            ),
+            "get": Command(func=self._get, help="the configuration"),
+            "status": Command(func=self._status, help="counters, current file, free disk"),
+            "restart": Command(func=self._restart, help="re-create the logger and its buffers"),
+            "kill": Command(func=self._kill, help="tear down, free buffers and exit"),
+        }
+
+    def _on(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            log = self._live()
+            cubes = args.get("cubes")
+            if cubes is not None:
+                if cubes == 0:
+                    msg = "on: 'cubes' must be -1 (until off) or >= 1 (got 0)"
+                    raise CommandError(msg)
+                self._apply_policy(cubes=cubes)
+            log.start()
+            return self._done()
+
+    def _off(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._live().stop(wait_for_cube=False)
+            return self._done()
+
+    def _offc(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._live().stop(wait_for_cube=True)
+            return self._done()
+
+    def _next(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._live().next_cube()
+            return self._done()
+
+    def _apply_policy(self, **changes: Any) -> None:  # noqa: ANN401 - CubePolicy fields
+        try:
+            policy = attrs.evolve(self._policy, **changes)
+        except (ConfigError, TypeError, ValueError) as exc:
+            msg = f"set: {exc}"
+            raise CommandError(msg) from exc
+        self._live().set_policy(policy)
+        self._policy = policy
+
+    def _set(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args:
+            msg = "set: nothing to change; give cube_size, cubes, timeout, root or folder"
+            raise CommandError(msg)
+        with self._lock:
+            self._live()
+            changes: dict[str, object] = {}
+            if "cube_size" in args:
+                changes["frames_per_cube"] = args["cube_size"]
+            if "cubes" in args:
+                if args["cubes"] == 0:
+                    msg = "set: 'cubes' must be -1 (until off) or >= 1 (got 0)"
+                    raise CommandError(msg)
+                changes["cubes"] = args["cubes"]
+            if "timeout" in args:
+                changes["timeout"] = args["timeout"] or None
+            root, dirname = self._root, self._dirname
+            if "root" in args:
+                root = Path(args["root"]) if args["root"] else None
+            if "folder" in args:
+                dirname = Path(args["folder"]) if args["folder"] else None
+            if root is None and dirname is None:
+                msg = "set: the logger needs a root or an exact folder; both would be empty"
+                raise CommandError(msg)
+            if (root, dirname) != (self._root, self._dirname):
+                self._set_folder(root, dirname)
+            if changes:
+                self._apply_policy(**changes)
+            return self._done(**self._config())
+
+    def _set_folder(self, root: Path | None, dirname: Path | None) -> None:
+        log = self._live()
+        setter = getattr(log, "set_folder", None)
+        if callable(setter):
+            setter(root=root, dirname=dirname)
+        elif _state_name(log.status()) in {"idle", "stopped"}:
+            # No live folder switch in this Logger: re-create it while idle.
+            log.close()
+            self._logger = None
+            self._logger = self._factory(self.stream, self._policy, root, dirname)
+        else:
+            msg = "set: the folder can change only while not saving; run 'off' first"
+            raise CommandError(msg)
+        self._root, self._dirname = root, dirname
+
+    def _config(self) -> dict[str, Any]:
+        policy = self._policy
+        return {
+            "stream": self.stream,
+            "cube_size": policy.frames_per_cube,
+            "cubes": policy.cubes,
+            "timeout": policy.timeout if policy.timeout is not None else 0.0,
+            "root": str(self._root) if self._root is not None else "",
+            "folder": str(self._dirname) if self._dirname is not None else "",
+        }
+
+    def _get(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return self._config()
+
+    def _status(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            status = status_to_dict(self._live().status())
+            folder = status.get("folder") or self._dirname or self._root
+            return {
+                **self._config(),
+                "logger": status,
+                "pid": os.getpid(),
+                "uptime": time.time() - self._started,
+                "disk_free": _disk_free(Path(str(folder))) if folder else None,
+            }
+
+    def _restart(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            old = self._live()
+            old.close()
+            self._logger = None
+            self._logger = self._factory(self.stream, self._policy, self._root, self._dirname)
+            return self._done()
+
+    def _kill(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.close_logger()
+            self._server.request_stop()
+            return self._done()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close_logger(self) -> None:
+        """Stop saving (truncating the cube) and free the logger (idempotent)."""
+        with self._lock:
+            if self._logger is not None:
+                try:
+                    self._logger.close()
+                finally:
+                    self._logger = None
+
+    def open(self) -> None:
+        """Take the control socket (refusing a second daemon), then build the logger.
+
+        Raises
+        ------
+        DaemonAlreadyRunning
+            A logger daemon already serves this stream.
+        VampiresError
+            The logger cannot be built (e.g. bad folder).
+        """
+        self._server.open()
+        try:
+            with self._lock:
+                if self._logger is None:
+                    self._logger = self._factory(
+                        self.stream, self._policy, self._root, self._dirname
+                    )
+        except BaseException:
+            self._server.close()
+            raise
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Open, serve commands until ``kill`` or ``stop``, then free everything.
+
+        Parameters
+        ----------
+        stop
+            Set it (e.g. from a SIGTERM handler) to stop.
+        """
+        self.open()
+        try:
+            self._server.serve(stop)
+        finally:
+            try:
+                self.close_logger()
+            finally:
+                self._server.close()
