@@ -242,7 +242,14 @@ def c_peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_c_compiler_agrees_with_our_offsets(c_peer: Path):
-    from test_layout import MEASURED_METADATA  # same folder: rootdir-relative import
+    # pytest runs in importlib mode (test basenames repeat across packages): load the sibling by path
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_stream_test_layout", Path(__file__).with_name("test_layout.py"))
+    assert spec is not None and spec.loader is not None
+    layout_tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layout_tests)
+    MEASURED_METADATA = layout_tests.MEASURED_METADATA
 
     from vampires.stream.layout import METADATA_DTYPE, SEM_SIZE
 
