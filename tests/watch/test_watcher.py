@@ -437,3 +437,47 @@ def test_repr_and_properties(tmp_path: Path) -> None:
     import vampires
 
     assert vampires.Watcher is Watcher
+
+
+def test_cubes_written_by_our_logger(tmp_path: Path) -> None:
+    writer_mod = pytest.importorskip("vampires.fitslog.writer")
+    from vampires.fitslog.sidecar import FrameTimes
+    from vampires.kernels import fits_format
+
+    frames = np.random.default_rng(0).integers(0, 65536, (6, 24, 20), dtype=np.uint16)
+    fmt = fits_format(frames.dtype)
+    cube = (frames.astype(np.int32) - 32768).astype(fmt.disk)  # uint16 -> BZERO'd int16
+    n = len(frames)
+    times = FrameTimes(
+        cnt0=np.arange(n, dtype=np.int64),
+        cnt1=np.zeros(n, np.int64),
+        logger_time=T0 + 0.01 * np.arange(n) + 1e-4,
+        acquisition_time=T0 + 0.01 * np.arange(n),
+    )
+    job = writer_mod.CubeJob(
+        stream="vcam1",
+        folder=tmp_path / "20240611" / "vcam1",
+        cube=cube,
+        nframes=n,
+        fmt=fmt,
+        times=times,
+        stream_cards=(("DATA-TYP", "DARK", "Subaru data type"),),
+        dropped_before=2,
+        dropped_inside=3,
+    )
+    writer = writer_mod.CubeWriter(header_provider=lambda: {"OBSERVER": "scexao"}, fsync=False)
+    written = writer.write(job)
+    assert written.ok
+    assert written.path is not None
+    (folder,) = Watcher([str(tmp_path / "20240611" / "vcam*")]).scan()
+    assert folder.n_files == 1  # the .txt sidecar is not counted
+    (file,) = folder.files
+    assert file.name == written.path.name
+    assert file.shape == (6, 24, 20)
+    assert (file.data_type, file.observer) == ("DARK", "scexao")
+    assert file.dropped == 5
+    assert file.flags == {Flag.DROPPED}
+    assert file.error is None
+    assert file.nbytes == written.nbytes
+    with fits.open(written.path) as hdul:  # astropy agrees
+        assert hdul[0].data.shape == file.shape

@@ -19,11 +19,23 @@ from vampires.watch.watcher import Watcher, snapshot_dict
 __all__ = ["main"]
 
 
+_EPILOG = """examples:
+  fitswatcher -n 3 /mnt/fuuu/ARCHIVED_DATA/$(date -u +'%Y%m%d')/vcam*
+  fitswatcher --tonight --once
+  fitswatcher --json --once /mnt/fuuu/20240611/vcam1 | jq '.folders[].n_files'
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fitswatcher", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="fitswatcher",
+        description="Live panel of the FITS cubes arriving in folders (also 'vampires watch').",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="folders or globs (vcam*)")
     p.add_argument("-n", type=int, default=2, help="newest files shown per folder (default 2)")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S", help="refresh period (1 s)")
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.add_argument("--json", action="store_true", help="print the data as JSON")
     p.add_argument("--tonight", action="store_true", help="watch <archive root>/<UT date>/vcam*")
@@ -32,7 +44,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``fitswatcher``; returns 0 (also on Ctrl-C), 2 for bad arguments."""
+    """Run ``fitswatcher``.
+
+    Parameters
+    ----------
+    argv
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 (also after Ctrl-C); 1 when ``--once`` finds a folder it cannot list;
+        2 for bad arguments.
+    """
     args = _parser().parse_args(argv)
     patterns = list(args.patterns)
     if not patterns and not args.tonight:
@@ -60,15 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 doc = snapshot_dict(folders, time_iso=dt.datetime.now().isoformat())
                 print(json.dumps(doc, indent=2 if args.once else None), flush=True)
                 if args.once:
-                    break
+                    return 1 if any(f.error for f in folders) else 0
             return 0
         from vampires.watch.tui import render_panel, run_live
 
         if args.once:
             from rich.console import Console
 
-            Console().print(render_panel(watcher.scan(), now=dt.datetime.now()))
-            return 0
+            folders = watcher.scan()
+            Console().print(render_panel(folders, now=dt.datetime.now()))
+            return 1 if any(f.error for f in folders) else 0
         run_live(watcher, interval=args.interval)
     except KeyboardInterrupt:
         return 0
