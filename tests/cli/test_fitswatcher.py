@@ -302,3 +302,17 @@ def test_live_waiting_glob_then_folder_appears(tmp_path: Path, tmux_factory) -> 
     screen = tmux.wait_for(lambda s: "EXIT=" in s)
     assert "EXIT=0" in screen
     assert "Traceback" not in screen
+
+
+def test_once_exits_1_when_a_folder_cannot_be_listed(
+    night: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def scandir(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", scandir)
+        assert fitswatcher.main(["--once", str(night / "vcam1")]) == 1
+        assert "cannot list: Permission denied" in capsys.readouterr().out
+        assert fitswatcher.main(["--once", "--json", str(night / "vcam1")]) == 1
+    assert json.loads(capsys.readouterr().out)["folders"][0]["error"].startswith("cannot list")

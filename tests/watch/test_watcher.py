@@ -481,3 +481,21 @@ def test_cubes_written_by_our_logger(tmp_path: Path) -> None:
     assert file.nbytes == written.nbytes
     with fits.open(written.path) as hdul:  # astropy agrees
         assert hdul[0].data.shape == file.shape
+
+
+def test_listing_error_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "vcam1").mkdir()
+    (tmp_path / "vcam2").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):  # root ignores permissions: inject the error the operator would see
+        if Path(path).name == "vcam2":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", scandir)
+        vcam1, vcam2 = Watcher([str(tmp_path / "vcam*")]).scan()
+    assert vcam1.error is None
+    assert vcam2.exists
+    assert vcam2.error == "cannot list: Permission denied"
