@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.json:
             for folders in watcher.watch(interval=args.interval):
-                doc = snapshot_dict(folders, time_iso=dt.datetime.now().isoformat())
+                doc = snapshot_dict(folders, time_iso=dt.datetime.now().astimezone().isoformat())
                 print(json.dumps(doc, indent=2 if args.once else None), flush=True)
                 if args.once:
                     return 1 if any(f.error for f in folders) else 0
