@@ -176,6 +176,8 @@ def test_folder_lines() -> None:
         "/n/vcam2/ - 3 FITS files (3.6 GB)  ◂ no new file for 7 min (expected every ~20 s)"
     )
     assert _spans(line, STYLES["stalled"]) == ["  ◂ no new file for 7 min (expected every ~20 s)"]
+    assert _spans(line, STYLES["folder"]) == ["/n/vcam2/"]
+    assert line.style == ""
 
 
 def test_empty_folder_and_waiting_in_panel(tmp_path: Path) -> None:

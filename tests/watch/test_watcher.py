@@ -307,6 +307,16 @@ def test_mismatch_flags_only_the_odd_camera_out(tmp_path: Path, make_cube) -> No
     assert all(not f.files[1].flags for f in folders)  # only the newest cube is compared
 
 
+def test_mismatch_skips_an_unreadable_newest_file(tmp_path: Path, make_cube) -> None:
+    make_cube(tmp_path / "vcam1" / "a.fits", (250, 1104, 2228), mtime=T0)
+    make_cube(tmp_path / "vcam2" / "a.fits", (250, 1104, 2232), data_type="OBJECT", mtime=T0)
+    (tmp_path / "vcam2" / "b.fits").write_bytes(b"broken")
+    os.utime(tmp_path / "vcam2" / "b.fits", (T0 + 1, T0 + 1))
+    vcam1, vcam2 = Watcher([str(tmp_path / "vcam*")], clock=Clock(T0 + 2)).scan()
+    assert vcam1.files[0].flags == {Flag.TYPE_MISMATCH}
+    assert [f.flags for f in vcam2.files] == [frozenset(), {Flag.TYPE_MISMATCH}]
+
+
 def test_stalled_folder_while_another_advances(tmp_path: Path, make_cube) -> None:
     for i in range(6):  # vcam1 writes a cube every 20 s, the last one just now
         make_cube(tmp_path / "vcam1" / f"f{i}.fits", (5, 4, 4), mtime=T0 + 20 * i)

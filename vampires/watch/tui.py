@@ -149,7 +149,8 @@ def folder_line(folder: FolderSummary) -> Text:
         return Text(f"{folder.path}/ - waiting: folder does not exist yet", STYLES["waiting"])
     if folder.error is not None:
         return Text(f"{folder.path}/ - {folder.error}", STYLES["error"])
-    line = Text(f"{folder.path}/", STYLES["folder"])
+    line = Text()
+    line.append(f"{folder.path}/", STYLES["folder"])
     line.append(f" - {folder.n_files} FITS files ({format_gb(folder.nbytes)})")
     if Flag.STALLED in folder.flags and folder.idle is not None:
         note = f"  ◂ no new file for {format_duration(folder.idle)}"

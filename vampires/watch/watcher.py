@@ -668,12 +668,17 @@ class Watcher:
         )
 
     def _flag_mismatches(self, summaries: list[FolderSummary]) -> list[FolderSummary]:
-        """Flag the newest cube of cameras that disagree with the others (majority wins)."""
-        heads = [
-            i
-            for i, s in enumerate(summaries)
-            if s.files and s.files[0].shape and not s.files[0].error
-        ]
+        """Flag the newest readable cube of cameras that disagree with the others.
+
+        With three or more cameras the majority wins (only the odd ones out are
+        flagged); with two, both are.
+        """
+        heads: list[tuple[int, int]] = []  # (folder index, file index)
+        for i, folder in enumerate(summaries):
+            for j, file in enumerate(folder.files):
+                if file.shape and file.error is None:
+                    heads.append((i, j))
+                    break
         if len(heads) < 2:
             return summaries
         out = list(summaries)
@@ -681,15 +686,15 @@ class Watcher:
             (Flag.SHAPE_MISMATCH, lambda x, y: self._same_frame(x.shape, y.shape)),
             (Flag.TYPE_MISMATCH, lambda x, y: x.data_type == y.data_type),
         )
+        newest = [summaries[i].files[j] for i, j in heads]
         for flag, same in checks:
-            newest = [summaries[i].files[0] for i in heads]
             agree = [sum(same(x, y) for y in newest) - 1 for x in newest]
             if all(a == len(heads) - 1 for a in agree):
                 continue
             best = max(agree)
-            for i, a in zip(heads, agree, strict=True):
+            for (i, j), a in zip(heads, agree, strict=True):
                 if a < best or best == 0:
-                    folder = out[i]
-                    first = attrs.evolve(folder.files[0], flags=folder.files[0].flags | {flag})
-                    out[i] = attrs.evolve(folder, files=(first, *folder.files[1:]))
+                    files = list(out[i].files)
+                    files[j] = attrs.evolve(files[j], flags=files[j].flags | {flag})
+                    out[i] = attrs.evolve(out[i], files=tuple(files))
         return out
