@@ -140,7 +140,7 @@ def test_flag_notes_and_colours() -> None:
     line = file_line(file)
     assert line.plain == (
         "  vcam1_00:00:01.000000000.fits - (250, 1104, 2228) 2500 MB | DARK scexao"
-        "  ◂ 12 frames dropped  ◂ shape differs between cameras  ◂ DATA-TYP differs between cameras"
+        "  ◂ 12 frames dropped  ◂ shape differs  ◂ DATA-TYP differs"
     )
     assert _spans(line, STYLES["big"]) == ["2500 MB"]
     assert _spans(line, STYLES["mismatch"])[:2] == ["(250, 1104, 2228)", "DARK"]

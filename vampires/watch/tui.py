@@ -196,9 +196,9 @@ def file_line(file: FileSummary) -> Text:
     if Flag.DROPPED in file.flags:
         notes.append((f"{file.dropped} frames dropped", STYLES["dropped"]))
     if Flag.SHAPE_MISMATCH in file.flags:
-        notes.append(("shape differs between cameras", mismatch))
+        notes.append(("shape differs", mismatch))
     if Flag.TYPE_MISMATCH in file.flags:
-        notes.append(("DATA-TYP differs between cameras", mismatch))
+        notes.append(("DATA-TYP differs", mismatch))
     for note, style in notes:
         line.append(f"  ◂ {note}", style)
     return line
