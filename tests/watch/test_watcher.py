@@ -98,6 +98,26 @@ def test_missing_sibling_shows_waiting_next_to_existing(tmp_path: Path) -> None:
     assert [(f.path.name, f.exists) for f in folders] == [("vcam1", True), ("vcam2", False)]
 
 
+def test_tilde_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "night" / "vcam1").mkdir(parents=True)
+    (folder,) = Watcher(["~/night/vcam*"]).scan()
+    assert folder.path == tmp_path / "night" / "vcam1"
+
+
+def test_all_nights_glob(tmp_path: Path) -> None:
+    for night in ("20240611", "20240612"):
+        for cam in ("vcam1", "vcam2"):
+            (tmp_path / night / cam).mkdir(parents=True)
+    folders = Watcher([str(tmp_path / "*" / "vcam*")]).scan()
+    assert [f.path.relative_to(tmp_path).as_posix() for f in folders] == [
+        "20240611/vcam1",
+        "20240611/vcam2",
+        "20240612/vcam1",
+        "20240612/vcam2",
+    ]
+
+
 def test_duplicate_patterns_give_one_folder(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     folders = Watcher(

@@ -320,6 +320,7 @@ def _parse_patterns(patterns: object) -> tuple[str, ...]:
         if not isinstance(text, str) or not text.strip():
             msg = f"Watcher: empty pattern in {patterns!r}; give a folder or a glob"
             raise ConfigError(msg)
+        text = os.path.expanduser(text)  # '~/night/vcam*' quoted, so the shell left '~'
         if not _GLOB_MAGIC.search(text) and os.path.exists(text) and not os.path.isdir(text):
             msg = (
                 f"Watcher: {text!r} is a file, not a folder; "
