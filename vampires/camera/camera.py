@@ -337,7 +337,11 @@ class Camera:
             No daemon runs for ``name`` (the message says how to start one).
         """
         remote = RemoteCamera(name, timeout=timeout, shm_dir=shm_dir)
-        remote.ping()
+        try:
+            remote.ping()
+        except BaseException:
+            remote.close()
+            raise
         return remote
 
     def _load_state(self) -> dict[str, Any]:
@@ -1089,18 +1093,28 @@ class RemoteCamera:
 
         self.name = name
         self.timeout = timeout
+        self._shm_dir = shm_dir
         self._client = ControlClient("camera", name, timeout=timeout, shm_dir=shm_dir)
 
+    def _not_running(self, why: str) -> CameraError:
+        msg = (
+            f"camera {self.name}: no camera daemon is running ({why}); "
+            f"start it with 'vampires camstart {self.name} --sim'"
+        )
+        return CameraError(msg)
+
     def _call(self, command: str, /, *, slow: bool = False, **args: Any) -> dict[str, Any]:  # noqa: ANN401
+        from vampires.control import daemon_alive
+
         timeout = self.timeout * (4 if slow else 1)
+        if not daemon_alive("camera", self.name, shm_dir=self._shm_dir):
+            # cheap lock check: a killed daemon is reported at once, not after a timeout
+            why = "no process holds its lock"
+            raise self._not_running(why)
         try:
             return self._client.call(command, timeout=timeout, **args)
         except DaemonNotRunning as exc:
-            msg = (
-                f"camera {self.name}: no camera daemon is running ({exc}); "
-                f"start it with 'vampires camstart {self.name} --sim'"
-            )
-            raise CameraError(msg) from exc
+            raise self._not_running(str(exc)) from exc
         except ControlTimeout as exc:
             msg = (
                 f"camera {self.name}: the camera daemon did not answer {command!r} in {timeout:g} s"

@@ -1,4 +1,9 @@
-"""``vampires camstop [vcam1 ...]``: stop camera daemons (default: every running one)."""
+"""``vampires camstop [vcam1 ...]``: stop camera daemons (default: every running one).
+
+Each camera is asked to shut down (acquisition stopped, stream file kept),
+all at once; the command then waits for every process to exit and prints one
+line per camera.
+"""
 
 from __future__ import annotations
 
@@ -24,23 +29,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not names:
         print("no camera daemon is running")
         return 0
-    failed = False
+    result: dict[str, str] = {}
     for name in names:
         if not daemon_alive("camera", name):
-            print(f"{name}: not running")
+            result[name] = "not running"
             continue
         try:
             with RemoteCamera(name, timeout=args.timeout) as cam:
                 cam.shutdown()
-            deadline = time.monotonic() + args.timeout
-            while daemon_alive("camera", name) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if daemon_alive("camera", name):
-                failed = True
-                print(f"{name}: FAILED: still running after {args.timeout:g} s")
-            else:
-                print(f"{name}: stopped")
         except VampiresError as exc:
-            failed = True
-            print(f"{name}: FAILED: {exc}")
-    return 1 if failed else 0
+            result[name] = f"FAILED: {exc}"
+    deadline = time.monotonic() + args.timeout
+    pending = [n for n in names if n not in result]
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.02)
+        pending = [n for n in pending if daemon_alive("camera", n)]
+    for name in names:
+        if name not in result:
+            alive = name in pending
+            result[name] = f"FAILED: still running after {args.timeout:g} s" if alive else "stopped"
+        print(f"{name}: {result[name]}")
+    return 1 if any(r.startswith("FAILED") for r in result.values()) else 0

@@ -1,0 +1,160 @@
+"""Camera daemons for real: detached processes, control sockets, streams."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from vampires.camera.backends.simulated import deterministic_frame
+from vampires.camera.camera import Camera, RemoteCamera
+from vampires.cli import camstart, camstop
+from vampires.control import daemon_alive
+from vampires.control.spawn import pid_alive
+from vampires.errors import CameraError, ConfigError
+from vampires.stream import Stream
+
+pytestmark = pytest.mark.integration
+
+
+def _pid(name: str) -> int:
+    with RemoteCamera(name) as cam:
+        return int(cam.ping()["pid"])
+
+
+@pytest.fixture
+def cameras(capsys):
+    """vcam1 and vcam2 daemons in MBI (deterministic), stopped after the test."""
+    names = ["vcam1", "vcam2"]
+    assert camstart.main([*names, "--sim", "--mode", "MBI", "--deterministic"]) == 0
+    out = capsys.readouterr().out
+    assert "vcam1: started" in out
+    assert "MBI 2240x1096" in out
+    pids = [_pid(n) for n in names]
+    yield names
+    camstop.main(names)
+    for pid in pids:  # processes we started: make sure none survives the test
+        deadline = time.monotonic() + 5
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_frames(stream: Stream, n: int, timeout: float = 10.0) -> None:
+    target = stream.cnt0 + n
+    deadline = time.monotonic() + timeout
+    while stream.cnt0 < target:
+        assert time.monotonic() < deadline, "no frames"
+        time.sleep(0.01)
+
+
+def test_two_cameras_crop_change_reader_notices(cameras):
+    with Camera.connect("vcam1") as cam1, Camera.connect("vcam2") as cam2:
+        assert cam1.crop.name == "MBI"
+        assert cam2.crop.shape == (1096, 2240)
+        stream = Stream.open("vcam1")
+        with stream.reader() as reader:
+            frame = reader.next(5.0)
+            assert frame.data.shape == (1096, 2236)
+            assert np.array_equal(frame.data, deterministic_frame(frame.data.shape, frame.cnt0))
+            cam1.set_crop("STANDARD")
+            deadline = time.monotonic() + 5
+            while not stream.is_stale():
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        stream.close()
+        with Stream.open("vcam1") as fresh, fresh.reader() as reader:
+            frame = reader.next(5.0)
+            assert frame.data.shape == (536, 536)
+            assert np.array_equal(frame.data, deterministic_frame((536, 536), frame.cnt0))
+            assert fresh.keywords["_CROP"] == "STANDARD"
+        assert cam2.crop.name == "MBI"  # the other camera is untouched
+
+
+def test_data_type_persists_across_readout_change_and_restart(cameras):
+    with Camera.connect("vcam2") as cam:
+        assert cam.set_data_type("dark") == "DARK"
+        cam.set_keyword("OBSERVER", "lestat")
+        cam.set_readout_mode("SLOW")
+        st = cam.status()
+        assert st.readout_mode.value == "SLOW"
+        assert st.data_type == "DARK"
+        with Stream.open("vcam2") as stream:
+            assert stream.keywords["DATA-TYP"] == "DARK"
+            assert stream.keywords["U_DETMOD"] == "SLOW"
+            assert stream.keywords["OBSERVER"] == "lestat"
+    assert camstop.main(["vcam2"]) == 0
+    assert camstart.main(["vcam2", "--sim"]) == 0
+    with Camera.connect("vcam2") as cam, Stream.open("vcam2") as stream:
+        assert cam.data_type == "DARK"
+        assert cam.readout_mode.value == "SLOW"
+        assert cam.crop.name == "MBI"
+        assert stream.keywords["DATA-TYP"] == "DARK"
+        assert stream.keywords["OBSERVER"] == "lestat"
+
+
+def test_invalid_requests_refused_nothing_changed(cameras):
+    with Camera.connect("vcam1") as cam, Stream.open("vcam1") as stream:
+        before = cam.status()
+        with pytest.raises(ConfigError, match="unknown crop 'MBI_JEWEL'"):
+            cam.set_crop("MBI_JEWEL")
+        with pytest.raises(ConfigError, match="above the maximum"):
+            cam.set_fps(1000.0)
+        with pytest.raises(ConfigError, match="out of range"):
+            cam.set_tint(1e9)
+        with pytest.raises(ConfigError, match="data type"):
+            cam.set_data_type("SCIENCE")
+        with pytest.raises(ConfigError, match="FAST, SLOW"):
+            cam.set_readout_mode("TURBO")
+        with pytest.raises(ConfigError, match="True or False"):
+            cam.set_external_trigger("disable")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError):
+            cam.set_tint("fast")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="managed"):
+            cam.set_keyword("EXPTIME", 3.0)
+        after = cam.status()
+        assert after.running
+        for field in ("crop", "readout_mode", "tint", "fps", "data_type", "crop_generation"):
+            assert getattr(after, field) == getattr(before, field)
+        _wait_frames(stream, 3)  # still acquiring
+
+
+def test_killed_daemon_clear_error_and_camstart_recovers(cameras, capsys):
+    pid = _pid("vcam1")
+    cam = Camera.connect("vcam1", timeout=1.0)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while daemon_alive("camera", "vcam1"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(CameraError, match=r"no camera daemon is running.*vampires camstart vcam1"):
+        cam.status()
+    with pytest.raises(CameraError, match="camstart"):
+        cam.set_crop("STANDARD")
+    cam.close()
+    with pytest.raises(CameraError, match="no camera daemon"):
+        Camera.connect("vcam1")
+    capsys.readouterr()
+    assert camstart.main(["vcam1", "--sim"]) == 0
+    assert "vcam1: started" in capsys.readouterr().out
+    with Camera.connect("vcam1") as again, Stream.open("vcam1") as stream:
+        assert again.running
+        assert again.crop.name == "MBI"
+        _wait_frames(stream, 2)
+
+
+def test_camstart_twice_and_bad_options(cameras, capsys):
+    capsys.readouterr()
+    assert camstart.main(["vcam1", "--sim"]) == 1
+    assert "already running" in capsys.readouterr().out
+    assert camstart.main(["vpupcam", "--sim", "--mode", "NOPE"]) == 1
+    out = capsys.readouterr().out
+    assert "vpupcam: FAILED" in out
+    assert camstart.main(["vpupcam"]) == 1  # no hardware backend without --sim
+    assert "--sim" in capsys.readouterr().out
+    assert camstop.main(["vpupcam"]) == 0
+    assert "not running" in capsys.readouterr().out
