@@ -64,7 +64,7 @@ class FakeLogger:
             error=None,
         )
 
-    def close(self) -> None:
+    def close(self, finish_cube: bool = True, timeout: float = 60.0) -> None:
         self.closed = True
 
 

@@ -311,6 +311,10 @@ class ControlClient:
         if self._endpoint is None and not self.socket_path.exists():
             why = f"no socket {self.socket_path}"
             raise self._not_running(why)
+        if self._endpoint is None and not daemon_alive(self.kind, self.name, shm_dir=self._shm_dir):
+            # a live daemon always holds its lock: do not wait for a dead one to answer
+            why = "its process died; stale socket left behind"
+            raise self._not_running(why)
         sock = self._socket()
         sock.send(payload)
         if not sock.poll(max(1, int(wait * 1000)), zmq.POLLIN):
@@ -454,6 +458,7 @@ def _one_target(
 ) -> None:
     path = socket_path(kind, name, shm)
     exists = path.exists()
+    dead = exists and not daemon_alive(kind, name, shm_dir=shm)
     # another thread failed to arrive: send anyway, never hang
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout)
@@ -464,10 +469,10 @@ def _one_target(
         out[name] = TargetResult(name=name, status="not-running", error=why)
         return
     start = time.perf_counter()
-    raw = _request(ctx, f"ipc://{path}", payload, timeout)
+    raw = None if dead else _request(ctx, f"ipc://{path}", payload, timeout)
     rtt = time.perf_counter() - start
     if raw is None:
-        if not daemon_alive(kind, name, shm_dir=shm):
+        if dead or not daemon_alive(kind, name, shm_dir=shm):
             why = f"{kind} daemon for {name!r} died (stale socket {path})"
             if kind == "logger":
                 why = f"logger for {name} died: run vampires_preplog"

@@ -469,13 +469,15 @@ def _prepare_one(
         if daemon_alive(KIND, name, shm_dir=shm_dir):
             # Re-running preplog reconfigures a running logger (next cube).
             with ControlClient(KIND, name, timeout=5.0, shm_dir=shm_dir) as client:
-                client.call(
+                client.request(
                     "set",
-                    cube_size=frames,
-                    cubes=cubes,
-                    root=str(base),
-                    folder="",
-                    timeout=float(timeout or 0.0),
+                    {
+                        "cube_size": frames,
+                        "cubes": cubes,
+                        "root": str(base),
+                        "folder": "",
+                        "timeout": float(timeout or 0.0),
+                    },
                 )
             message = "logger already running: reconfigured (applies from the next cube)"
         else:

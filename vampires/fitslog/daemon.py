@@ -56,14 +56,14 @@ KIND = "logger"
 class LoggerLike(Protocol):
     """What the daemon needs from :class:`vampires.fitslog.logger.Logger`."""
 
-    def start(self) -> None:
-        """Start saving."""
+    def start(self) -> float | None:
+        """Start saving; return the unix time it took effect."""
 
-    def stop(self, wait_for_cube: bool = False) -> None:
-        """Stop saving now, or after the current cube."""
+    def stop(self, wait_for_cube: bool = False) -> float | None:
+        """Stop saving now, or after the current cube; return the time of effect."""
 
-    def next_cube(self) -> None:
-        """Close the current cube now."""
+    def next_cube(self) -> float | None:
+        """Close the current cube now; return the time of effect."""
 
     def set_policy(self, policy: CubePolicy) -> None:
         """Use ``policy`` from the next cube on."""
@@ -71,8 +71,8 @@ class LoggerLike(Protocol):
     def status(self) -> Any:  # noqa: ANN401 - LoggerStatus (attrs value)
         """Return the current status."""
 
-    def close(self) -> None:
-        """Tear down (idempotent)."""
+    def close(self, finish_cube: bool = True, timeout: float = 60.0) -> None:
+        """Tear down (idempotent), truncating the cube unless ``finish_cube``."""
 
 
 #: Builds a logger: (stream, policy, root, dirname) -> LoggerLike.
@@ -82,9 +82,9 @@ LoggerFactory = Callable[[str, "CubePolicy", Path | None, Path | None], LoggerLi
 def _default_factory(
     stream: str, policy: CubePolicy, root: Path | None, dirname: Path | None
 ) -> LoggerLike:
-    from vampires.fitslog.logger import Logger  # type: ignore[import-not-found, unused-ignore]
+    from vampires.fitslog.logger import Logger
 
-    return Logger(stream, policy, root=root, dirname=dirname)  # type: ignore[no-any-return]
+    return Logger(stream, policy, root=root, dirname=dirname)
 
 
 def _jsonable(value: object) -> object:
@@ -129,7 +129,10 @@ def status_to_dict(status: object) -> dict[str, Any]:
 
 
 def _state_name(status: object) -> str:
-    state = getattr(status, "state", "unknown")
+    if isinstance(status, Mapping):
+        state = status.get("state", "unknown")
+    else:
+        state = getattr(status, "state", "unknown")
     if isinstance(state, enum.Enum):
         state = state.value
     return str(state)
@@ -215,8 +218,10 @@ class LoggerDaemon:
                 logger.exception("logger %s: status failed", self.stream)
                 return "error"
 
-    def _done(self, **extra: object) -> dict[str, Any]:
-        return {"time": time.time(), **extra}
+    def _done(self, when: object = None, **extra: object) -> dict[str, Any]:
+        # the logger reports when its reader thread applied the change
+        effect = when if isinstance(when, float) and math.isfinite(when) else time.time()
+        return {"time": effect, **extra}
 
     # ------------------------------------------------------------------ commands
 
@@ -257,23 +262,19 @@ class LoggerDaemon:
                     msg = "on: 'cubes' must be -1 (until off) or >= 1 (got 0)"
                     raise CommandError(msg)
                 self._apply_policy(cubes=cubes)
-            log.start()
-            return self._done()
+            return self._done(log.start())
 
     def _off(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            self._live().stop(wait_for_cube=False)
-            return self._done()
+            return self._done(self._live().stop(wait_for_cube=False))
 
     def _offc(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            self._live().stop(wait_for_cube=True)
-            return self._done()
+            return self._done(self._live().stop(wait_for_cube=True))
 
     def _next(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            self._live().next_cube()
-            return self._done()
+            return self._done(self._live().next_cube())
 
     def _apply_policy(self, **changes: Any) -> None:  # noqa: ANN401 - CubePolicy fields
         try:
@@ -312,7 +313,7 @@ class LoggerDaemon:
                 self._set_folder(root, dirname)
             if changes:
                 self._apply_policy(**changes)
-            return self._done(**self._config())
+            return self._done(None, **self._config())
 
     def _set_folder(self, root: Path | None, dirname: Path | None) -> None:
         log = self._live()
@@ -321,7 +322,7 @@ class LoggerDaemon:
             setter(root=root, dirname=dirname)
         elif _state_name(log.status()) in {"idle", "stopped"}:
             # No live folder switch in this Logger: re-create it while idle.
-            log.close()
+            log.close(finish_cube=False)
             self._logger = None
             self._logger = self._factory(self.stream, self._policy, root, dirname)
         else:
@@ -359,7 +360,7 @@ class LoggerDaemon:
     def _restart(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             old = self._live()
-            old.close()
+            old.close(finish_cube=False)
             self._logger = None
             self._logger = self._factory(self.stream, self._policy, self._root, self._dirname)
             return self._done()
@@ -377,7 +378,7 @@ class LoggerDaemon:
         with self._lock:
             if self._logger is not None:
                 try:
-                    self._logger.close()
+                    self._logger.close(finish_cube=False)
                 finally:
                     self._logger = None
 

@@ -1,0 +1,225 @@
+"""``vampires logger``: start, list, command and stop FITS logger daemons.
+
+vampires logger start vcam1 -n 250 -z -1 --root /mnt/fuuu [--dir EXACT] [--timeout S]
+vampires logger ls
+vampires logger on|off|offc|status vcam1 [vcam2]
+vampires logger set vcam1 --cube-size 500
+vampires logger stop vcam1 [vcam2]          (kill: tear down and exit)
+vampires logger run vcam1 ...               (foreground daemon, used by start)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vampires.cli._logcams import CAMERAS, add_timeout, int_arg, report
+
+__all__ = ["main"]
+
+
+def _config_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument(
+        "-n",
+        "--cube-size",
+        "--frames",
+        dest="cube_size",
+        type=int_arg,
+        required=required,
+        metavar="N",
+        help="frames per cube",
+    )
+    p.add_argument(
+        "-z",
+        "--cubes",
+        "--ncubes",
+        dest="cubes",
+        type=int_arg,
+        default=-1 if required else None,
+        metavar="N",
+        help="cubes to write when saving starts, -1 = until stopped (default)",
+    )
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        help="files go to DIR/<UT date>/<stream>/ (default: config data_root)",
+    )
+    p.add_argument(
+        "-d",
+        "--dir",
+        dest="dirname",
+        metavar="DIR",
+        help="exact folder for the files (no date or stream subfolder)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="seconds of stream silence closing a cube (default: adaptive)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vampires logger", description="Start, list, drive and stop FITS logger daemons."
+    )
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = sub.add_parser("start", help="start a logger daemon in the background")
+    start.add_argument("stream")
+    _config_options(start, required=True)
+    start.add_argument("--log", metavar="FILE", help="daemon log (default $MILK_SHM_DIR/vampires/)")
+    run = sub.add_parser("run", help="run a logger daemon in the foreground")
+    run.add_argument("stream")
+    _config_options(run, required=True)
+    ls = sub.add_parser("ls", help="list running loggers")
+    add_timeout(ls)
+    for action, text in [
+        ("on", "start saving"),
+        ("off", "stop saving now (truncate the cube)"),
+        ("offc", "stop saving after the current cube"),
+        ("next", "close the current cube now"),
+        ("status", "show each logger's status"),
+        ("restart", "re-create the loggers (new buffers)"),
+        ("stop", "kill the loggers: tear down, free buffers, exit"),
+    ]:
+        p = sub.add_parser(action, help=text)
+        p.add_argument("streams", nargs="*", metavar="STREAM", help="default: vcam1 vcam2")
+        add_timeout(p)
+        if action == "on":
+            p.add_argument("-z", "--cubes", type=int_arg, metavar="N", help="cubes, -1 = until off")
+    s = sub.add_parser("set", help="change cube size, count, folder, timeout (next cube)")
+    s.add_argument("streams", nargs="*", metavar="STREAM", help="default: vcam1 vcam2")
+    _config_options(s, required=False)
+    add_timeout(s)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from vampires.config import Config
+    from vampires.fitslog.daemon import LoggerDaemon
+    from vampires.fitslog.policy import CubePolicy
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    root = args.root if args.root or args.dirname else str(Config.load().data_root)
+    policy = CubePolicy(frames_per_cube=args.cube_size, cubes=args.cubes, timeout=args.timeout)
+    daemon = LoggerDaemon(args.stream, policy, root=root, dirname=args.dirname)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
+    daemon.serve(stop)
+    logging.getLogger("vampires.cli.logger").info("logger %s: exited cleanly", args.stream)
+    return 0
+
+
+def _start(args: argparse.Namespace) -> int:
+    from vampires.config import Config
+    from vampires.control.client import ControlClient
+    from vampires.fitslog.control import start_logger
+
+    root = args.root if args.root or args.dirname else str(Config.load().data_root)
+    pid = start_logger(
+        args.stream,
+        cube_size=args.cube_size,
+        cubes=args.cubes,
+        root=root,
+        dirname=args.dirname,
+        timeout=args.timeout,
+        log_path=args.log,
+    )
+    with ControlClient("logger", args.stream, timeout=5.0) as client:
+        status = client.call("status")
+    folder = (status.get("logger") or {}).get("folder") or (
+        args.dirname or f"{root}/<UT date>/{args.stream}"
+    )
+    print(
+        f"{args.stream}: logger started (pid {pid}), state {status.get('state')}, "
+        f"{args.cube_size} frames per cube, cubes {args.cubes}, files go to {folder}"
+    )
+    return 0
+
+
+def _size(nbytes: object) -> str:
+    if not isinstance(nbytes, int):
+        return "?"
+    return f"{nbytes / 1e9:.1f} GB"
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from vampires.fitslog.control import LoggerGroup
+
+    group = LoggerGroup.discover(timeout=args.reply_timeout)
+    if not group.names:
+        print("no logger running (start one with vampires_preplog or 'vampires logger start')")
+        return 0
+    result = group.status()
+    header = (
+        f"{'STREAM':<10} {'STATE':<10} {'PID':>7} {'CUBE':>6} {'CUBES':>5} {'FILES':>5} "
+        f"{'FRAMES':>8} {'DROP':>5} {'DISK FREE':>9}  CURRENT FILE"
+    )
+    print(header)
+    for r in result:
+        if not r.ok or r.reply is None:
+            print(f"{r.name:<10} {r.status:<10} {r.error}")
+            continue
+        st = r.reply.get("logger") or {}
+        print(
+            f"{r.name:<10} {r.state or '?':<10} {r.reply.get('pid', '?'):>7} "
+            f"{r.reply.get('cube_size', '?'):>6} {r.reply.get('cubes', '?'):>5} "
+            f"{st.get('files', '?'):>5} {st.get('frames', '?'):>8} {st.get('dropped', '?'):>5} "
+            f"{_size(r.reply.get('disk_free')):>9}  {st.get('current_file') or '-'}"
+        )
+    return 0 if result.ok else 1
+
+
+def _command(args: argparse.Namespace) -> int:
+    from vampires.fitslog.control import LoggerGroup
+
+    group = LoggerGroup(args.streams or list(CAMERAS), timeout=args.reply_timeout)
+    if args.action == "on":
+        result = group.on(cubes=args.cubes)
+    elif args.action == "set":
+        result = group.set(
+            cube_size=args.cube_size,
+            cubes=args.cubes,
+            timeout=args.timeout,
+            root=args.root,
+            folder=args.dirname,
+        )
+    elif args.action == "stop":
+        result = group.kill()
+    else:
+        result = group.call({"next": "next"}.get(args.action, args.action))
+    status = report(result)
+    if args.action == "status":
+        for r in result:
+            if r.reply is not None:
+                st = r.reply.get("logger") or {}
+                print(f"  {r.name}: " + ", ".join(f"{k}={v}" for k, v in st.items()))
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vampires logger ACTION ...``; see the module docstring."""
+    from vampires.errors import VampiresError
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.action == "run":
+            return _run(args)
+        if args.action == "start":
+            return _start(args)
+        if args.action == "ls":
+            return _ls(args)
+        return _command(args)
+    except VampiresError as exc:
+        print(f"vampires logger {args.action}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
