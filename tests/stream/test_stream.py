@@ -603,3 +603,28 @@ def test_non_stream_text_file_and_directory(shm_dir: Path):
     (shm_dir / "dir.im.shm").mkdir()
     with pytest.raises(StreamError):
         Stream.open("dir")
+
+
+def test_full_table_during_write_leaves_pixels_untouched():
+    with Stream.create("kfw", (2, 2), np.uint8, nkeywords=1) as s:
+        s.write(np.full((2, 2), 7, np.uint8), keywords={"A": 1})
+        with pytest.raises(KeywordError, match="full"):
+            s.write(np.zeros((2, 2), np.uint8), keywords={"B": 2})
+        with pytest.raises(KeywordError, match="full"):
+            s.write_with(lambda v: v.fill(0), keywords={"B": 2})
+        assert (s.read() == 7).all()
+        assert s.cnt0 == 1
+        assert s.metadata()["write"] == 0
+
+
+def test_write_with_explicit_counters():
+    with Stream.create("ctr", (2, 2), np.uint16) as s, s.reader() as r:
+        assert s.write_with(lambda v: v.fill(1), cnt0=1000, cnt1=3) == 1000
+        f = r.next(1.0)
+        assert (f.cnt0, f.cnt1, f.missed) == (1000, 3, 999)
+        assert s.write_with(lambda v: v.fill(2)) == 1001
+        for bad in (-1, 2**64, 1.5, True, "1"):
+            with pytest.raises(StreamError, match="cnt0"):
+                s.write_with(lambda v: v.fill(3), cnt0=bad)
+        assert s.cnt0 == 1001
+        assert (s.read() == 2).all()

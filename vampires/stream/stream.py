@@ -655,6 +655,10 @@ class StreamKeywords:
         return int(self._table.shape[0])
 
     def _apply(self, cards: list[_Card]) -> None:
+        self._write(self._plan(cards))
+
+    def _plan(self, cards: list[_Card]) -> list[tuple[int, bool, _Card]]:
+        """Choose a slot for every card, or raise before anything is written."""
         table = self._table
         names = [c.name for c in cards]
         if len(set(names)) != len(names):
@@ -676,6 +680,10 @@ class StreamKeywords:
                 slots.append((idx, True, card))
             else:
                 slots.append((idx, False, card))
+        return slots
+
+    def _write(self, slots: list[tuple[int, bool, _Card]]) -> None:
+        table = self._table
         for idx, new, card in slots:
             entry = table[idx : idx + 1]
             if new:
@@ -1245,7 +1253,7 @@ class Stream:
                 f"{self._name!r} of dtype {self._dtype}; convert it first"
             )
             raise StreamError(msg)
-        cards = _cards_from(keywords) if keywords else []
+        plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
         atime = self._atime(acquisition_time)
         v.write[0] = 1
         try:
@@ -1253,7 +1261,7 @@ class Stream:
         except BaseException:
             v.write[0] = 0
             raise
-        return self._publish(v, cards, atime, index)
+        return self._publish(v, plan, atime, index)
 
     def write_with(
         self,
@@ -1294,7 +1302,7 @@ class Stream:
             ):
                 msg = f"{what} must be an integer in [0, 2**64) or None (got {value!r})"
                 raise StreamError(msg)
-        cards = _cards_from(keywords) if keywords else []
+        plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
         atime = self._atime(acquisition_time)
         v.write[0] = 1
         try:
@@ -1302,28 +1310,43 @@ class Stream:
         except BaseException:
             v.write[0] = 0
             raise
-        return self._publish(v, cards, atime, None, cnt0=cnt0, cnt1=cnt1)
+        return self._publish(v, plan, atime, None, cnt0=cnt0, cnt1=cnt1)
 
     def _publish(
         self,
         v: _Views,
-        cards: list[_Card],
+        plan: list[tuple[int, bool, _Card]],
         atime: tuple[int, int] | None,
         index: int | None,
         *,
         cnt0: int | None = None,
         cnt1: int | None = None,
     ) -> int:
-        if cards:
-            try:
-                self._keywords._apply(cards)
-            except BaseException:
-                v.write[0] = 0
-                raise
-        if cnt0 is None:
-            cnt0 = int(v.cnt0[0]) + 1
-        if cnt1 is None:
-            cnt1 = int(v.cnt1[0]) if index is None else index
+        try:
+            if plan:
+                self._keywords._write(plan)
+            if cnt0 is None:
+                cnt0 = int(v.cnt0[0]) + 1
+            if cnt1 is None:
+                cnt1 = int(v.cnt1[0]) if index is None else index
+            self._stamp(v, cnt0, cnt1, atime)
+        except BaseException:
+            v.write[0] = 0  # never leave readers waiting on a dead write flag
+            raise
+        v.cnt1[0] = cnt1
+        v.cnt0[0] = cnt0
+        v.write[0] = 0
+        pid = os.getpid()
+        for i, sem in enumerate(v.sems):
+            if sem.value() < SEMAPHORE_MAXVAL:
+                sem.post()
+                v.write_pid[i] = pid
+        if v.semlog.value() < SEMAPHORE_MAXVAL:
+            v.semlog.post()
+        return cnt0
+
+    def _stamp(self, v: _Views, cnt0: int, cnt1: int, atime: tuple[int, int] | None) -> None:
+        """Circular-buffer slot and time stamps of a frame being published."""
         now = clock.now_ns()
         wsec, wnsec = divmod(now, 1_000_000_000)
         asec, ansec = (wsec, wnsec) if atime is None else atime
@@ -1342,21 +1365,15 @@ class Stream:
             v.cbindex[0] = slot
         v.writetime[0], v.writetime[1] = wsec, wnsec
         v.atime[0], v.atime[1] = asec, ansec
-        if v.cntarray is not None and v.atimearray is not None and v.writetimearray is not None:
+        if (
+            v.cntarray is not None
+            and v.atimearray is not None
+            and v.writetimearray is not None
+            and cnt1 < v.cntarray.shape[0]
+        ):
             v.atimearray[cnt1] = (asec, ansec)
             v.writetimearray[cnt1] = (wsec, wnsec)
             v.cntarray[cnt1] = cnt0
-        v.cnt1[0] = cnt1
-        v.cnt0[0] = cnt0
-        v.write[0] = 0
-        pid = os.getpid()
-        for i, sem in enumerate(v.sems):
-            if sem.value() < SEMAPHORE_MAXVAL:
-                sem.post()
-                v.write_pid[i] = pid
-        if v.semlog.value() < SEMAPHORE_MAXVAL:
-            v.semlog.post()
-        return cnt0
 
     # ---- reading
 
