@@ -158,3 +158,59 @@ def test_camstart_twice_and_bad_options(cameras, capsys):
     assert "--sim" in capsys.readouterr().out
     assert camstop.main(["vpupcam"]) == 0
     assert "not running" in capsys.readouterr().out
+
+
+def test_garbage_commands_get_errors_and_change_nothing(cameras):
+    from vampires.control import ControlClient
+    from vampires.errors import CommandError
+
+    bad = [
+        ("set_crop", {}),
+        ("set_crop", {"name": 5}),
+        ("set_crop", {"name": "MBI", "mode": {}}),
+        ("set_crop", {"mode": {"name": "X", "x0": "a"}}),
+        ("set_crop", {"mode": [1, 2]}),
+        ("set_tint", {"tint": "x"}),
+        ("set_tint", {}),
+        ("set_fps", {"fps": None}),
+        ("set_readout_mode", {"mode": 3}),
+        ("set_external_trigger", {"enable": "disable"}),
+        ("set_keyword", {"name": "OBJECT"}),
+        ("set_keyword", {"name": "OBJECT", "value": [1, 2]}),
+        ("set_keyword", {"name": 7, "value": 1}),
+        ("set_bench", {"hwp_stage": "up"}),
+        ("set_bench", {"nope": 1}),
+        ("reboot", {}),
+    ]
+    with Camera.connect("vcam1") as cam:
+        before = cam.status()
+    with ControlClient("camera", "vcam1", timeout=5.0) as client:
+        for command, args in bad:
+            with pytest.raises(CommandError):
+                client.call(command, **args)
+        assert client.call("help")["ok"]
+    with Camera.connect("vcam1") as cam:
+        after = cam.status()
+        assert after.running
+        assert after.crop == before.crop
+        assert after.tint == before.tint
+        assert after.keywords == before.keywords
+
+
+def test_remote_stop_start_and_bench(cameras):
+    with Camera.connect("vcam1") as cam, Stream.open("vcam1") as stream:
+        cam.stop()
+        assert not cam.running
+        count = stream.cnt0
+        time.sleep(0.2)
+        assert stream.cnt0 == count
+        cam.start()
+        assert cam.running
+        _wait_frames(stream, 2)
+        from vampires.camera.keywords import BenchState
+
+        cam.set_bench(BenchState(beamsplitter="PBS", scexao_polarizer="IN"))
+        assert stream.keywords["OBS-MOD"] == "IPOL_MBI"
+        assert cam.set_external_trigger(True) is True
+        cam.trigger()
+        assert cam.measured_fps >= 0.0

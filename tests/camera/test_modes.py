@@ -238,3 +238,12 @@ def test_bad_tables(tmp_path: Path):
     bad.write_text("not toml ===")
     with pytest.raises(ConfigError, match="cannot read"):
         load_camera_table("vcam1", site=bad)
+
+
+def test_max_fps_with_exposure():
+    table = load_camera_table("vcam1")
+    std = table.crop("STANDARD")
+    ro = table.readout_time(std, "FAST")
+    assert table.max_fps(std, "FAST", tint=1e-3) == pytest.approx(1 / ro)
+    assert table.max_fps(std, "FAST", tint=1e-2) == pytest.approx(100.0)
+    assert table.max_fps(std, "FAST", tint=1e-3, external=True) == pytest.approx(1 / (1e-3 + ro))

@@ -1031,7 +1031,10 @@ class Camera:
         """Return a snapshot of the camera."""
         state = self._state
         stream = self._stream
-        frames = stream.cnt0 if stream is not None and not stream.closed else 0
+        try:
+            frames = stream.cnt0 if stream is not None and not stream.closed else 0
+        except StreamError:  # closed by a concurrent crop change
+            frames = 0
         temp = self._temperature if math.isfinite(self._temperature) else 0.0
         return CameraStatus(
             name=self.name,
@@ -1247,6 +1250,14 @@ class RemoteCamera:
     def running(self) -> bool:
         """Acquisition running in the daemon."""
         return self.status().running
+
+    def start(self) -> None:
+        """Resume acquisition in the daemon (after :meth:`stop`)."""
+        self._call("start", slow=True)
+
+    def stop(self) -> None:
+        """Pause acquisition; the daemon keeps running and answering."""
+        self._call("stop", slow=True)
 
     def shutdown(self) -> None:
         """Ask the daemon to stop the camera and exit."""

@@ -18,6 +18,7 @@ command                arguments                                reply
 ``set_keyword``        ``name`` (str), ``value`` (int/float/str/bool)
 ``set_bench``          fields of :class:`BenchState`
 ``trigger``                                                     one software trigger
+``start`` / ``stop``                                            resume / pause acquisition
 ``shutdown``                                                    stops camera and daemon
 =====================  =======================================  ======================
 
@@ -115,6 +116,14 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
         camera.trigger()
         return {}
 
+    def start(a: dict[str, Any]) -> dict[str, Any]:
+        camera.start()
+        return {"running": camera.running}
+
+    def stop_acquisition(a: dict[str, Any]) -> dict[str, Any]:
+        camera.stop()
+        return {"running": camera.running}
+
     def shutdown(a: dict[str, Any]) -> dict[str, Any]:
         stop.set()
         return {"stopping": True}
@@ -150,6 +159,8 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
         "set_keyword": Command(func=set_keyword, help="user keyword (name, value)", strict=False),
         "set_bench": Command(func=set_bench, args=bench_args, help="simulated bench state"),
         "trigger": Command(func=trigger, help="one software trigger"),
+        "start": Command(func=start, help="resume acquisition"),
+        "stop": Command(func=stop_acquisition, help="pause acquisition (daemon keeps running)"),
         "shutdown": Command(func=shutdown, help="stop the camera and exit"),
     }
 

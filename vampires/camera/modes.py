@@ -552,9 +552,30 @@ class CameraTable:
         """Readout time [s] of ``crop`` in readout ``mode`` (row model)."""
         return readout_time(crop.height, self.readout(mode).line_time, self.rows_per_line)
 
-    def max_fps(self, crop: CropMode, mode: object) -> float:
-        """Highest frame rate [Hz] of ``crop``: ``1 / readout time``."""
-        return 1.0 / self.readout_time(crop, mode)
+    def max_fps(
+        self, crop: CropMode, mode: object, *, tint: float | None = None, external: bool = False
+    ) -> float:
+        """Highest frame rate [Hz] of ``crop`` in readout ``mode``.
+
+        Parameters
+        ----------
+        crop, mode
+            Crop and readout mode.
+        tint
+            Exposure [s]; None for the readout limit alone (``1 / readout``,
+            what ``set_fps`` accepts at most).
+        external
+            External trigger (exposure and readout do not overlap).
+
+        Returns
+        -------
+        float
+            ``1 / readout`` without ``tint``, else :func:`frame_rate`.
+        """
+        readout = self.readout_time(crop, mode)
+        if tint is None:
+            return 1.0 / readout
+        return frame_rate(tint, readout, external=external)
 
     def check_tint(self, tint: object) -> float:
         """Validate an exposure time; return it as float.

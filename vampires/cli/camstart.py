@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from vampires.camera.camera import RemoteCamera
     from vampires.control import spawn_daemon
+    from vampires.control.spawn import default_log_path
 
     failed = False
     for name in args.cameras:
@@ -51,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 st = cam.status()
             crop = f"{st.crop.name} {st.crop.width}x{st.crop.height}"
             print(f"{name}: started (pid {pid}, {st.backend}) {crop} "
-                  f"{st.readout_mode.value} {st.fps:.2f} Hz")  # fmt: skip
+                  f"{st.readout_mode.value} {st.fps:.2f} Hz {st.data_type}; "
+                  f"log {default_log_path('camera', name)}")  # fmt: skip
         except VampiresError as exc:
             failed = True
             print(f"{name}: FAILED: {exc}")
