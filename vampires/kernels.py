@@ -39,7 +39,7 @@ import numpy as np
 from vampires.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from numpy.typing import DTypeLike, NDArray
 
@@ -47,6 +47,7 @@ __all__ = [
     "FITS_FORMATS",
     "FitsFormat",
     "bin_frame",
+    "cube_copier",
     "fits_format",
     "frame_to_fits",
     "gather_to_fits",
@@ -215,6 +216,46 @@ def to_fits_int16(frame: NDArray[np.uint16], out: NDArray[np.int16]) -> None:
     frame_to_fits(frame, out)
 
 
+def cube_copier(
+    frame_dtype: DTypeLike, cube: NDArray[np.generic]
+) -> Callable[[NDArray[np.generic], int], None]:
+    """Return ``copy(frame, k)``: the per-frame hot path into slot ``k`` of ``cube``.
+
+    Checks are done once here, so each call only reinterprets the frame's
+    bytes and runs the kernel (no allocation, GIL released while copying).
+
+    Parameters
+    ----------
+    frame_dtype
+        Pixel type of the frames (native byte order).
+    cube
+        C-contiguous cube ``(capacity, height, width)`` typed ``fits_format(frame_dtype).disk``.
+
+    Returns
+    -------
+    callable
+        ``copy(frame, k)``; ``frame`` must be C-contiguous with ``height * width`` pixels.
+
+    Raises
+    ------
+    ConfigError
+        Unsupported pixel type or a cube of the wrong storage type.
+    """
+    fmt = fits_format(frame_dtype)
+    if cube.dtype != fmt.disk or not cube.flags.c_contiguous or cube.ndim < 2:
+        msg = f"cube must be a C-contiguous {fmt.disk} array (got {cube.dtype} {cube.shape})"
+        raise ConfigError(msg)
+    unsigned = _UNSIGNED[fmt.itemsize]
+    slots = cube.reshape(cube.shape[0], -1).view(unsigned)
+    kernel = _kernel({1: "xor8", 2: "swap16", 4: "swap32", 8: "swap64"}[fmt.itemsize])
+    flip = unsigned(fmt.flip)
+
+    def copy(frame: NDArray[np.generic], k: int) -> None:
+        kernel(frame.reshape(-1).view(unsigned), slots[k], flip)  # type: ignore[operator]
+
+    return copy
+
+
 def gather_to_fits(ring: NDArray[np.generic], start: int, out: NDArray[np.generic]) -> None:
     """Copy ``len(out)`` consecutive frames of a circular buffer into cube slots.
 
@@ -300,6 +341,9 @@ def warm_up() -> None:
         out = np.empty((2, 3), FITS_FORMATS[dtype].disk)
         frame_to_fits(frame, out)
         gather_to_fits(frame.reshape(2, 1, 3), 1, out.reshape(2, 1, 3))
+        frame.flags.writeable = False  # shared-memory views are read-only: another signature
+        frame_to_fits(frame, out)
+        cube_copier(dtype, out)(frame[0], 1)
     for pixel in (np.uint16, np.float32):
         bin_frame(np.zeros((4, 4), pixel), 2)
     logger.debug("kernels ready")

@@ -1,0 +1,377 @@
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from vampires.errors import ConfigError, LoggerError
+from vampires.fitslog.logger import Logger, LoggerState
+from vampires.fitslog.policy import CubePolicy
+from vampires.stream import Stream
+
+SHAPE = (24, 20)
+
+
+def frame_for(cnt0: int, shape=SHAPE) -> np.ndarray:
+    """Deterministic frame: its pixels tell which counter it was published at."""
+    return (
+        ((np.arange(shape[0] * shape[1], dtype=np.int64) * 13 + cnt0 * 101) % 65536)
+        .astype(np.uint16)
+        .reshape(shape)
+    )
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            msg = "condition not reached in time"
+            raise AssertionError(msg)
+        time.sleep(0.002)
+
+
+def publish_lockstep(stream: Stream, log: Logger, n: int, **write_kw) -> None:
+    """Write n frames, each only once the logger took the previous one (no drops)."""
+    for _ in range(n):
+        before = log.status()
+        stream.write(frame_for(stream.cnt0 + 1, stream.shape), **write_kw)
+        wait_until(
+            lambda b=before: (
+                log.status().frames + log.status().dropped > b.frames + b.dropped
+                or log.status().state != LoggerState.SAVING
+            )
+        )
+
+
+def cubes_in(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.fits"), key=lambda p: fits.getheader(p)["MJD-STR"])
+
+
+def check_frames_match_sidecar(check_cube, path: Path, **kw):
+    data, header, times = check_cube(path, **kw)
+    shape = data.shape[1:]
+    for k, cnt0 in enumerate(times.cnt0):
+        assert np.array_equal(data[k], frame_for(int(cnt0), shape)), (path.name, k)
+    return data, header, times
+
+
+@pytest.fixture
+def stream(shm_dir):
+    s = Stream.create("vcam1", SHAPE, "uint16")
+    s.keywords.update({"EXPTIME": 0.001, "DATA-TYP": "OBJECT", "EXTTRIG": True})
+    yield s
+    s.close()
+
+
+def test_three_cubes_byte_exact(stream, tmp_path, check_cube) -> None:
+    with Logger("vcam1", CubePolicy(frames_per_cube=10, cubes=3), root=tmp_path) as log:
+        assert log.status().state == LoggerState.IDLE
+        log.start()
+        assert log.status().state == LoggerState.SAVING
+        publish_lockstep(stream, log, 30)
+        assert log.wait_idle(10)
+        status = log.status()
+    assert status.files == 3
+    assert status.frames == 30
+    assert status.dropped == 0
+    assert status.error is None
+    files = cubes_in(tmp_path)
+    assert len(files) == 3
+    counters = []
+    for index, path in enumerate(files):
+        assert path.parent.parent.parent == tmp_path
+        assert path.parent.name == "vcam1"
+        _, header, times = check_frames_match_sidecar(check_cube, path)
+        assert header["NAXIS3"] == 10
+        assert header["LOGCLOSE"] == "full"
+        assert header["LOGCUBE"] == index
+        assert header["LOGDROP"] == 0
+        assert header["LOGDRPIN"] == 0
+        assert header["EXPTIME"] == 0.001
+        assert header["EXTTRIG"] is True
+        assert header["DATA-TYP"] == "OBJECT"
+        counters += list(times.cnt0)
+    assert counters == list(range(1, 31))
+    assert status.last_file == files[-1]
+
+
+def test_exptime_change_mid_cube_splits(stream, tmp_path, check_cube) -> None:
+    with Logger("vcam1", CubePolicy(frames_per_cube=100), dirname=tmp_path) as log:
+        log.start()
+        publish_lockstep(stream, log, 4)
+        publish_lockstep(stream, log, 3, keywords={"EXPTIME": 0.002})
+        publish_lockstep(stream, log, 2, keywords={"DATA-TYP": "DARK"})
+        log.stop()
+        assert log.wait_idle(10)
+    files = cubes_in(tmp_path)
+    headers = [check_frames_match_sidecar(check_cube, p)[1] for p in files]
+    assert [h["NAXIS3"] for h in headers] == [4, 3, 2]
+    assert [h["EXPTIME"] for h in headers] == [0.001, 0.002, 0.002]
+    assert [h["DATA-TYP"] for h in headers] == ["OBJECT", "OBJECT", "DARK"]
+    assert [h["LOGCLOSE"] for h in headers] == ["keyword", "keyword", "stopped"]
+    assert all(p.parent == tmp_path for p in files)
+
+
+def test_crop_change_reattaches(stream, tmp_path, check_cube, shm_dir) -> None:
+    with Logger("vcam1", CubePolicy(frames_per_cube=100), root=tmp_path) as log:
+        log.start()
+        publish_lockstep(stream, log, 5)
+        bigger = Stream.create("vcam1", (32, 36), "uint16", exist_ok=True)  # new size
+        try:
+            bigger.keywords.update({"EXPTIME": 0.001, "PRD-RNG1": 36})
+            wait_until(lambda: log.status().frame_shape == (32, 36))
+            publish_lockstep(bigger, log, 6)
+            log.stop()
+            assert log.wait_idle(10)
+            status = log.status()
+        finally:
+            bigger.close()
+    assert status.dropped == 0
+    files = cubes_in(tmp_path)
+    data = [check_frames_match_sidecar(check_cube, p) for p in files]
+    assert [d[0].shape for d in data] == [(5, 24, 20), (6, 32, 36)]
+    assert [d[1]["LOGCLOSE"] for d in data] == ["resized", "stopped"]
+    assert data[1][1]["PRD-RNG1"] == 36
+
+
+def test_timeout_closes_cube_after_silence(stream, tmp_path, check_cube) -> None:
+    policy = CubePolicy(frames_per_cube=100, timeout=0.3)
+    with Logger("vcam1", policy, root=tmp_path) as log:
+        log.start()
+        publish_lockstep(stream, log, 3)
+        wait_until(lambda: log.status().files == 1)
+        publish_lockstep(stream, log, 2)
+        log.stop()
+        assert log.wait_idle(10)
+        assert log.status().files == 2
+    headers = [check_frames_match_sidecar(check_cube, p)[1] for p in cubes_in(tmp_path)]
+    assert [(h["NAXIS3"], h["LOGCLOSE"]) for h in headers] == [(3, "timeout"), (2, "stopped")]
+
+
+@pytest.mark.slow
+def test_adaptive_timeout_keeps_slow_exposures_together(stream, tmp_path, check_cube) -> None:
+    stream.keywords["EXPTIME"] = 0.6  # adaptive limit: max(2 s, 5 x 0.6 s) = 3 s
+    with Logger("vcam1", CubePolicy(frames_per_cube=100), root=tmp_path) as log:
+        log.start()
+        publish_lockstep(stream, log, 1)
+        time.sleep(2.3)  # longer than milk's fixed 2 s timeout
+        publish_lockstep(stream, log, 1)
+        assert log.status().files == 0
+        log.stop()
+        assert log.wait_idle(10)
+    (path,) = cubes_in(tmp_path)
+    assert check_frames_match_sidecar(check_cube, path)[1]["NAXIS3"] == 2
+
+
+def test_next_cube_last_cube_and_policy_change(stream, tmp_path, check_cube) -> None:
+    with Logger("vcam1", CubePolicy(frames_per_cube=4), root=tmp_path) as log:
+        log.start()
+        publish_lockstep(stream, log, 2)
+        log.next_cube()
+        log.set_policy(CubePolicy(frames_per_cube=3))
+        publish_lockstep(stream, log, 4)  # cube of 3 (new policy), then 1 frame
+        log.stop(wait_for_cube=True)
+        assert log.status().state == LoggerState.FINISHING
+        publish_lockstep(stream, log, 2)  # completes the last cube
+        assert log.wait_idle(10)
+        stream.write(frame_for(99))  # not saving any more
+        time.sleep(0.05)
+        status = log.status()
+    headers = [check_frames_match_sidecar(check_cube, p)[1] for p in cubes_in(tmp_path)]
+    assert [(h["NAXIS3"], h["LOGCLOSE"]) for h in headers] == [
+        (2, "next"),
+        (3, "full"),
+        (3, "full"),
+    ]
+    assert status.files == 3
+    assert status.frames == 8
+    assert status.state == LoggerState.IDLE
+
+
+def test_throttled_writer_counts_drops_and_keeps_cubes_consistent(
+    stream, tmp_path, check_cube
+) -> None:
+    def slow_write(fd: int, data: memoryview) -> int:
+        time.sleep(0.04)  # ~0.16 s per cube: far slower than the 16 ms it takes to fill
+        return os.write(fd, data)
+
+    published = 0
+    with Logger(
+        "vcam1", CubePolicy(frames_per_cube=8), root=tmp_path, buffers=2, write_chunk=slow_write
+    ) as log:
+        log.start()
+        for _ in range(300):
+            stream.write(frame_for(stream.cnt0 + 1))
+            published += 1
+            time.sleep(0.002)
+        time.sleep(0.05)
+        log.stop()
+        assert log.wait_idle(30)
+        status = log.status()
+    files = cubes_in(tmp_path)
+    assert status.dropped > 0, (status, published)
+    in_files = 0
+    seen: set[int] = set()
+    names = set()
+    for path in files:
+        _, header, times = check_frames_match_sidecar(check_cube, path, verify=False)
+        in_files += header["NAXIS3"]
+        assert not seen & set(times.cnt0.tolist())
+        seen |= set(times.cnt0.tolist())
+        names.add(path.name)
+    assert in_files == status.frames
+    assert in_files + status.dropped == published
+    assert len(names) == len(files) == status.files
+    # every drop between cubes is written in the next cube's header
+    logdrop = sum(fits.getheader(p)["LOGDROP"] + fits.getheader(p)["LOGDRPIN"] for p in files)
+    assert logdrop <= status.dropped
+    assert logdrop > 0
+
+
+def test_disk_full_then_space_returns(stream, tmp_path, check_cube) -> None:
+    full = threading.Event()
+
+    def flaky_write(fd: int, data: memoryview) -> int:
+        if full.is_set():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+    with Logger(
+        "vcam1", CubePolicy(frames_per_cube=5), root=tmp_path, write_chunk=flaky_write
+    ) as log:
+        log.start()
+        publish_lockstep(stream, log, 5)
+        wait_until(lambda: log.status().files == 1)
+        full.set()
+        publish_lockstep(stream, log, 5)
+        wait_until(lambda: log.status().error is not None)
+        error = log.status().error
+        assert log.status().state == LoggerState.SAVING
+        full.clear()
+        publish_lockstep(stream, log, 5)
+        wait_until(lambda: log.status().files == 2)
+        status = log.status()
+        log.stop()
+    assert "disk full" in error
+    assert status.error is None
+    assert status.dropped == 5
+    assert status.frames == 10
+    files = cubes_in(tmp_path)
+    assert len(files) == 2
+    header = check_frames_match_sidecar(check_cube, files[1])[1]
+    assert header["LOGDROP"] == 5
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+class FakeClock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_midnight_rollover_new_folder(stream, tmp_path, check_cube) -> None:
+    midnight = dt.datetime(2024, 6, 12, tzinfo=dt.UTC).timestamp()
+    clock = FakeClock(midnight - 0.25)
+    with Logger(
+        "vcam1",
+        CubePolicy(frames_per_cube=3),
+        root=tmp_path,
+        clock=clock,
+        time_source="logger",
+    ) as log:
+        log.start()
+        for k in range(6):
+            clock.t = midnight - 0.25 + 0.1 * k
+            publish_lockstep(stream, log, 1)
+        log.stop()
+        assert log.wait_idle(10)
+    first, second = cubes_in(tmp_path)
+    assert first.parent == tmp_path / "20240611" / "vcam1"
+    assert second.parent == tmp_path / "20240612" / "vcam1"
+    assert first.name.startswith("vcam1_23:59:59.7500")
+    assert second.name.startswith("vcam1_00:00:00.0")
+    h1 = check_frames_match_sidecar(check_cube, first)[1]
+    h2 = check_frames_match_sidecar(check_cube, second)[1]
+    assert h1["DATE-OBS"] == "2024-06-11"
+    assert h2["DATE-OBS"] == "2024-06-12"
+    assert h1["UT-END"].startswith("23:59:59.9")
+    assert h2["UT-STR"].startswith("00:00:00.0")
+    assert h2["LOGTSRC"] == "LOG"
+
+
+def test_acquisition_time_names_the_cube(stream, tmp_path, check_cube) -> None:
+    t0 = dt.datetime(2024, 6, 11, 23, 59, 59, 900000, tzinfo=dt.UTC).timestamp()
+    with Logger("vcam1", CubePolicy(frames_per_cube=2), root=tmp_path) as log:
+        log.start()
+        for k in range(4):
+            publish_lockstep(stream, log, 1, acquisition_time=t0 + 0.1 * k)
+        log.stop()
+        assert log.wait_idle(10)
+    first, second = cubes_in(tmp_path)
+    assert first.parent.parent.name == "20240611"
+    assert second.parent.parent.name == "20240612"
+    assert second.name.startswith("vcam1_00:00:00.1")
+    times = check_frames_match_sidecar(check_cube, second)[2]
+    assert times.acquisition_time[0] == pytest.approx(t0 + 0.2, abs=1e-6)
+
+
+def test_stream_appears_later_and_status(tmp_path, shm_dir) -> None:
+    with Logger("late", CubePolicy(frames_per_cube=2), root=tmp_path) as log:
+        wait_until(lambda: log.status().error is not None)
+        assert "not found" in log.status().error
+        assert not log.status().attached
+        log.start()
+        stream = Stream.create("late", SHAPE, "uint16")
+        try:
+            wait_until(lambda: log.status().attached)
+            publish_lockstep(stream, log, 2)
+            assert log.wait_idle(0.1) is False  # still saving: -1 cubes
+            wait_until(lambda: log.status().files == 1)
+            status = log.status()
+            assert status.error is None
+            assert status.memory_bytes >= 2 * 24 * 20 * 2
+            assert status.frame_shape == SHAPE
+            assert status.folder == status.last_file.parent
+        finally:
+            stream.close()
+
+
+def test_bad_input(tmp_path, stream) -> None:
+    policy = CubePolicy(frames_per_cube=2)
+    with pytest.raises(ConfigError, match="stream name"):
+        Logger("../etc", policy, root=tmp_path)
+    with pytest.raises(ConfigError, match="CubePolicy"):
+        Logger("vcam1", {"frames_per_cube": 2}, root=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="root"):
+        Logger("vcam1", policy)
+    with pytest.raises(ConfigError, match="buffers"):
+        Logger("vcam1", policy, root=tmp_path, buffers=1)
+    with pytest.raises(ConfigError, match="time_source"):
+        Logger("vcam1", policy, root=tmp_path, time_source="gps")
+    log = Logger("vcam1", policy, root=tmp_path)
+    with pytest.raises(ConfigError):
+        log.set_policy(3)  # type: ignore[arg-type]
+    log.close()
+    log.close()  # idempotent
+    with pytest.raises(LoggerError, match="closed"):
+        log.start()
+    assert not list(tmp_path.iterdir())
+
+
+def test_close_finishes_the_cube(stream, tmp_path, check_cube) -> None:
+    log = Logger("vcam1", CubePolicy(frames_per_cube=50), root=tmp_path)
+    log.start()
+    publish_lockstep(stream, log, 3)
+    log.close(finish_cube=True, timeout=0.5)  # no more frames: truncated after the timeout
+    (path,) = cubes_in(tmp_path)
+    assert check_frames_match_sidecar(check_cube, path)[1]["NAXIS3"] == 3
+    assert log.status().memory_bytes == 0

@@ -1,0 +1,997 @@
+"""The FITS cube logger: a stream in, FITS cubes with sidecars out, nothing lost silently.
+
+::
+
+    from vampires import Logger, CubePolicy
+
+    with Logger("vcam1", CubePolicy(frames_per_cube=250), root="/mnt/fuuu") as log:
+        log.start()
+        ...
+        log.stop(wait_for_cube=True)   # finish the cube being filled
+        log.wait_idle(timeout=60)
+        print(log.status())
+
+Threads
+    A *reader* thread waits on the stream's semaphore and copies every new
+    frame straight from shared memory into a slot of the current cube buffer
+    with the numba kernel that also converts it to FITS storage (uint16 ->
+    big-endian int16, BZERO 32768). When a cube closes, the reader freezes an
+    immutable :class:`~vampires.fitslog.writer.CubeJob` (its own buffer, name
+    time, per-frame counters and clocks, keywords) and queues it; a *writer*
+    thread writes it (``.tmp``, fsync, rename, sidecar) and gives the buffer
+    back. Acquisition never waits on the disk: when no buffer is free the
+    frame is counted as dropped.
+
+Buffers
+    ``buffers`` cube buffers (default 3: one filling, one being written, one
+    queued) are allocated once per (frame shape, dtype, frames per cube) and
+    reused; ``status().memory_bytes`` reports them.
+
+States (:class:`LoggerState`)
+    ``idle`` (not saving, nothing left to write) -> ``saving`` (frames go into
+    cubes) -> ``finishing`` (last cube being filled after
+    ``stop(wait_for_cube=True)``, or saving stopped and cubes still being
+    written) -> ``idle``.
+
+Cube boundaries (``LOGCLOSE`` in each header)
+    ``full`` (frames per cube reached), ``timeout`` (stream silent for the
+    policy's timeout; adaptive by default), ``stopped`` (``stop()``),
+    ``next`` (``next_cube()``), ``keyword`` (``EXPTIME``, ``DATA-TYP``,
+    ``U_DETMOD`` or the crop keywords ``PRD-MIN1/2``, ``PRD-RNG1/2`` changed: each
+    file is homogeneous), ``resized`` (the stream was re-created, e.g. at a new
+    crop: the logger re-attaches by itself and continues), ``policy`` (none yet).
+
+Drops
+    Frames the stream published while saving that are not in a file (writer
+    slower than the camera, counter jumps, torn reads, disk errors) are
+    counted in ``status().dropped``, in the next cube's ``LOGDROP`` card and
+    sidecar notes; gaps inside a cube are in ``LOGDRPIN``.
+
+Failures
+    A missing stream, a full disk or an unwritable folder put a message in
+    ``status().error``; the logger keeps running and resumes by itself (a new
+    stream is attached as soon as it appears; each new cube tries the disk again).
+
+For the control daemon (``vampires.fitslog.daemon``): the public methods below
+are thread-safe and their signatures are stable: ``start()``, ``stop(wait_for_cube)``,
+``next_cube()``, ``set_policy(policy)``, ``status()``, ``wait_idle(timeout)``,
+``close(finish_cube=True, timeout=60)``. ``start``/``stop``/``next_cube`` return
+once the reader thread applied them, with the unix time it did.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import attrs
+import numpy as np
+
+from vampires.errors import (
+    ConfigError,
+    LoggerError,
+    StreamError,
+    StreamNotFoundError,
+    StreamTimeout,
+    TornFrameError,
+)
+from vampires.fitslog.names import check_stream_name, cube_filename, cube_folder
+from vampires.fitslog.policy import CubePolicy
+from vampires.fitslog.sidecar import FrameTimes
+from vampires.fitslog.writer import (
+    CubeJob,
+    CubeWriter,
+    HeaderProvider,
+    WriteChunk,
+    WrittenCube,
+)
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from vampires.fitslog.header import Card
+    from vampires.kernels import FitsFormat
+    from vampires.stream import Stream, StreamReader
+
+__all__ = ["SPLIT_KEYS", "Logger", "LoggerState", "LoggerStatus"]
+
+logger = logging.getLogger(__name__)
+
+#: Stream keywords whose change closes the cube (every file stays homogeneous).
+SPLIT_KEYS = ("EXPTIME", "DATA-TYP", "U_DETMOD", "PRD-MIN1", "PRD-MIN2", "PRD-RNG1", "PRD-RNG2")
+_POLL = 0.01  # s: longest a command waits for the reader while saving
+_IDLE_POLL = 0.25  # s: stream re-attach / staleness check period while idle
+_STALE_CHECK = 0.25  # s: staleness check period while frames flow
+_ACK_TIMEOUT = 10.0
+
+
+def _is_int_in(value: object, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+class LoggerState(enum.StrEnum):
+    """Observable state of a :class:`Logger`."""
+
+    IDLE = "idle"
+    SAVING = "saving"
+    FINISHING = "finishing"
+
+
+@attrs.frozen(kw_only=True)
+class LoggerStatus:
+    """A snapshot of a logger (counters are for the current run, reset by ``start()``).
+
+    Attributes
+    ----------
+    stream
+        Stream name.
+    state
+        ``idle``, ``saving`` or ``finishing``.
+    policy
+        The policy used for the next cube.
+    frames
+        Frames copied into cubes in this run.
+    files
+        Cubes written in this run.
+    dropped
+        Frames published while saving that are in no file.
+    current_file
+        Name the cube being filled will get (None if none).
+    folder
+        Folder of the cube being filled, else of the last one written, else
+        where the next one would go (None if not known yet).
+    memory_bytes
+        Bytes held by cube buffers.
+    error
+        The last problem (missing stream, disk full, ...), None when all is well.
+    last_file
+        The last cube written.
+    attached
+        True while the stream is mapped.
+    frame_shape
+        ``(height, width)`` of the frames, when attached.
+    queued
+        Cubes closed but not yet written.
+    written_bytes
+        Bytes written in this run.
+    started
+        Unix time saving was last switched on (None if never).
+    """
+
+    stream: str
+    state: LoggerState
+    policy: CubePolicy
+    frames: int = 0
+    files: int = 0
+    dropped: int = 0
+    current_file: str | None = None
+    folder: Path | None = None
+    memory_bytes: int = 0
+    error: str | None = None
+    last_file: Path | None = None
+    attached: bool = False
+    frame_shape: tuple[int, int] | None = None
+    queued: int = 0
+    written_bytes: int = 0
+    started: float | None = None
+
+
+@attrs.define(eq=False)
+class _Buffer:
+    """One reusable cube buffer."""
+
+    key: tuple[tuple[int, int], str, int]
+    cube: NDArray[np.generic]
+    copy: Callable[[NDArray[np.generic], int], None]
+
+
+@attrs.define(eq=False)
+class _Cube:
+    """The cube being filled (reader thread only)."""
+
+    buffer: _Buffer
+    fmt: FitsFormat
+    folder: Path
+    name: str
+    cards: tuple[Card, ...]
+    split_values: tuple[object, ...]
+    kw_version: int
+    exptime: float | None
+    dropped_before: int
+    cnt0: NDArray[np.int64]
+    cnt1: NDArray[np.int64]
+    logger_time: NDArray[np.float64]
+    acquisition_time: NDArray[np.float64]
+    n: int = 0
+    dropped_inside: int = 0
+
+    @property
+    def capacity(self) -> int:
+        return int(self.buffer.cube.shape[0])
+
+
+class Logger:
+    """Log one stream into FITS cubes (see the module docstring).
+
+    Parameters
+    ----------
+    stream_name
+        Stream to log (``$MILK_SHM_DIR/<name>.im.shm``); it may appear later.
+    policy
+        Cube size, count and timeout.
+    root
+        Files go to ``<root>/<YYYYMMDD UT of each cube>/<stream>/``.
+    dirname
+        Exact folder instead (wins over ``root``).
+    header_provider
+        Callable returning extra header cards per cube (instead of the aux header).
+    clock
+        Wall clock (unix s) for the logger time of each frame; inject one in tests.
+    shm_dir
+        Shared-memory folder (default: resolved ``MILK_SHM_DIR``).
+    buffers
+        Cube buffers (>= 2).
+    time_source
+        ``"acquisition"`` (default): file names and UT/MJD/HST cards come from
+        the frames' acquisition times (camera clock); ``"logger"``: from ``clock``.
+    write_chunk
+        Replacement for ``os.write`` in the writer (throttling/faults in tests).
+    fsync
+        fsync each cube before its rename.
+
+    Raises
+    ------
+    ConfigError
+        Bad name, policy, folder or option.
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        policy: CubePolicy,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        dirname: str | os.PathLike[str] | None = None,
+        header_provider: HeaderProvider | None = None,
+        clock: Callable[[], float] | None = None,
+        shm_dir: str | os.PathLike[str] | None = None,
+        buffers: int = 3,
+        time_source: str = "acquisition",
+        write_chunk: WriteChunk | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self._name = check_stream_name(stream_name)
+        self._policy = self._check_policy(policy)
+        if root is None and dirname is None:
+            msg = f"Logger({stream_name!r}): give root= (dated folders) or dirname= (exact folder)"
+            raise ConfigError(msg)
+        self._root = Path(root) if root is not None else None
+        self._dirname = Path(dirname) if dirname is not None else None
+        if not _is_int_in(buffers, 2, 16):
+            msg = f"Logger({stream_name!r}): buffers must be an integer in 2..16 (got {buffers!r})"
+            raise ConfigError(msg)
+        if time_source not in ("acquisition", "logger"):
+            msg = f"Logger: time_source must be 'acquisition' or 'logger' (got {time_source!r})"
+            raise ConfigError(msg)
+        self._clock: Callable[[], float] = clock if clock is not None else time.time
+        self._shm_dir = Path(shm_dir) if shm_dir is not None else None
+        self._nbuffers = buffers
+        self._time_source = time_source
+        self._writer = CubeWriter(
+            header_provider=header_provider,
+            shm_dir=self._shm_dir,
+            fsync=fsync,
+            write_chunk=write_chunk,
+            clock=self._clock,
+        )
+        from vampires import kernels
+
+        kernels.warm_up()  # compile/load once, before the first frame
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._commands: collections.deque[tuple[str, threading.Event, list[float]]] = (
+            collections.deque()
+        )
+        self._jobs: queue.Queue[tuple[CubeJob, _Buffer] | None] = queue.Queue()
+        self._free: list[_Buffer] = []
+        self._nallocated = 0
+        self._memory = 0
+        # reader-thread state
+        self._stream: Stream | None = None
+        self._reader: StreamReader | None = None
+        self._cube: _Cube | None = None
+        self._saving = False
+        self._last_cube = False
+        self._cubes_closed = 0
+        self._drop_carry = 0
+        self._period: float | None = None
+        self._last_frame_at: float | None = None
+        self._next_stale_check = 0.0
+        self._reattach = False
+        # shared counters (under _lock)
+        self._frames = 0
+        self._files = 0
+        self._dropped = 0
+        self._pending = 0
+        self._written_bytes = 0
+        self._error: str | None = None
+        self._last_file: Path | None = None
+        self._last_folder: Path | None = None
+        self._started_at: float | None = None
+        self._closed = False
+        self._closing = False
+        self._reader_thread = threading.Thread(
+            target=self._reader_main, name=f"logger-{self._name}-reader", daemon=True
+        )
+        self._writer_thread = threading.Thread(
+            target=self._writer_main, name=f"logger-{self._name}-writer", daemon=True
+        )
+        self._reader_thread.start()
+        self._writer_thread.start()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def stream_name(self) -> str:
+        """The logged stream's name."""
+        return self._name
+
+    @property
+    def policy(self) -> CubePolicy:
+        """The policy the next cube will use."""
+        return self._policy
+
+    def __repr__(self) -> str:
+        return f"vampires.Logger({self._name!r}, state={self.status().state.value})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(finish_cube=False)
+
+    @staticmethod
+    def _check_policy(policy: object) -> CubePolicy:
+        if not isinstance(policy, CubePolicy):
+            msg = f"policy must be a CubePolicy (got {type(policy).__name__})"
+            raise ConfigError(msg)
+        return policy
+
+    def _request(self, command: str) -> float:
+        if self._closed or self._closing:
+            msg = f"logger {self._name!r} is closed; create a new Logger"
+            raise LoggerError(msg)
+        done = threading.Event()
+        when: list[float] = []
+        with self._lock:
+            self._commands.append((command, done, when))
+        self._wake.set()
+        if not done.wait(_ACK_TIMEOUT):
+            msg = f"logger {self._name!r}: reader thread did not apply {command!r} in time"
+            raise LoggerError(msg)
+        return when[0] if when else self._clock()
+
+    def start(self) -> float:
+        """Start saving (resets the run's counters); no-op if already saving.
+
+        Returns
+        -------
+        float
+            Unix time (logger clock) saving became effective.
+
+        Raises
+        ------
+        LoggerError
+            The logger is closed.
+        """
+        return self._request("start")
+
+    def stop(self, wait_for_cube: bool = False) -> float:
+        """Stop saving.
+
+        Parameters
+        ----------
+        wait_for_cube
+            False: close the cube being filled now (truncated) and stop.
+            True: keep filling the current cube (or, if it has no frame yet,
+            the next one) to its end, then stop ("last cube"). Use
+            :meth:`wait_idle` to wait for it to be written.
+
+        Returns
+        -------
+        float
+            Unix time the request took effect.
+        """
+        return self._request("last" if wait_for_cube else "stop")
+
+    def next_cube(self) -> float:
+        """Close the cube being filled now (if any frame) and go on with a new one.
+
+        Returns
+        -------
+        float
+            Unix time the cube was closed.
+        """
+        return self._request("next")
+
+    def set_policy(self, policy: CubePolicy) -> None:
+        """Use ``policy`` from the next cube on (no restart; buffers re-sized lazily).
+
+        Parameters
+        ----------
+        policy
+            The new policy.
+
+        Raises
+        ------
+        ConfigError
+            Not a :class:`CubePolicy`.
+        """
+        self._policy = self._check_policy(policy)
+
+    def set_folder(
+        self,
+        *,
+        root: str | os.PathLike[str] | None = None,
+        dirname: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Change where the next cubes go (``dirname`` wins; both None is refused).
+
+        Raises
+        ------
+        ConfigError
+            Neither given.
+        """
+        if root is None and dirname is None:
+            msg = "set_folder: give root= or dirname="
+            raise ConfigError(msg)
+        with self._lock:
+            self._root = Path(root) if root is not None else None
+            self._dirname = Path(dirname) if dirname is not None else None
+
+    def _is_saving(self) -> bool:
+        return self._saving
+
+    def _state(self) -> LoggerState:
+        if self._saving:
+            return LoggerState.FINISHING if self._last_cube else LoggerState.SAVING
+        return LoggerState.FINISHING if self._pending else LoggerState.IDLE
+
+    def status(self) -> LoggerStatus:
+        """Return a snapshot of the logger.
+
+        Returns
+        -------
+        LoggerStatus
+        """
+        with self._lock:
+            cube = self._cube
+            stream = self._stream
+            folder = cube.folder if cube is not None and cube.n else self._last_folder
+            if folder is None:
+                folder = self._dirname or (
+                    cube_folder(self._name, self._clock(), root=self._root, dirname=None)
+                    if self._root is not None
+                    else None
+                )
+            shape = None
+            if stream is not None and not stream.closed:
+                shape = (int(stream.shape[-2]), int(stream.shape[-1]))
+            return LoggerStatus(
+                stream=self._name,
+                state=self._state(),
+                policy=self._policy,
+                frames=self._frames,
+                files=self._files,
+                dropped=self._dropped,
+                current_file=cube.name if cube is not None and cube.n else None,
+                folder=folder,
+                memory_bytes=self._memory,
+                error=self._error,
+                last_file=self._last_file,
+                attached=stream is not None,
+                frame_shape=shape,
+                queued=self._pending,
+                written_bytes=self._written_bytes,
+                started=self._started_at,
+            )
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until the logger is idle (not saving, every cube written).
+
+        Parameters
+        ----------
+        timeout
+            Seconds.
+
+        Returns
+        -------
+        bool
+            True if idle, False on timeout.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._state() is not LoggerState.IDLE:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.1))
+        return True
+
+    def close(self, finish_cube: bool = True, timeout: float = 60.0) -> None:
+        """Stop saving, write what is buffered, stop the threads, free the buffers.
+
+        Idempotent. SIGTERM/SIGINT handlers of a daemon call this.
+
+        Parameters
+        ----------
+        finish_cube
+            True: let the cube being filled complete (at most ``timeout`` s,
+            then truncate). False: truncate it now. Either way it is written.
+        timeout
+            Seconds to wait for the last cube and for the writer.
+        """
+        if self._closed:
+            return
+        deadline = time.monotonic() + timeout
+        running = self._reader_thread.is_alive()
+        if running and not self._closing:
+            with contextlib.suppress(LoggerError):
+                if finish_cube and self._saving:
+                    self.stop(wait_for_cube=True)
+                    with self._changed:
+                        while self._is_saving() and time.monotonic() < deadline:
+                            self._changed.wait(0.05)
+                self.stop(wait_for_cube=False)
+        self._closing = True
+        self._wake.set()
+        self._reader_thread.join(max(0.1, deadline - time.monotonic()))
+        self._jobs.put(None)
+        self._writer_thread.join(max(0.1, deadline - time.monotonic()))
+        with self._lock:
+            self._free.clear()
+            self._memory = 0
+            self._closed = True
+            self._changed.notify_all()
+        if self._reader_thread.is_alive() or self._writer_thread.is_alive():
+            logger.warning("logger %s: threads did not stop within %.1f s", self._name, timeout)
+
+    # ------------------------------------------------------------------ reader thread
+
+    def _set_error(self, text: str | None) -> None:
+        with self._lock:
+            if text != self._error and text is not None:
+                logger.warning("logger %s: %s", self._name, text)
+            self._error = text
+
+    def _reader_main(self) -> None:
+        while not self._closing:
+            try:
+                self._step()
+            except Exception as exc:  # keep the logger alive; reported in status
+                logger.exception("logger %s: reader error", self._name)
+                self._set_error(f"reader error: {exc}")
+                time.sleep(0.2)
+        try:
+            self._close_cube("stopped")
+        finally:
+            self._detach()
+
+    def _step(self) -> None:
+        self._run_commands()
+        if self._stream is None and not self._attach():
+            self._wake.wait(_IDLE_POLL)
+            self._wake.clear()
+            return
+        if not self._saving:
+            self._wake.wait(_IDLE_POLL)
+            self._wake.clear()
+            self._check_stale(force=True)
+            return
+        self._capture()
+
+    def _attach(self) -> bool:
+        from vampires.stream import Stream
+
+        try:
+            stream = Stream.open(self._name, shm_dir=self._shm_dir)
+        except StreamNotFoundError:
+            self._set_error(f"stream {self._name!r} not found; waiting for it")
+            return False
+        except StreamError as exc:
+            self._set_error(f"cannot open stream {self._name!r}: {exc}; retrying")
+            return False
+        if len(stream.shape) not in (2, 3):
+            stream.close()
+            self._set_error(f"stream {self._name!r} has shape {stream.shape}; need 2-D frames")
+            return False
+        with self._lock:
+            self._stream = stream
+            if self._error and "stream" in self._error:
+                self._error = None
+        self._period = None
+        logger.info("logger %s: attached (%s %s)", self._name, stream.shape, stream.dtype)
+        if self._saving:
+            if self._reattach:  # frames the new stream published before we saw it
+                self._carry(stream.cnt0)
+            self._open_reader()
+        self._reattach = False
+        return True
+
+    def _detach(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(StreamError):
+                self._reader.close()
+            self._reader = None
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+    def _open_reader(self) -> None:
+        if self._stream is None or self._reader is not None:
+            return
+        try:
+            self._reader = self._stream.reader()
+        except StreamError as exc:
+            self._set_error(f"cannot read stream {self._name!r}: {exc}")
+            self._reader = None
+
+    def _check_stale(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_stale_check:
+            return
+        self._next_stale_check = now + _STALE_CHECK
+        stream = self._stream
+        if stream is None or not stream.is_stale():
+            return
+        logger.info("logger %s: stream re-created or removed; re-attaching", self._name)
+        self._close_cube("resized")
+        self._detach()
+        self._reattach = True
+        self._attach()
+
+    def _run_commands(self) -> None:
+        while True:
+            with self._lock:
+                if not self._commands:
+                    return
+                command, done, when = self._commands.popleft()
+            try:
+                self._apply(command)
+            finally:
+                when.append(self._clock())
+                done.set()
+                with self._changed:
+                    self._changed.notify_all()
+
+    def _apply(self, command: str) -> None:
+        if command == "start":
+            if self._saving and not self._last_cube:
+                return
+            if not self._saving:
+                with self._lock:
+                    self._frames = self._files = self._dropped = self._written_bytes = 0
+                    self._started_at = self._clock()
+                    self._saving = True
+                    self._drop_carry = 0
+                self._cubes_closed = 0
+                self._period = self._last_frame_at = None
+                self._open_reader()
+            self._last_cube = False
+        elif command == "stop":
+            self._close_cube("stopped")
+            self._stop_saving()
+        elif command == "last":
+            if self._saving:
+                self._last_cube = True
+        elif command == "next":
+            self._close_cube("next")
+
+    def _stop_saving(self) -> None:
+        with self._lock:
+            self._saving = False
+            self._last_cube = False
+        if self._reader is not None:
+            with contextlib.suppress(StreamError):
+                self._reader.close()
+            self._reader = None
+
+    def _capture(self) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        if self._reader is None:
+            self._open_reader()
+        reader = self._reader
+        if reader is None:
+            self._wake.wait(_IDLE_POLL)
+            return
+        copied: list[bool] = [False]
+
+        def copy(view: NDArray[Any]) -> None:
+            # the cube is made when its first frame is there, so a policy set
+            # meanwhile applies to it; allocation is lazy (no page touched)
+            cube = self._cube
+            if cube is None:
+                cube = self._cube = self._new_cube(stream)
+                if cube is None:
+                    return
+            cube.buffer.copy(view[stream.cnt1] if view.ndim == 3 else view, cube.n)
+            copied[0] = True
+
+        try:
+            info = reader.next_into(copy, _POLL)
+        except StreamTimeout:
+            self._on_silence()
+            self._check_stale(force=True)
+            return
+        except TornFrameError as exc:
+            logger.debug("logger %s: %s", self._name, exc)
+            return  # the reader counts that frame as missed with the next one
+        now = self._clock()
+        self._update_period(now)
+        cube = self._cube
+        if cube is None or not copied[0]:
+            self._carry(1 + info.missed)  # no free buffer: writer behind the camera
+            self._check_stale()
+            return
+        slot = cube.n
+        if slot == 0:
+            self._snapshot(stream, cube)
+            cube.dropped_before += info.missed
+        elif self._keywords_changed(stream, cube):
+            self._close_cube("keyword")
+            if not self._saving:  # that was the last cube of the run
+                return
+            new = self._new_cube(stream)
+            if new is None:
+                self._carry(1 + info.missed)
+                return
+            new.buffer.cube[0] = cube.buffer.cube[slot]
+            self._snapshot(stream, new)
+            new.dropped_before += info.missed
+            self._cube, cube, slot = new, new, 0
+        else:
+            cube.dropped_inside += info.missed
+        self._add_dropped(info.missed)
+        self._record(cube, slot, info.cnt0, info.cnt1, now, info.acquisition_time)
+        self._check_stale()
+
+    def _record(
+        self, cube: _Cube, slot: int, cnt0: int, cnt1: int, now: float, acquired: float
+    ) -> None:
+        cube.cnt0[slot] = cnt0
+        cube.cnt1[slot] = cnt1
+        cube.logger_time[slot] = now
+        cube.acquisition_time[slot] = acquired
+        if slot == 0:
+            t_first = acquired if self._time_source == "acquisition" and acquired > 0 else now
+            with self._lock:
+                root, dirname = self._root, self._dirname
+            cube.folder = cube_folder(self._name, t_first, root=root, dirname=dirname)
+            cube.name = cube_filename(self._name, t_first)
+        with self._lock:
+            cube.n = slot + 1
+            self._frames += 1
+        if cube.n >= cube.capacity:
+            self._close_cube("full")
+
+    def _snapshot(self, stream: Stream, cube: _Cube) -> None:
+        """Take the stream keywords of the cube's first frame."""
+        try:
+            version = stream.keywords.version
+            cards = tuple(stream.keywords.cards())
+        except StreamError as exc:
+            logger.warning("logger %s: cannot read keywords: %s", self._name, exc)
+            cards, version = (), 0
+        values = {c[0]: c[1] for c in cards}
+        exptime = values.get("EXPTIME")
+        cube.cards = cards
+        cube.kw_version = version
+        cube.split_values = tuple(values.get(k) for k in SPLIT_KEYS)
+        cube.exptime = (
+            float(exptime)
+            if isinstance(exptime, int | float) and not isinstance(exptime, bool)
+            else None
+        )
+
+    def _keywords_changed(self, stream: Stream, cube: _Cube) -> bool:
+        try:
+            version = stream.keywords.version
+            if version == cube.kw_version:
+                return False
+            cube.kw_version = version
+            values = tuple(stream.keywords.get(k) for k in SPLIT_KEYS)
+        except StreamError:
+            return False
+        if values == cube.split_values:
+            return False
+        changed = [
+            k for k, a, b in zip(SPLIT_KEYS, cube.split_values, values, strict=True) if a != b
+        ]
+        logger.info("logger %s: %s changed; closing the cube", self._name, ", ".join(changed))
+        return True
+
+    def _carry(self, n: int) -> None:
+        """Count ``n`` lost frames, reported in the next cube's ``LOGDROP``."""
+        if n > 0:
+            with self._lock:
+                self._drop_carry += n
+                self._dropped += n
+
+    def _take_carry(self) -> int:
+        with self._lock:
+            carry, self._drop_carry = self._drop_carry, 0
+        return carry
+
+    def _add_dropped(self, n: int) -> None:
+        if n > 0:
+            with self._lock:
+                self._dropped += n
+
+    def _update_period(self, now: float) -> None:
+        last, self._last_frame_at = self._last_frame_at, now
+        if last is None or now <= last:
+            return
+        dt = now - last
+        self._period = dt if self._period is None else 0.9 * self._period + 0.1 * dt
+
+    def _on_silence(self) -> None:
+        cube = self._cube
+        if cube is None or cube.n == 0 or self._last_frame_at is None:
+            return
+        period = self._period
+        if cube.exptime is not None and cube.exptime > 0:
+            period = max(period or 0.0, cube.exptime)
+        limit = self._policy.effective_timeout(period)
+        if self._clock() - self._last_frame_at >= limit:
+            self._close_cube("timeout")
+
+    # ---- buffers and cubes
+
+    def _new_cube(self, stream: Stream) -> _Cube | None:
+        from vampires import kernels
+
+        shape = (int(stream.shape[-2]), int(stream.shape[-1]))
+        dtype = stream.dtype
+        policy = self._policy
+        try:
+            capacity = policy.frames_for(shape, dtype)
+            fmt = kernels.fits_format(dtype)
+        except ConfigError as exc:
+            self._set_error(f"cannot log stream {self._name!r}: {exc}")
+            return None
+        buffer = self._take_buffer((shape, dtype.str, capacity), fmt, dtype)
+        if buffer is None:
+            return None
+        return _Cube(
+            buffer=buffer,
+            fmt=fmt,
+            folder=Path(),
+            name="",
+            cards=(),
+            split_values=(),
+            kw_version=0,
+            exptime=None,
+            dropped_before=self._take_carry(),
+            cnt0=np.zeros(capacity, np.int64),
+            cnt1=np.zeros(capacity, np.int64),
+            logger_time=np.zeros(capacity, np.float64),
+            acquisition_time=np.zeros(capacity, np.float64),
+        )
+
+    def _take_buffer(
+        self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat, dtype: np.dtype[Any]
+    ) -> _Buffer | None:
+        from vampires import kernels
+
+        with self._lock:
+            for i, buffer in enumerate(self._free):
+                if buffer.key == key:
+                    return self._free.pop(i)
+            stale = [b for b in self._free if b.key != key]
+            for buffer in stale:
+                self._free.remove(buffer)
+                self._nallocated -= 1
+                self._memory -= buffer.cube.nbytes
+            if self._nallocated >= self._nbuffers:
+                return None
+            self._nallocated += 1
+        (height, width), _, capacity = key
+        try:
+            cube = np.empty((capacity, height, width), fmt.disk)
+        except MemoryError:
+            with self._lock:
+                self._nallocated -= 1
+            self._set_error(f"out of memory for a {capacity}-frame cube buffer")
+            return None
+        with self._lock:
+            self._memory += cube.nbytes
+        return _Buffer(key=key, cube=cube, copy=kernels.cube_copier(dtype, cube))
+
+    def _give_back(self, buffer: _Buffer) -> None:
+        with self._lock:
+            self._free.append(buffer)
+
+    def _close_cube(self, reason: str) -> None:
+        cube, self._cube = self._cube, None
+        if cube is None:
+            return
+        if cube.n == 0:
+            with self._lock:
+                self._drop_carry += cube.dropped_before
+            self._give_back(cube.buffer)
+            return
+        n = cube.n
+        job = CubeJob(
+            stream=self._name,
+            folder=cube.folder,
+            cube=cube.buffer.cube,
+            nframes=n,
+            fmt=cube.fmt,
+            times=FrameTimes(
+                cnt0=cube.cnt0[:n].copy(),
+                cnt1=cube.cnt1[:n].copy(),
+                logger_time=cube.logger_time[:n].copy(),
+                acquisition_time=cube.acquisition_time[:n].copy(),
+            ),
+            stream_cards=cube.cards,
+            index=self._cubes_closed,
+            dropped_before=cube.dropped_before,
+            dropped_inside=cube.dropped_inside,
+            close_reason=reason,
+            time_source="acquisition"
+            if self._time_source == "acquisition" and cube.acquisition_time[0] > 0
+            else "logger",
+        )
+        with self._lock:
+            self._pending += 1
+            self._last_folder = cube.folder
+        self._jobs.put((job, cube.buffer))
+        self._cubes_closed += 1
+        cubes = self._policy.cubes
+        if self._saving and (self._last_cube or (cubes > 0 and self._cubes_closed >= cubes)):
+            self._stop_saving()
+        with self._changed:
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _writer_main(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, buffer = item
+            result: WrittenCube | None = None
+            try:
+                result = self._writer.write(job)
+                error = result.error
+            except Exception as exc:
+                logger.exception("logger %s: writer error", self._name)
+                error = f"writer error: {exc}"
+            self._give_back(buffer)
+            lost = job.nframes - (result.frames if result is not None else 0)
+            with self._lock:
+                self._pending -= 1
+                if result is not None and result.path is not None:
+                    self._files += 1
+                    self._last_file = result.path
+                    self._written_bytes += result.nbytes
+                if lost > 0:  # in no file: reported in the next cube's LOGDROP
+                    self._dropped += lost
+                    self._frames -= lost
+                    self._drop_carry += lost
+                self._error = error
+                self._changed.notify_all()
