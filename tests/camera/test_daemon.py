@@ -214,3 +214,40 @@ def test_remote_stop_start_and_bench(cameras):
         assert cam.set_external_trigger(True) is True
         cam.trigger()
         assert cam.measured_fps >= 0.0
+
+
+def test_daemons_paired_by_shared_trigger_stream(capsys):
+    from vampires.camera.backends.simulated import SimulatedTrigger
+
+    names = ["vcam1", "vcam2"]
+    with SimulatedTrigger("vtrig") as trig:
+        assert camstart.main([*names, "--sim", "--mode", "ONEARC", "--external-trigger",
+                              "--trigger-stream", "vtrig"]) == 0  # fmt: skip
+        pids = [_pid(n) for n in names]
+        try:
+            streams = [Stream.open(n) for n in names]
+            readers = [s.reader() for s in streams]
+            for r in readers:
+                r.__enter__()
+            time.sleep(0.3)  # both backends attached to the trigger stream
+            fired: list[float] = []
+            got: list[list[float]] = [[], []]
+            for _ in range(5):  # one trigger, then one frame from each camera
+                time.sleep(0.01)  # a trigger during exposure + readout is ignored, as on the ORCA
+                fired.append(trig.fire())
+                for i, r in enumerate(readers):
+                    got[i].append(r.next(5.0).acquisition_time)
+            assert got[0] == got[1]
+            assert got[0] == pytest.approx(fired, abs=1e-6)
+            for r in readers:
+                r.__exit__(None, None, None)
+            for s in streams:
+                s.close()
+        finally:
+            camstop.main(names)
+            for pid in pids:
+                deadline = time.monotonic() + 5
+                while pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
