@@ -295,3 +295,15 @@ def test_constructor_refuses_bad_settings():
         Camera("vcam9")
     with pytest.raises(ConfigError, match="maximum"):
         Camera("vcam1", crop="MBI", fps=1000.0)
+
+
+def test_stream_removed_while_running_is_recreated(cam):
+    Stream.open("vcam1").destroy()
+    assert not Stream.exists("vcam1")
+    deadline = time.monotonic() + 5
+    while not Stream.exists("vcam1"):
+        assert time.monotonic() < deadline, "stream not re-created"
+        time.sleep(0.02)
+    with Stream.open("vcam1") as stream:
+        _wait_frames(stream, 2)
+        assert stream.keywords["_CROP"] == "ONEARC"

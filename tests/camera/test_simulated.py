@@ -193,3 +193,22 @@ def test_simulated_trigger_bad_rate():
         SimulatedTrigger("vtrig2", rate=-1)
     with SimulatedTrigger("vtrig3") as trig, pytest.raises(CameraError, match="rate > 0"):
         trig.start()
+
+
+def test_late_consumer_catches_up_then_drops_beyond_buffer():
+    table, settings = _settings(crop="ONEARC", fps=1000.0)
+    backend = SimulatedBackend(buffer_frames=16)
+    backend.open(table)
+    backend.configure(settings)
+    backend.start()
+    time.sleep(0.1)  # ~100 frames due, only 16 buffered
+    first = backend.wait_frame(1.0)
+    assert first is not None
+    assert backend.skipped >= 50
+    # buffered frames come at once, with their scheduled (1 ms apart) times
+    second = backend.wait_frame(1.0)
+    assert second is not None
+    assert second.acquisition_time - first.acquisition_time == pytest.approx(1e-3, abs=1e-6)
+    backend.close()
+    with pytest.raises(CameraError, match="buffer_frames"):
+        SimulatedBackend(buffer_frames=-1)

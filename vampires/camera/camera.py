@@ -576,12 +576,19 @@ class Camera:
                     times.append(timing.acquisition_time)
                 if now - self._last_aux >= _AUX_PERIOD:
                     self._last_aux = now
-                    self._aux(stream)
+                    stream = self._aux(stream)
         except (CameraError, StreamError) as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             logger.exception("camera %s: acquisition stopped", self.name)
 
-    def _aux(self, stream: Stream) -> None:
+    def _aux(self, stream: Stream) -> Stream:
+        """Refresh MFRATE / DET-TMP; re-create the stream if its file was removed."""
+        if stream.is_stale():  # e.g. `vampires stream rm vcam1` while running
+            logger.warning("camera %s: stream file vanished or was replaced; re-creating it",
+                           self.name)  # fmt: skip
+            self._open_stream()
+            assert self._stream is not None  # noqa: S101 - just opened
+            stream = self._stream
         times = self._times
         if len(times) >= 2 and time.time() - times[-1] < 2.0:
             window = [t for t in times if t >= times[-1] - 2.0]
@@ -597,6 +604,7 @@ class Camera:
                     "DET-TMP": (self._temperature, "[K] Detector temperature"),
                 }
             )
+        return stream
 
     # -- stream --------------------------------------------------------------------------
     def _keywords(self, state: _State) -> dict[str, tuple[KeywordValue, str]]:

@@ -20,11 +20,13 @@ Deterministic mode (``deterministic=True``)
 
 Pacing (internal trigger)
     Frames are due at ``t0 + k / fps`` on ``time.perf_counter`` (absolute
-    schedule, so the long-run rate is exact whatever the sleep jitter). A
-    frame more than one period late is skipped (counted in :attr:`skipped`,
-    as a grabber would drop it); the measured rate then falls below the
-    target, which is how the machine's limit shows. ``free_run=True`` drops
-    the pacing (benchmarks: the fastest this machine can produce frames).
+    schedule, so the long-run rate is exact whatever the sleep jitter). Like
+    a frame grabber with ``buffer_frames`` buffers, a consumer that is late
+    gets the frames it missed at once (with their scheduled times) until it
+    has caught up; frames older than the buffer are dropped (counted in
+    :attr:`skipped`): the measured rate then falls below the target, which is
+    how the machine's limit shows. ``free_run=True`` drops the pacing
+    (benchmarks: the fastest this machine can produce frames).
 
 External trigger
     Frames come only from triggers: :meth:`SimulatedBackend.trigger` in
@@ -138,6 +140,9 @@ class SimulatedBackend:
         Ignore the frame rate: produce frames as fast as possible.
     seed
         Seed of the noise generator.
+    buffer_frames
+        Frames a late consumer may catch up on before frames are dropped
+        (the grabber's buffer count).
     shm_dir
         Folder of the trigger stream (default: the config's shm dir).
     """
@@ -150,10 +155,15 @@ class SimulatedBackend:
         free_run: bool = False,
         seed: int = 0,
         shm_dir: Path | None = None,
+        buffer_frames: int = 16,
     ) -> None:
         self.deterministic = deterministic
         self.trigger_stream = trigger_stream
         self.free_run = free_run
+        if buffer_frames < 0:
+            msg = f"simulated backend: buffer_frames must be >= 0 (got {buffer_frames})"
+            raise CameraError(msg)
+        self.buffer_frames = buffer_frames
         self._seed = seed
         self._shm_dir = shm_dir
         self._table: CameraTable | None = None
@@ -241,8 +251,9 @@ class SimulatedBackend:
         if due - now > timeout:
             time.sleep(max(0.0, timeout))
             return None
-        if now - due > self._period:  # fell behind: drop the frames we missed
-            late = int((now - due) / self._period)
+        backlog = int((now - due) / self._period)
+        if backlog > self.buffer_frames:  # grabber buffers overrun: drop the oldest
+            late = backlog - self.buffer_frames
             self.skipped += late
             self._k += late
             due = self._t0 + self._k * self._period
