@@ -628,3 +628,30 @@ def test_write_with_explicit_counters():
                 s.write_with(lambda v: v.fill(3), cnt0=bad)
         assert s.cnt0 == 1001
         assert (s.read() == 2).all()
+
+
+@pytest.mark.parametrize(
+    ("make_dtype", "code", "shape", "read_dtype"),
+    [
+        (np.uint8, 2, (6,), np.int8),
+        (np.uint16, 13, (6,), np.float16),
+        (np.uint64, 11, (6,), np.complex64),
+        (np.float64, 12, (3,), np.complex128),  # 6 doubles -> 3 complex128
+    ],
+)
+def test_every_c_datatype_is_readable(make_dtype, code, shape, read_dtype):
+    with Stream.create("ty", (6,), make_dtype) as s:
+        md = s._views().md
+        md["datatype"] = code
+        md["size"] = [shape[0], 0, 0]
+        md["nelement"] = shape[0]
+        raw = s.path
+    with Stream.open("ty") as s:
+        assert s.dtype == read_dtype
+        assert s.shape == shape
+        assert s.read().dtype == read_dtype
+        with pytest.raises(StreamError, match="not supported"):
+            s.write(np.zeros(shape, read_dtype))
+        with pytest.raises(StreamError, match="not supported"):
+            s.write_with(lambda v: None)
+    assert raw.exists()
