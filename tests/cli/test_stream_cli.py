@@ -31,9 +31,9 @@ def test_create_ls_info_rm(capsys: pytest.CaptureFixture[str], shm_dir: Path):
         s.write(np.zeros(s.shape, np.uint16))
     assert main(["ls", "--interval", "0.01"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "SHAPE", "DTYPE", "CNT0", "RATE/s", "KW"]
+    assert lines[0].split() == ["NAME", "SHAPE", "DTYPE", "CNT0", "RATE/s", "KW", "LINKS"]
     assert lines[1].split()[:4] == ["vcam1", "1096x2236", "uint16", "1"]
-    assert lines[1].split()[5] == "2"
+    assert lines[1].split()[5:] == ["2", "-"]
     assert main(["info", "vcam1"]) == 0
     out = capsys.readouterr().out
     assert "size [2236, 1096]" in out
@@ -103,3 +103,25 @@ def test_command_import_path_is_light():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_ls_shows_live_link_daemons(capsys: pytest.CaptureFixture[str], shm_dir: Path):
+    import fcntl
+    import os
+
+    from vampires.control.protocol import lock_path, socket_path
+
+    Stream.create("vcam1", (2, 2), np.uint16).close()
+    sock = socket_path("link", "vcam1.tcp-send", shm_dir)
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    sock.touch()
+    socket_path("link", "vcam1.zmq-pub", shm_dir).touch()  # stale: nobody holds its lock
+    fd = os.open(lock_path("link", "vcam1.tcp-send", shm_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running daemon holds
+        assert main(["ls", "--interval", "0"]) == 0
+        row = capsys.readouterr().out.splitlines()[1].split()
+        assert row[0] == "vcam1"
+        assert row[6] == "tcp-send"
+    finally:
+        os.close(fd)

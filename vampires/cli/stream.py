@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--shm-dir", help="stream folder (default: as the C library)")
     sub = parser.add_subparsers(dest="action", required=True)
-    ls = sub.add_parser("ls", help="one line per stream: shape, dtype, cnt0, rate, keywords")
+    ls = sub.add_parser(
+        "ls", help="one line per stream: shape, dtype, cnt0, rate, keywords, live link daemons"
+    )
     ls.add_argument("--interval", type=float, default=0.2, help="rate window in s (0.2)")
     info = sub.add_parser("info", help="metadata and keyword table of one stream")
     info.add_argument("name")
@@ -48,17 +50,43 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _links(shm_dir: str | None) -> dict[str, list[str]]:
+    """Roles of the live link daemons (``<stream>.<role>``) per stream name."""
+    import os
+    from pathlib import Path
+
+    from vampires.config import control_dir
+    from vampires.control.protocol import parse_socket_name
+
+    try:
+        entries = sorted(os.listdir(control_dir(Path(shm_dir) if shm_dir else None)))
+    except FileNotFoundError:
+        return {}
+    names = [p[1] for p in map(parse_socket_name, entries) if p is not None and p[0] == "link"]
+    if not names:
+        return {}
+    from vampires.control import daemon_alive  # imports zmq: only when links exist
+
+    out: dict[str, list[str]] = {}
+    for name in names:
+        stream, _, role = name.rpartition(".")
+        if stream and daemon_alive("link", name, shm_dir=shm_dir):
+            out.setdefault(stream, []).append(role)
+    return out
+
+
 def _ls(shm_dir: str | None, interval: float) -> int:
     from vampires.stream import Stream, list_streams
 
     rows: list[list[str]] = []
     opened: list[tuple[Stream, int, float]] = []
+    links = _links(shm_dir)
     with contextlib.ExitStack() as stack:
         for name in list_streams(shm_dir=shm_dir):
             try:
                 s = stack.enter_context(Stream.open(name, shm_dir=shm_dir))
             except StreamError as exc:
-                rows.append([name, "-", "-", "-", "-", "-", f"error: {exc}"])
+                rows.append([name, "-", "-", "-", "-", "-", "-", f"error: {exc}"])
                 continue
             opened.append((s, s.cnt0, time.monotonic()))
         if opened:
@@ -66,17 +94,19 @@ def _ls(shm_dir: str | None, interval: float) -> int:
         for s, cnt0, t0 in opened:
             rate = (s.cnt0 - cnt0) / max(time.monotonic() - t0, 1e-9)
             shape = "x".join(str(n) for n in s.shape)
+            roles = ",".join(links.get(s.name, [])) or "-"
             rows.append(
-                [s.name, shape, str(s.dtype), str(s.cnt0), f"{rate:.1f}", str(len(s.keywords)), ""]
-            )
+                [s.name, shape, str(s.dtype), str(s.cnt0), f"{rate:.1f}",
+                 str(len(s.keywords)), roles, ""]
+            )  # fmt: skip
     if not rows:
         from vampires.config import shm_dir as default_dir
 
         print(f"no streams in {shm_dir or default_dir()}")
         return 0
     rows.sort(key=lambda r: r[0])
-    print(_table(["NAME", "SHAPE", "DTYPE", "CNT0", "RATE/s", "KW", ""], rows))
-    return 0 if all(not r[6] for r in rows) else 1
+    print(_table(["NAME", "SHAPE", "DTYPE", "CNT0", "RATE/s", "KW", "LINKS", ""], rows))
+    return 0 if all(not r[7] for r in rows) else 1
 
 
 def _info(name: str, shm_dir: str | None) -> int:
