@@ -130,3 +130,20 @@ def test_parse_cameras():
     assert camctl.parse_cameras(["1,2,1"]) == ["vcam1", "vcam2"]
     with pytest.raises(ValueError, match="invalid camera"):
         camctl.parse_cameras(["../x"])
+
+
+def test_command_imports_stay_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vampires.cli import camctl, camstart, camstop, datatype\n"
+        "camctl.get_crop(['-c', '1'])\n"
+        "assert 'numba' not in sys.modules and 'astropy' not in sys.modules, 'heavy import'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"no camera daemon" in done.stdout

@@ -29,6 +29,25 @@ def _daemon_argv(name: str, args: argparse.Namespace) -> list[str]:
     return argv
 
 
+def _precheck(name: str, args: argparse.Namespace) -> None:
+    """Refuse what can be refused before a process is started."""
+    from vampires.camera.modes import _parse_readout_mode, load_camera_table, parse_data_type
+    from vampires.errors import ConfigError
+
+    if not args.sim:
+        msg = "no hardware backend is available in this build; add --sim"
+        raise ConfigError(msg)
+    table = load_camera_table(name, site=args.site)
+    if args.mode is not None:
+        table.crop(args.mode)
+    if args.readout is not None:
+        table.readout(_parse_readout_mode(args.readout))
+    if args.tint is not None:
+        table.check_tint(args.tint)
+    if args.data_type is not None:
+        parse_data_type(args.data_type)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start camera daemons; 0 if all started."""
     from vampires.camera.daemon import add_camera_options
@@ -45,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     for name in args.cameras:
         try:
+            _precheck(name, args)
             pid = spawn_daemon(
                 _daemon_argv(name, args), kind="camera", name=name, timeout=args.timeout
             )
