@@ -234,6 +234,21 @@ def test_one_of_two_died(
     assert "vcam2: ok: logger started" in capsys.readouterr().out
 
 
+def test_unwritable_folder_is_reported_and_logger_keeps_running(
+    writer: Writer, cleanup: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    assert logger_cli.main(["start", "vcam1", "-n", "10", "--dir", str(blocker / "x")]) == 0
+    assert startlog.main(["-c", "1", "-z", "-1"]) == 0
+    wait_for(lambda: bool(status("vcam1")["logger"]["error"]), 20, "the folder error")  # type: ignore[index]
+    capsys.readouterr()
+    assert logger_cli.main(["ls"]) == 0
+    assert "ERROR:" in capsys.readouterr().out
+    assert status("vcam1")["state"] in {"saving", "finishing"}  # still running
+    assert stoplog.main(["-c", "1"]) == 0
+
+
 def test_no_logger_running(shm_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for main, argv in [
         (startlog.main, ["-z", "-1"]),

@@ -81,23 +81,26 @@ def test_group_commands_and_skew(loggers: list[int], tmp_path: Path) -> None:
     assert group.names == CAMS
     with pytest.raises(DaemonAlreadyRunning):
         start_logger("vcam1", cube_size=25, root=tmp_path)
-    assert [r.state for r in group.status()] == ["idle", "idle"]
+    first = group.status()
+    assert [r.state for r in first] == ["idle", "idle"], list(describe(first))
     skews = []
     for _ in range(5):
         on = group.on()
         assert on.ok, list(describe(on))
         assert on.skew is not None
         skews.append(on.skew)
-        assert group.off().ok
+        off = group.off()
+        assert off.ok, list(describe(off))
     print(f"logger start skew over 5 runs: {[f'{s * 1e3:.2f} ms' for s in skews]}")  # noqa: T201
     result = group.set(cube_size=10, cubes=2, timeout=1.5, folder=str(tmp_path / "exact"))
     assert result.ok, list(describe(result))
     assert [r.reply["cube_size"] for r in result if r.reply] == [10, 10]
-    assert group.on().ok
+    on = group.on()
+    assert on.ok, list(describe(on))
     wait_for(lambda: [r.state for r in group.status()] == ["idle", "idle"], 20)
     for r in group.status():
         assert r.reply is not None
-        assert r.reply["logger"]["files"] == 2
+        assert r.reply["logger"]["files"] == 2, r.reply
     assert len(list((tmp_path / "exact").glob("*.fits"))) == 4  # both cameras, one folder
     got = group.get()
     assert [r.reply["timeout"] for r in got if r.reply] == [1.5, 1.5]

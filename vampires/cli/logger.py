@@ -171,7 +171,8 @@ def _ls(args: argparse.Namespace) -> int:
             f"{r.name:<10} {r.state or '?':<10} {r.reply.get('pid', '?'):>7} "
             f"{r.reply.get('cube_size', '?'):>6} {r.reply.get('cubes', '?'):>5} "
             f"{st.get('files', '?'):>5} {st.get('frames', '?'):>8} {st.get('dropped', '?'):>5} "
-            f"{_size(r.reply.get('disk_free')):>9}  {st.get('current_file') or '-'}"
+            f"{_size(r.reply.get('disk_free')):>9}  "
+            + (f"ERROR: {st['error']}" if st.get("error") else st.get("current_file") or "-")
         )
     return 0 if result.ok else 1
 
