@@ -655,3 +655,46 @@ def test_every_c_datatype_is_readable(make_dtype, code, shape, read_dtype):
         with pytest.raises(StreamError, match="not supported"):
             s.write_with(lambda v: None)
     assert raw.exists()
+
+
+def test_keyword_names_with_garbage_after_the_nul():
+    with Stream.create("gb", (2, 2), np.uint8, nkeywords=2) as s:
+        s.keywords["LONGNAME12"] = 1
+        entry = s._views().kw[0:1]
+        entry["name"] = b"AB\0GNAME12"  # what strcpy("AB") over "LONGNAME12" leaves
+        assert list(s.keywords) == ["AB"]
+        assert s.keywords["AB"] == 1
+        s.keywords["AB"] = 2
+        assert s.keywords.to_dict() == {"AB": 2}
+        assert dict(s.keywords) == {"AB": 2}
+        assert s.keywords.items() == [("AB", 2)]
+        assert s.keywords.values() == [2]
+
+
+def test_concurrent_claims_from_threads_are_distinct():
+    import threading
+
+    with Stream.create("thr", (2, 2), np.uint8, nsemaphores=8) as s:
+        barrier = threading.Barrier(8)
+        readers = []
+        lock = threading.Lock()
+
+        def claim() -> None:
+            barrier.wait(10)
+            r = s.reader()
+            with lock:
+                readers.append(r)
+
+        threads = [threading.Thread(target=claim) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert sorted(r.index for r in readers) == list(range(8))
+
+
+def test_exist_ok_over_a_directory_is_a_clear_error(shm_dir: Path):
+    (shm_dir / "d.im.shm").mkdir()
+    with pytest.raises(StreamError, match="cannot create stream 'd'"):
+        Stream.create("d", (2, 2), np.uint8, exist_ok=True)
+    assert [p.name for p in shm_dir.iterdir()] == ["d.im.shm"]

@@ -268,3 +268,17 @@ def test_c_reader_blocked_in_sem_timedwait_wakes_when_we_write(c_peer: Path):
         out, _ = peer.communicate(timeout=TIMEOUT)
         assert peer.returncode == 0
         assert out.split() == ["woke", "1", "4242"]
+
+
+def test_blocked_wait_is_interruptible_with_ctrl_c():
+    import signal
+
+    script = WAITER.replace("r.wait(30.0)", "r.wait(60.0)")
+    with Stream.create("wake", (4, 4), np.uint8):
+        waiter = _spawn(script)
+        assert waiter.stdout is not None
+        assert waiter.stdout.readline().strip() == "ready"
+        waiter.send_signal(signal.SIGINT)
+        _, err = waiter.communicate(timeout=TIMEOUT)
+        assert waiter.returncode != 0
+        assert "KeyboardInterrupt" in err

@@ -475,8 +475,15 @@ class StreamKeywords:
         table = self._table
         if not isinstance(name, str) or not name.isascii():
             return None
-        hits = np.flatnonzero((table["name"] == name.encode()) & (table["type"] != b"N"))
-        return int(hits[0]) if hits.size else None
+        live = table["type"] != b"N"
+        hits = np.flatnonzero((table["name"] == name.encode()) & live)
+        if hits.size:
+            return int(hits[0])
+        # C writers strcpy names over older, longer ones: bytes after the NUL are garbage
+        for i in np.flatnonzero(live):
+            if _decode(bytes(table[i]["name"])) == name:
+                return int(i)
+        return None
 
     @staticmethod
     def _value(entry: np.void) -> KeywordValue:
@@ -528,6 +535,33 @@ class StreamKeywords:
 
     def __len__(self) -> int:
         return len(self._live())
+
+    def keys(self) -> list[str]:
+        """Return the keyword names in table order (``dict(stream.keywords)`` works).
+
+        Returns
+        -------
+        list of str
+        """
+        return list(self)
+
+    def values(self) -> list[KeywordValue]:
+        """Return the keyword values in table order.
+
+        Returns
+        -------
+        list
+        """
+        return list(self.to_dict().values())
+
+    def items(self) -> list[tuple[str, KeywordValue]]:
+        """Return ``(name, value)`` pairs in table order.
+
+        Returns
+        -------
+        list of tuple
+        """
+        return list(self.to_dict().items())
 
     def __repr__(self) -> str:
         return f"StreamKeywords({self.to_dict()!r})"
@@ -802,6 +836,7 @@ class Stream:
         self._dtype: np.dtype[Any] = DATATYPE_DTYPES[int(md["datatype"])]
         del md
         self._inode = 0  # set by _attach from the mapped descriptor
+        self._fd = -1  # a descriptor of the mapped file (set by _attach), for claim locks
         self._size = layout.total
         self._v: _Views | None = _build_views(mm, layout, self._shape, self._dtype, name)
         self._keywords = StreamKeywords(self)
@@ -979,6 +1014,7 @@ class Stream:
         mm = mmap.mmap(fd, layout.total)
         stream = cls(path, name, mm, layout)
         stream._inode = os.fstat(fd).st_ino
+        stream._fd = os.dup(fd)
         return stream
 
     @staticmethod
@@ -1018,6 +1054,9 @@ class Stream:
             reader.close()
         self._v = None
         self._scratch = None
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
         mm, self._mm = self._mm, None
         if mm is not None:
             with contextlib.suppress(BufferError):  # a user still holds a view
@@ -1041,6 +1080,15 @@ class Stream:
     def closed(self) -> bool:
         """True after :meth:`close`."""
         return self._v is None
+
+    def _lock_fd(self) -> int:
+        """Open a new file description of the mapped inode (for flock); -1 if impossible."""
+        if self._fd < 0:
+            return -1
+        try:  # a fresh description, so threads of this process exclude each other too
+            return os.open(f"/proc/self/fd/{self._fd}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return -1
 
     def _views(self) -> _Views:
         if self._v is None:
@@ -1565,19 +1613,25 @@ def _initialise(
 
 def _publish_file(tmp: Path, path: Path, *, exist_ok: bool, name: str) -> None:
     """Move a finished temporary file into place, atomically."""
-    if exist_ok:
-        os.replace(tmp, path)
-        return
     try:
-        os.link(tmp, path)
-    except FileExistsError as exc:
-        msg = f"stream {name!r} was created by someone else meanwhile ({path})"
-        raise StreamExistsError(msg) from exc
-    except OSError:  # no hard links on this file system: best effort
-        if os.path.lexists(path):
+        if exist_ok:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError as exc:
             msg = f"stream {name!r} was created by someone else meanwhile ({path})"
-            raise StreamExistsError(msg) from None
-        os.replace(tmp, path)
+            raise StreamExistsError(msg) from exc
+        except OSError:  # no hard links on this file system: best effort
+            if os.path.lexists(path):
+                msg = f"stream {name!r} was created by someone else meanwhile ({path})"
+                raise StreamExistsError(msg) from None
+            os.replace(tmp, path)
+    except StreamError:
+        raise
+    except OSError as exc:
+        msg = f"cannot create stream {name!r} at {path}: {exc.strerror}"
+        raise StreamError(msg) from exc
 
 
 # --------------------------------------------------------------------------- reader
@@ -1608,9 +1662,10 @@ class StreamReader:
         pid = os.getpid()
         # flock on a private descriptor serialises claims between our readers
         # (threads and processes); C readers do not lock, as in the C library.
-        fd = os.open(stream.path, os.O_RDONLY)
+        fd = stream._lock_fd()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             pids = v.read_pid
 
             def free(i: int) -> bool:
@@ -1623,7 +1678,8 @@ class StreamReader:
                     pids[i] = pid
                     return i
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         msg = (
             f"stream {stream.name!r}: all {nsem} semaphores are held by live readers "
             f"(semReadPID {[int(p) for p in v.read_pid]}); close a reader or re-create the "
