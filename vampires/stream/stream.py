@@ -30,6 +30,17 @@ the width), so ``stream.shape == (size[1], size[0])`` for an image, and
 Thread safety: one writer per stream; readers each own a
 :class:`StreamReader`. Memory ordering relies on x86-64's total store order
 (as the C library does).
+
+Where we differ from the C library, on purpose (files stay interchangeable):
+
+- ``semlog`` is initialised with ``sem_init(pshared=1)``; the C library leaves
+  it zero-filled, which glibc treats as a process-private semaphore.
+- a released reader slot is set back to 0 (the C library never releases).
+- ``CBFRAMEMD`` of a circular-buffer slot is filled (cnt0, cnt1, times).
+- keyword names, string values and comments keep a NUL in their fields
+  (15, 15 and 79 characters at most) because milk reads them with ``strcpy``.
+- streams are created in a temporary file and linked into place, so no
+  reader ever sees a half-initialised file.
 """
 
 from __future__ import annotations
