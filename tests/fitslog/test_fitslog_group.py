@@ -95,6 +95,8 @@ def test_group_commands_and_skew(loggers: list[int], tmp_path: Path) -> None:
     result = group.set(cube_size=10, cubes=2, timeout=1.5, folder=str(tmp_path / "exact"))
     assert result.ok, list(describe(result))
     assert [r.reply["cube_size"] for r in result if r.reply] == [10, 10]
+    # let the truncated cubes of the on/off loop be written before the counted run
+    wait_for(lambda: [r.state for r in group.status()] == ["idle", "idle"], 20)
     on = group.on()
     assert on.ok, list(describe(on))
     wait_for(lambda: [r.state for r in group.status()] == ["idle", "idle"], 20)

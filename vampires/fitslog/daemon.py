@@ -190,6 +190,7 @@ class LoggerDaemon:
         self._lock = threading.RLock()
         self._started = time.time()
         self._logger: LoggerLike | None = None
+        self._killed = False
         self._server = DaemonServer(
             KIND, stream, self.commands(), shm_dir=shm_dir, state=self.state
         )
@@ -202,7 +203,7 @@ class LoggerDaemon:
         return self._server
 
     def _live(self) -> LoggerLike:
-        if self._logger is None:
+        if self._logger is None or self._killed:
             msg = f"logger {self.stream} was killed; start a new one with 'vampires logger start'"
             raise CommandError(msg)
         return self._logger
@@ -210,7 +211,7 @@ class LoggerDaemon:
     def state(self) -> str:
         """Return the logger state (``"killed"`` after ``kill``)."""
         with self._lock:
-            if self._logger is None:
+            if self._logger is None or self._killed:
                 return "killed"
             try:
                 return _state_name(self._logger.status())
@@ -366,10 +367,14 @@ class LoggerDaemon:
             return self._done()
 
     def _kill(self, args: dict[str, Any]) -> dict[str, Any]:
+        # Stop saving now and reply; the truncated cube is written and the
+        # buffers freed after the reply (serve() closes the logger), so a
+        # large cube on a slow disk never makes the command time out.
         with self._lock:
-            self.close_logger()
+            when = self._live().stop(wait_for_cube=False)
+            self._killed = True
             self._server.request_stop()
-            return self._done()
+            return self._done(when)
 
     # ------------------------------------------------------------------ lifecycle
 
