@@ -175,7 +175,8 @@ class LinkCounters:
         """
         with self._lock:
             now = time.monotonic()
-            old = self._samples[0]
+            # oldest sample inside the window; if the link went idle, the newest one
+            old = self._samples[-1]
             for sample in self._samples:
                 if now - sample[0] <= _RATE_WINDOW_S:
                     old = sample

@@ -585,6 +585,7 @@ class TcpReceiver(_Worker):
                 self._conn.close()
             self._conn = None
         self._counters.connected = False
+        self._counters.peer = None
 
     def _accept(self, timeout: float) -> socket.socket | None:
         ready, _, _ = select.select([self._listener], [], [], timeout)

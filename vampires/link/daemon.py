@@ -1,0 +1,203 @@
+"""Run a link as a daemon on the control plane (``vampires link ...``).
+
+A link daemon is one process: the link runs in its own thread, the main
+thread answers control commands on
+``ipc://$MILK_SHM_DIR/vampires/link-<name>.sock``:
+
+``status``
+    the counters of :class:`~vampires.link._common.LinkStatus` (frames,
+    skipped, torn, reconnects, malformed, rate, bandwidth, peer) plus
+    ``role`` and ``stream``;
+``stop``
+    close the link and exit.
+
+Daemon names are ``<stream>.<role>`` (``vcam1.tcp-send``, ``vcam1.tcp-recv``,
+``vcam1.zmq-pub``, ``vcam1.zmq-sub``; a receiver without a stream name is
+``<port>.tcp-recv``), so ``vampires stream ls`` can tell which stream each
+link daemon serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import attrs
+
+from vampires.link._common import LinkStatus
+
+__all__ = ["ROLES", "Link", "daemon_name", "link_status", "serve_link"]
+
+logger = logging.getLogger(__name__)
+
+#: The four link roles, as used in daemon names and statuses.
+ROLES = ("tcp-send", "tcp-recv", "zmq-pub", "zmq-sub")
+
+
+class Link(Protocol):
+    """What a daemon needs from a link (all four link classes satisfy it)."""
+
+    def start(self) -> Self:
+        """Start the link thread."""
+        ...
+
+    def close(self) -> None:
+        """Stop the link (idempotent)."""
+        ...
+
+    def status(self) -> LinkStatus:
+        """Return the counters."""
+        ...
+
+
+def daemon_name(role: str, target: str | int) -> str:
+    """Return the control-plane name of a link daemon.
+
+    Parameters
+    ----------
+    role
+        One of :data:`ROLES`.
+    target
+        The stream name (or, for a receiver without one, its port).
+
+    Returns
+    -------
+    str
+        ``"<target>.<role>"``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown role or a name the control plane refuses.
+    """
+    from vampires.control.protocol import validate_name
+    from vampires.errors import ConfigError
+
+    if role not in ROLES:
+        msg = f"link role must be one of {ROLES}, got {role!r}"
+        raise ConfigError(msg)
+    return validate_name(f"{target}.{role}")
+
+
+@contextlib.contextmanager
+def _signals_set(stop: threading.Event) -> Iterator[None]:
+    """Make SIGINT / SIGTERM set ``stop`` (main thread only), restore afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        logger.info("signal %d: stopping", signum)
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def serve_link(
+    link: Link,
+    *,
+    role: str,
+    name: str,
+    stop: threading.Event | None = None,
+    shm_dir: Path | str | None = None,
+) -> LinkStatus:
+    """Run ``link`` and answer control commands until ``stop``, ``stop`` command or Ctrl-C.
+
+    Parameters
+    ----------
+    link
+        A :class:`~vampires.link.tcp.TcpSender`, :class:`~vampires.link.tcp.TcpReceiver`,
+        :class:`~vampires.link.zmq.ZmqPublisher` or :class:`~vampires.link.zmq.ZmqSubscriber`
+        (with ``to_stream=True``), not started yet.
+    role
+        One of :data:`ROLES`.
+    name
+        Daemon name (see :func:`daemon_name`).
+    stop
+        Set it to return; SIGINT and SIGTERM set it too (in the main thread).
+    shm_dir
+        Shm folder of the control socket.
+
+    Returns
+    -------
+    LinkStatus
+        The final counters.
+
+    Raises
+    ------
+    DaemonAlreadyRunning
+        Another daemon serves that name.
+    LinkError
+        The link cannot start (port in use, bad endpoint).
+    """
+    from vampires.control import Command, DaemonServer
+
+    stop = stop if stop is not None else threading.Event()
+
+    def status(_args: dict[str, Any]) -> dict[str, Any]:
+        return {"role": role, **link.status().to_dict()}
+
+    def stop_command(_args: dict[str, Any]) -> dict[str, Any]:
+        stop.set()
+        return {"stopping": True}
+
+    handlers = {
+        "status": Command(func=status, help="link counters: frames, skipped, rate, bandwidth"),
+        "stop": Command(func=stop_command, help="close the link and exit"),
+    }
+
+    def state() -> str:
+        return "connected" if link.status().connected else "waiting"
+
+    with (
+        _signals_set(stop),
+        DaemonServer("link", name, handlers, shm_dir=shm_dir, state=state) as server,
+    ):
+        link.start()
+        try:
+            logger.info("link daemon %s serving on %s", name, server.endpoint)
+            server.serve(stop)
+        finally:
+            link.close()
+    final = link.status()
+    logger.info("link daemon %s stopped: %s", name, final.line())
+    return final
+
+
+def link_status(name: str, *, timeout: float = 2.0, shm_dir: Path | str | None = None) -> str:
+    """Ask a link daemon for its status and return one line.
+
+    Parameters
+    ----------
+    name
+        Daemon name (``vcam1.tcp-send``).
+    timeout
+        Seconds to wait for the reply.
+    shm_dir
+        Shm folder of the control socket.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    DaemonNotRunning, ControlTimeout, CommandError
+        As :meth:`vampires.control.ControlClient.call`.
+    """
+    from vampires.control import ControlClient
+
+    with ControlClient("link", name, timeout=timeout, shm_dir=shm_dir) as client:
+        reply = client.call("status")
+    known = {field.name for field in attrs.fields(LinkStatus)}
+    return LinkStatus(**{k: v for k, v in reply.items() if k in known}).line()
