@@ -44,6 +44,24 @@ with Stream.open("bench") as s, s.reader() as r:
 print(json.dumps(lat))
 """
 
+PY_PING_READER = """
+import json, mmap, sys, time
+import numpy as np
+from vampires.stream.sem import Semaphore
+n = int(sys.argv[2])
+with open(sys.argv[1], "r+b") as fh:
+    mm = mmap.mmap(fh.fileno(), 4096)
+root = np.frombuffer(mm, np.uint8)
+sem = Semaphore(int(root.ctypes.data))
+stamp = root[64:72].view(np.int64)
+lat = []
+print("ready", flush=True)
+for _ in range(n):
+    sem.wait(5.0)
+    lat.append(time.clock_gettime_ns(time.CLOCK_REALTIME) - int(stamp[0]))
+print(json.dumps(lat))
+"""
+
 C_PING = r"""
 #include <semaphore.h>
 #include <stdio.h>
@@ -130,6 +148,39 @@ def _latency(shm: Path, quick: bool) -> tuple[float, float]:
     return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
 
 
+def _python_floor(shm: Path, quick: bool) -> tuple[float, float]:
+    """The same wake-up through a bare in-file semaphore, no stream protocol."""
+    import mmap
+
+    from vampires.stream.sem import Semaphore
+
+    n = 200 if quick else 2000
+    path = shm / "ping.bin"
+    path.write_bytes(bytes(4096))
+    with path.open("r+b") as fh:
+        mm = mmap.mmap(fh.fileno(), 4096)
+    root = np.frombuffer(mm, np.uint8)
+    sem = Semaphore(int(root.ctypes.data))
+    sem.init(0)
+    stamp = root[64:72].view(np.int64)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(PY_PING_READER), str(path), str(n)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "ready"
+    for _ in range(n):
+        time.sleep(PERIOD_S)
+        stamp[0] = time.clock_gettime_ns(time.CLOCK_REALTIME)
+        sem.post()
+    out, _ = reader.communicate(timeout=60)
+    del root, stamp, sem
+    mm.close()
+    lat = np.array(json.loads(out)) / 1e3
+    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+
+
 def _c_limit(quick: bool) -> tuple[float, float] | None:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
@@ -158,6 +209,7 @@ def run(quick: bool = False) -> list[dict]:
         shm = Path(tmp)
         ours, limit = _throughput(shm, quick)
         p50, p99 = _latency(shm, quick)
+        floor50, _ = _python_floor(shm, quick)
     c = _c_limit(quick)
     return [
         {
@@ -173,6 +225,13 @@ def run(quick: bool = False) -> list[dict]:
             "limit": c[0] if c else "n/a",
             "ratio": p50 / c[0] if c else "n/a",
             "target": "< 50 us",
+        },
+        {
+            "measure": "bare Python semaphore ping p50 (us) (Python's own floor) vs C",
+            "ours": floor50,
+            "limit": c[0] if c else "n/a",
+            "ratio": floor50 / c[0] if c else "n/a",
+            "target": "(info)",
         },
         {
             "measure": "wake latency p99 (us), 2 processes; limit = C sem_post->sem_wait",
