@@ -221,3 +221,16 @@ async def test_against_a_real_daemon(live_daemon: LoggerDaemon) -> None:
 def test_logctl_bad_interval(capsys: pytest.CaptureFixture[str]) -> None:
     assert logctl.main(["--interval", "0"]) == 2
     assert "--interval" in capsys.readouterr().err
+
+
+def test_logctl_honours_fps_filtstring(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vampires.fitslog.tui as tui
+
+    seen: list[tuple[str | None, float]] = []
+    monkeypatch.setattr(tui, "run", lambda f, *, interval: seen.append((f, interval)))
+    monkeypatch.setenv("FPS_FILTSTRING_NAME", "streamFITSlog-vcam")
+    assert logctl.main([]) == 0
+    assert logctl.main(["--filter", "vcam2", "--interval", "0.5"]) == 0
+    monkeypatch.delenv("FPS_FILTSTRING_NAME")
+    assert logctl.main([]) == 0
+    assert seen == [("streamFITSlog-vcam", 1.0), ("vcam2", 0.5), (None, 1.0)]

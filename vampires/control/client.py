@@ -559,20 +559,28 @@ def group_call(
     if not names:
         return GroupResult(command=command, results=())
     barrier = threading.Barrier(len(names))
-    with zmq.Context() as ctx:
-        threads = [
-            threading.Thread(
-                target=_one_target,
-                args=(ctx, kind, name, payload, wait, shm, barrier, out),
-                name=f"group-{command}-{name}",
-                daemon=True,
-            )
-            for name in names
-        ]
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    threads = [
+        threading.Thread(
+            target=_one_target,
+            args=(ctx, kind, name, payload, wait, shm, barrier, out),
+            name=f"group-{command}-{name}",
+            daemon=True,
+        )
+        for name in names
+    ]
+    try:
         for thread in threads:
             thread.start()
+        deadline = time.monotonic() + 2 * wait + 1.0
         for thread in threads:
-            thread.join(2 * wait + 1.0)
+            thread.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        if any(t.is_alive() for t in threads):
+            # never hang in term() on a socket a stuck worker still holds
+            ctx.destroy(linger=0)
+        else:
+            ctx.term()
     results = tuple(
         out.get(n, TargetResult(name=n, status="timeout", error="worker did not finish"))
         for n in names
