@@ -698,3 +698,13 @@ def test_exist_ok_over_a_directory_is_a_clear_error(shm_dir: Path):
     with pytest.raises(StreamError, match="cannot create stream 'd'"):
         Stream.create("d", (2, 2), np.uint8, exist_ok=True)
     assert [p.name for p in shm_dir.iterdir()] == ["d.im.shm"]
+
+
+def test_write_accepts_python_lists_that_fit():
+    with Stream.create("ls", (2, 2), np.uint16) as s:
+        s.write([[1, 2], [3, 65535]])
+        assert s.read().tolist() == [[1, 2], [3, 65535]]
+        for bad in ([[1, 2], [3, 65536]], [[1, 2], [3, -1]], [[1.5, 2], [3, 4]], "xx"):
+            with pytest.raises(StreamError):
+                s.write(bad)
+        assert s.cnt0 == 1

@@ -1270,6 +1270,30 @@ class Stream:
             raise StreamError(msg)
         return clock.to_timespec(float(acquisition_time))
 
+    def _coerce(self, frame: object) -> NDArray[Any]:
+        """Accept arrays that cast safely, and Python integers that fit."""
+        try:
+            arr = np.asarray(frame)
+        except (TypeError, ValueError) as exc:
+            msg = f"frame for stream {self._name!r} is not an array: {exc}"
+            raise StreamError(msg) from exc
+        if np.can_cast(arr.dtype, self._dtype, casting="safe"):
+            return arr
+        if (
+            not isinstance(frame, np.ndarray)
+            and arr.dtype.kind in "iu"
+            and self._dtype.kind in "iu"
+            and arr.size
+        ):
+            info = np.iinfo(self._dtype)
+            if info.min <= int(arr.min()) and int(arr.max()) <= info.max:
+                return arr.astype(self._dtype)  # e.g. nested lists of Python ints
+        msg = (
+            f"frame dtype {arr.dtype} cannot be written safely into stream "
+            f"{self._name!r} of dtype {self._dtype}; convert it first"
+        )
+        raise StreamError(msg)
+
     def write(
         self,
         frame: NDArray[Any],
@@ -1304,14 +1328,8 @@ class Stream:
         """
         v = self._views()
         self._check_writable()
-        arr = np.asarray(frame)
+        arr = self._coerce(frame)
         target, index = self._target(arr.shape, v)
-        if not np.can_cast(arr.dtype, self._dtype, casting="safe"):
-            msg = (
-                f"frame dtype {arr.dtype} cannot be written safely into stream "
-                f"{self._name!r} of dtype {self._dtype}; convert it first"
-            )
-            raise StreamError(msg)
         plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
         atime = self._atime(acquisition_time)
         v.write[0] = 1
