@@ -307,3 +307,12 @@ def test_stream_removed_while_running_is_recreated(cam):
     with Stream.open("vcam1") as stream:
         _wait_frames(stream, 2)
         assert stream.keywords["_CROP"] == "ONEARC"
+
+
+def test_same_crop_again_is_a_no_op(cam):
+    with Stream.open("vcam1") as stream:
+        gen = stream.keywords["_CROPGEN"]
+        assert cam.set_crop("onearc").name == "ONEARC"
+        assert not stream.is_stale()
+        assert stream.keywords["_CROPGEN"] == gen
+        assert cam.status().dropped >= 0

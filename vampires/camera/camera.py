@@ -141,6 +141,8 @@ class CameraStatus:
         User keywords.
     error
         Last acquisition error, or None.
+    dropped
+        Frames the backend dropped because the acquisition fell behind.
     """
 
     name: str
@@ -159,6 +161,7 @@ class CameraStatus:
     crop_generation: int
     keywords: dict[str, KeywordValue] = attrs.field(factory=dict)
     error: str | None = None
+    dropped: int = 0
 
     def line(self) -> str:
         """One human line (for commands)."""
@@ -732,6 +735,8 @@ class Camera:
         with self._control:
             self._check_not_closed()
             mode = self.table.crop(crop)
+            if mode == self._state.crop:
+                return mode  # already there: no restart, consumers see no change
             new = self._retimed(self._state, crop=mode)
             new = attrs.evolve(new, crop_generation=self._state.crop_generation + 1)
             self._apply(new, restart=True, new_stream=True)
@@ -1061,6 +1066,7 @@ class Camera:
             crop_generation=state.crop_generation,
             keywords=dict(state.user),
             error=self._error,
+            dropped=int(getattr(self.backend, "skipped", 0)),
         )
 
     def __repr__(self) -> str:
