@@ -46,6 +46,7 @@ def test_create_ls_info_rm(capsys: pytest.CaptureFixture[str], shm_dir: Path):
     assert not Stream.exists("vcam1")
 
 
+@pytest.mark.integration
 def test_ls_measures_rate(capsys: pytest.CaptureFixture[str]):
     writer = subprocess.Popen(
         [sys.executable, "-c",
@@ -96,6 +97,7 @@ def test_errors_are_reported(capsys: pytest.CaptureFixture[str], shm_dir: Path):
     capsys.readouterr()
 
 
+@pytest.mark.integration
 def test_command_import_path_is_light():
     code = (
         "import sys, vampires.cli.stream\n"
