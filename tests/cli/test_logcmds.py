@@ -249,6 +249,23 @@ def test_unwritable_folder_is_reported_and_logger_keeps_running(
     assert stoplog.main(["-c", "1"]) == 0
 
 
+def test_logger_over_tcp_with_curve(
+    cleanup: None, shm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys"
+    assert logger_cli.main(["keys", str(keys)]) == 0
+    assert "client.key_secret" in capsys.readouterr().out
+    argv = ["start", "vcam1", "-n", "10", "--root", str(tmp_path), "--tcp", "tcp://127.0.0.1:*"]
+    assert logger_cli.main(argv) == 1
+    assert "CURVE" in capsys.readouterr().err
+    assert logger_cli.main([*argv, "--curve-dir", str(keys)]) == 0
+    out = capsys.readouterr().out
+    endpoint = out.split("also on ")[1].split(" ")[0]
+    with ControlClient("logger", "vcam1", endpoint=endpoint, curve_dir=keys) as client:
+        assert client.call("get")["cube_size"] == 10
+    assert stoplog.main(["-c", "1"]) == 0
+
+
 def test_no_logger_running(shm_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for main, argv in [
         (startlog.main, ["-z", "-1"]),

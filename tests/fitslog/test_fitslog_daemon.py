@@ -228,3 +228,33 @@ def test_status_to_dict_converts() -> None:
         "nan": None,
         "items": [1, 2],
     }
+
+
+def test_tcp_control_with_curve_keys(tmp_path: Path) -> None:
+    from vampires.control.keys import generate_keys
+
+    keys = generate_keys(tmp_path / "keys")
+    daemon = LoggerDaemon(
+        "vcam3",
+        CubePolicy(frames_per_cube=5),
+        root=tmp_path,
+        factory=FakeLogger,
+        tcp="tcp://127.0.0.1:*",
+        curve_dir=keys,
+    )
+    stop = threading.Event()
+    daemon.open()
+    thread = threading.Thread(target=daemon.serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        endpoint = daemon.server.tcp_endpoint
+        assert endpoint is not None
+        assert endpoint.startswith("tcp://127.0.0.1:")
+        with ControlClient("logger", "vcam3", endpoint=endpoint, curve_dir=keys) as client:
+            assert client.call("on")["state"] == "saving"
+            assert client.call("status")["tcp"] == endpoint
+    finally:
+        stop.set()
+        thread.join(5.0)
+    with pytest.raises(ConfigError, match="CURVE"):
+        LoggerDaemon("vcam3", CubePolicy(frames_per_cube=5), root=tmp_path, tcp="tcp://*:1")

@@ -72,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a logger daemon in the foreground")
     run.add_argument("stream")
     _config_options(run, required=True)
+    for p in (start, run):
+        p.add_argument(
+            "--tcp",
+            metavar="ENDPOINT",
+            help="also answer on tcp://host:port for another host (needs --curve-dir)",
+        )
+        p.add_argument(
+            "--curve-dir",
+            metavar="DIR",
+            help="CURVE keys for --tcp (create them with 'vampires logger keys DIR')",
+        )
+    keys = sub.add_parser("keys", help="create CURVE keys for --tcp control")
+    keys.add_argument("folder")
     ls = sub.add_parser("ls", help="list running loggers")
     add_timeout(ls)
     for action, text in [
@@ -107,7 +120,9 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     root = args.root if args.root or args.dirname else str(Config.load().data_root)
     policy = CubePolicy(frames_per_cube=args.cube_size, cubes=args.cubes, timeout=args.timeout)
-    daemon = LoggerDaemon(args.stream, policy, root=root, dirname=args.dirname)
+    daemon = LoggerDaemon(
+        args.stream, policy, root=root, dirname=args.dirname, tcp=args.tcp, curve_dir=args.curve_dir
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: stop.set())
@@ -130,15 +145,18 @@ def _start(args: argparse.Namespace) -> int:
         dirname=args.dirname,
         timeout=args.timeout,
         log_path=args.log,
+        tcp=args.tcp,
+        curve_dir=args.curve_dir,
     )
     with ControlClient("logger", args.stream, timeout=5.0) as client:
         status = client.call("status")
     folder = (status.get("logger") or {}).get("folder") or (
         args.dirname or f"{root}/<UT date>/{args.stream}"
     )
+    remote = f", also on {status['tcp']} (CURVE)" if status.get("tcp") else ""
     print(
         f"{args.stream}: logger started (pid {pid}), state {status.get('state')}, "
-        f"{args.cube_size} frames per cube, cubes {args.cubes}, files go to {folder}"
+        f"{args.cube_size} frames per cube, cubes {args.cubes}, files go to {folder}{remote}"
     )
     return 0
 
@@ -216,6 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _start(args)
         if args.action == "ls":
             return _ls(args)
+        if args.action == "keys":
+            from vampires.control.keys import generate_keys
+
+            folder = generate_keys(args.folder)
+            print(
+                f"CURVE keys in {folder}: give the daemon --curve-dir {folder}; copy "
+                f"server.key, client.key and client.key_secret to the client host"
+            )
+            return 0
         return _command(args)
     except VampiresError as exc:
         print(f"vampires logger {args.action}: {exc}", file=sys.stderr)

@@ -224,12 +224,14 @@ def logger_argv(
     root: Path | str | None = None,
     dirname: Path | str | None = None,
     timeout: float | None = None,
+    tcp: str | None = None,
+    curve_dir: Path | str | None = None,
 ) -> list[str]:
     """Return the command line of a foreground logger daemon (``vampires logger run``).
 
     Parameters
     ----------
-    stream, cube_size, cubes, root, dirname, timeout
+    stream, cube_size, cubes, root, dirname, timeout, tcp, curve_dir
         As for :func:`start_logger`.
 
     Returns
@@ -244,6 +246,10 @@ def logger_argv(
         argv += ["--dir", str(dirname)]
     if timeout is not None:
         argv += ["--timeout", repr(float(timeout))]
+    if tcp is not None:
+        argv += ["--tcp", tcp]
+    if curve_dir is not None:
+        argv += ["--curve-dir", os.path.abspath(curve_dir)]
     return argv
 
 
@@ -258,6 +264,8 @@ def start_logger(
     log_path: Path | str | None = None,
     spawn_timeout: float = 15.0,
     shm_dir: Path | str | None = None,
+    tcp: str | None = None,
+    curve_dir: Path | str | None = None,
 ) -> int:
     """Start a logger daemon for ``stream`` in the background; return its pid.
 
@@ -284,6 +292,10 @@ def start_logger(
         Seconds to wait for the daemon to answer.
     shm_dir
         Shm folder; default ``MILK_SHM_DIR`` resolution.
+    tcp
+        Also answer on ``tcp://host:port`` for another host (needs ``curve_dir``).
+    curve_dir
+        CURVE key folder (:func:`vampires.control.keys.generate_keys`).
 
     Returns
     -------
@@ -306,13 +318,23 @@ def start_logger(
     if root is None and dirname is None:
         msg = f"logger {stream}: give a root folder (--root) or an exact folder (--dir)"
         raise ConfigError(msg)
+    if tcp is not None and curve_dir is None:
+        msg = f"logger {stream}: a tcp:// control endpoint needs CURVE keys (--curve-dir)"
+        raise ConfigError(msg)
     # the daemon may run from another folder: make relative paths absolute here
     root = os.path.abspath(root) if root is not None else None
     dirname = os.path.abspath(dirname) if dirname is not None else None
     shm = Path(shm_dir) if shm_dir is not None else None
     log = Path(log_path) if log_path is not None else default_log_path(KIND, stream, shm)
     argv = logger_argv(
-        stream, cube_size=cube_size, cubes=cubes, root=root, dirname=dirname, timeout=timeout
+        stream,
+        cube_size=cube_size,
+        cubes=cubes,
+        root=root,
+        dirname=dirname,
+        timeout=timeout,
+        tcp=tcp,
+        curve_dir=curve_dir,
     )
     return spawn_daemon(
         argv, kind=KIND, name=stream, log_path=log, timeout=spawn_timeout, shm_dir=shm

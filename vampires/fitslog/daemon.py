@@ -167,6 +167,11 @@ class LoggerDaemon:
         (tests and demos may pass another).
     shm_dir
         Shm folder of the control socket.
+    tcp
+        Also answer on this ``tcp://host:port`` (another host); needs
+        ``curve_dir`` (see :mod:`vampires.control.keys`).
+    curve_dir
+        CURVE key folder for ``tcp``.
     """
 
     def __init__(
@@ -178,6 +183,8 @@ class LoggerDaemon:
         dirname: Path | str | None = None,
         factory: LoggerFactory | None = None,
         shm_dir: Path | str | None = None,
+        tcp: str | None = None,
+        curve_dir: Path | str | None = None,
     ) -> None:
         if root is None and dirname is None:
             msg = f"logger {stream}: give a root folder or an exact folder (dirname)"
@@ -192,7 +199,13 @@ class LoggerDaemon:
         self._logger: LoggerLike | None = None
         self._killed = False
         self._server = DaemonServer(
-            KIND, stream, self.commands(), shm_dir=shm_dir, state=self.state
+            KIND,
+            stream,
+            self.commands(),
+            shm_dir=shm_dir,
+            state=self.state,
+            tcp=tcp,
+            curve_dir=curve_dir,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -355,6 +368,7 @@ class LoggerDaemon:
                 "logger": status,
                 "pid": os.getpid(),
                 "uptime": time.time() - self._started,
+                "tcp": self._server.tcp_endpoint,
                 "disk_free": _disk_free(Path(str(folder))) if folder else None,
             }
 
