@@ -708,3 +708,30 @@ def test_write_accepts_python_lists_that_fit():
             with pytest.raises(StreamError):
                 s.write(bad)
         assert s.cnt0 == 1
+
+
+def test_racing_creators_one_wins():
+    import threading
+
+    barrier = threading.Barrier(6)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        barrier.wait(10)
+        try:
+            Stream.create("race", (64, 64), np.uint16).close()
+            outcome = "created"
+        except StreamExistsError:
+            outcome = "exists"
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == ["created"] + ["exists"] * 5
+    with Stream.open("race") as s:
+        assert s.shape == (64, 64)

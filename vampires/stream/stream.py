@@ -465,7 +465,8 @@ class StreamKeywords:
 
     Types: ``int`` <-> L (int64), ``float`` <-> D (double), ``str`` <-> S
     (at most 15 characters), ``bool`` <-> S ``#TRUE#`` / ``#FALSE#`` (read
-    back as bool). Names: 1-15 printable ASCII characters, no spaces;
+    back as bool, so those two strings cannot be stored as text). Names: 1-15
+    printable ASCII characters, no spaces;
     comments: at most 79 printable ASCII characters (each field keeps a NUL
     for C readers that use ``strcpy``). Bad input raises
     :class:`~vampires.errors.KeywordError` and writes nothing; so does a full
