@@ -45,7 +45,7 @@ def publish_lockstep(stream: Stream, log: Logger, n: int, **write_kw) -> None:
         wait_until(
             lambda b=before: (
                 log.status().frames + log.status().dropped > b.frames + b.dropped
-                or log.status().state != LoggerState.SAVING
+                or log.status().state == LoggerState.IDLE
             )
         )
 

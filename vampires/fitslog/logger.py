@@ -112,6 +112,8 @@ _POLL = 0.01  # s: longest a command waits for the reader while saving
 _IDLE_POLL = 0.25  # s: stream re-attach / staleness check period while idle
 _STALE_CHECK = 0.25  # s: staleness check period while frames flow
 _ACK_TIMEOUT = 10.0
+_PREPARE = "prepare"  # writer-queue message: fill the buffer pool for the current stream
+_PAGE = 4096
 
 
 def _is_int_in(value: object, lo: int, hi: int) -> bool:
@@ -165,6 +167,9 @@ class LoggerStatus:
         Bytes written in this run.
     started
         Unix time saving was last switched on (None if never).
+    write_seconds
+        Time the writer spent writing cubes in this run (``written_bytes /
+        write_seconds`` is the disk throughput while busy).
     """
 
     stream: str
@@ -183,6 +188,7 @@ class LoggerStatus:
     queued: int = 0
     written_bytes: int = 0
     started: float | None = None
+    write_seconds: float = 0.0
 
 
 @attrs.define(eq=False)
@@ -247,6 +253,9 @@ class Logger:
         Replacement for ``os.write`` in the writer (throttling/faults in tests).
     fsync
         fsync each cube before its rename.
+    reader_nice
+        Nice value for the reader thread (Linux; e.g. -10 needs CAP_SYS_NICE),
+        so acquisition keeps up on a busy machine; None leaves it unchanged.
 
     Raises
     ------
@@ -268,6 +277,7 @@ class Logger:
         time_source: str = "acquisition",
         write_chunk: WriteChunk | None = None,
         fsync: bool = True,
+        reader_nice: int | None = None,
     ) -> None:
         self._name = check_stream_name(stream_name)
         self._policy = self._check_policy(policy)
@@ -286,6 +296,10 @@ class Logger:
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         self._nbuffers = buffers
         self._time_source = time_source
+        if reader_nice is not None and not _is_int_in(reader_nice, -20, 19):
+            msg = f"Logger: reader_nice must be an integer in -20..19 (got {reader_nice!r})"
+            raise ConfigError(msg)
+        self._reader_nice = reader_nice
         self._writer = CubeWriter(
             header_provider=header_provider,
             shm_dir=self._shm_dir,
@@ -302,7 +316,7 @@ class Logger:
         self._commands: collections.deque[tuple[str, threading.Event, list[float]]] = (
             collections.deque()
         )
-        self._jobs: queue.Queue[tuple[CubeJob, _Buffer] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[CubeJob, _Buffer] | str | None] = queue.Queue()
         self._free: list[_Buffer] = []
         self._nallocated = 0
         self._memory = 0
@@ -318,12 +332,14 @@ class Logger:
         self._last_frame_at: float | None = None
         self._next_stale_check = 0.0
         self._reattach = False
+        self._spec: tuple[tuple[int, int], np.dtype[Any]] | None = None
         # shared counters (under _lock)
         self._frames = 0
         self._files = 0
         self._dropped = 0
         self._pending = 0
         self._written_bytes = 0
+        self._write_seconds = 0.0
         self._error: str | None = None
         self._last_file: Path | None = None
         self._last_folder: Path | None = None
@@ -425,7 +441,7 @@ class Logger:
         return self._request("next")
 
     def set_policy(self, policy: CubePolicy) -> None:
-        """Use ``policy`` from the next cube on (no restart; buffers re-sized lazily).
+        """Use ``policy`` from the next cube on (no restart; buffers re-sized in the background).
 
         Parameters
         ----------
@@ -438,6 +454,8 @@ class Logger:
             Not a :class:`CubePolicy`.
         """
         self._policy = self._check_policy(policy)
+        if not self._closing:
+            self._jobs.put(_PREPARE)
 
     def set_folder(
         self,
@@ -504,6 +522,7 @@ class Logger:
                 queued=self._pending,
                 written_bytes=self._written_bytes,
                 started=self._started_at,
+                write_seconds=self._write_seconds,
             )
 
     def wait_idle(self, timeout: float) -> bool:
@@ -575,6 +594,11 @@ class Logger:
             self._error = text
 
     def _reader_main(self) -> None:
+        if self._reader_nice is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._reader_nice)
+            except (OSError, AttributeError) as exc:
+                logger.warning("logger %s: cannot set reader nice value: %s", self._name, exc)
         while not self._closing:
             try:
                 self._step()
@@ -617,8 +641,10 @@ class Logger:
             return False
         with self._lock:
             self._stream = stream
+            self._spec = ((int(stream.shape[-2]), int(stream.shape[-1])), stream.dtype)
             if self._error and "stream" in self._error:
                 self._error = None
+        self._jobs.put(_PREPARE)  # let the writer thread allocate and page in the buffers
         self._period = None
         logger.info("logger %s: attached (%s %s)", self._name, stream.shape, stream.dtype)
         if self._saving:
@@ -682,6 +708,7 @@ class Logger:
             if not self._saving:
                 with self._lock:
                     self._frames = self._files = self._dropped = self._written_bytes = 0
+                    self._write_seconds = 0.0
                     self._started_at = self._clock()
                     self._saving = True
                     self._drop_carry = 0
@@ -920,6 +947,47 @@ class Logger:
             self._memory += cube.nbytes
         return _Buffer(key=key, cube=cube, copy=kernels.cube_copier(dtype, cube))
 
+    def _prepare_buffers(self) -> None:
+        """Allocate and page in the pool for the current stream and policy (writer thread).
+
+        First touch of fresh memory can stall for tens of ms (page zeroing,
+        huge-page compaction); doing it here keeps it off the reader's hot path.
+        """
+        from vampires import kernels
+
+        while not self._closing:
+            with self._lock:
+                spec, policy = self._spec, self._policy
+                if spec is None:
+                    return
+                shape, dtype = spec
+                try:
+                    key = (shape, dtype.str, policy.frames_for(shape, dtype))
+                    fmt = kernels.fits_format(dtype)
+                except ConfigError:
+                    return
+                stale = [b for b in self._free if b.key != key]
+                if stale:
+                    self._free.remove(stale[0])
+                    self._nallocated -= 1
+                    self._memory -= stale[0].cube.nbytes
+                    continue
+                if self._nallocated >= self._nbuffers:
+                    return
+                self._nallocated += 1
+            try:
+                cube = np.empty((key[2], *shape), fmt.disk)
+            except MemoryError:
+                with self._lock:
+                    self._nallocated -= 1
+                self._set_error(f"out of memory for a {key[2]}-frame cube buffer")
+                return
+            cube.reshape(-1).view(np.uint8)[::_PAGE] = 0  # touch every page
+            buffer = _Buffer(key=key, cube=cube, copy=kernels.cube_copier(dtype, cube))
+            with self._lock:
+                self._memory += cube.nbytes
+                self._free.append(buffer)
+
     def _give_back(self, buffer: _Buffer) -> None:
         with self._lock:
             self._free.append(buffer)
@@ -973,6 +1041,9 @@ class Logger:
             item = self._jobs.get()
             if item is None:
                 return
+            if isinstance(item, str):
+                self._prepare_buffers()
+                continue
             job, buffer = item
             result: WrittenCube | None = None
             try:
@@ -985,6 +1056,8 @@ class Logger:
             lost = job.nframes - (result.frames if result is not None else 0)
             with self._lock:
                 self._pending -= 1
+                if result is not None:
+                    self._write_seconds += result.seconds
                 if result is not None and result.path is not None:
                     self._files += 1
                     self._last_file = result.path

@@ -1,0 +1,513 @@
+"""Logger benchmark: kernels vs memcpy and astropy, logger vs raw disk, zero-drop rates.
+
+Everything is measured in the same run on the same disk, next to milk's
+C logger figures from ``shared/reference/milk-logger-measured.md``:
+
+* cube conversion kernel vs numpy memcpy of the same bytes (target >= 0.6) and vs
+  astropy ``writeto`` of the same cube (target >= 5x);
+* raw sequential write + fsync of the target disk (the limit), before and after;
+* one logger on a saturated synthetic MBI stream (2236x1096 uint16): bytes on
+  disk per second vs the raw write (target >= 0.9);
+* highest MBI frame rate with zero drops, one camera and two cameras, on disk
+  (milk: 30 fps = 147 MB/s, loses a whole cube at 40);
+* two cameras at the operating page's 280 MB/s each into tmpfs (the logger's
+  own ceiling, when the disk is not the limit): drops (target 0) and CPU per camera;
+* 536x536 at 400 fps, 2000-frame cubes: drops (milk drops 9 of 6000).
+
+Frames are published by separate producer processes (real shm, real semaphores);
+the loggers run in this process, so its CPU time is the loggers' cost.
+
+Usage: ``python benchmarks/logger_bench.py [--quick] [--dir DIR]`` (DIR on the disk
+to test; default ``$VAMPIRES_BENCH_DIR`` or ``./.benchtmp``). The machine is shared:
+figures are noisy, ratios are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+MBI = (1096, 2236)
+MBI2 = (1096, 2240)
+STANDARD = (536, 536)
+MILK_MBI_FPS = 30.0  # zero-drop MBI rate of milk-streamFITSlog on this machine class
+MILK_MBI_MBPS = 147.0
+MILK_STD400_DROPS = 9
+#: milk runs its logger at real-time priority; we only raise the reader thread's nice value.
+READER_NICE = -10 if os.geteuid() == 0 else None
+
+PRODUCER = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from vampires.stream import Stream
+    name, h, w = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    fps, duration = float(sys.argv[4]), float(sys.argv[5])
+    s = Stream.create(name, (h, w), "uint16", exist_ok=True)
+    s.keywords.update({"EXPTIME": 0.001, "DATA-TYP": "TEST", "EXTTRIG": True})
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 4096, (h, w), dtype=np.uint16) for _ in range(4)]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    period = 1.0 / fps if fps > 0 else 0.0
+    t0 = time.perf_counter()
+    n = 0
+    while True:
+        now = time.perf_counter()
+        if now - t0 >= duration:
+            break
+        if period:
+            target = t0 + n * period
+            if target - now > 0.0005:
+                time.sleep(target - now - 0.0003)
+            while time.perf_counter() < target:
+                pass
+        s.write(frames[n % 4])
+        n += 1
+    print(n, flush=True)
+    s.close()
+    """
+)
+
+
+def _row(measure: str, ours: str, limit: str, ratio: float | str, target: str) -> dict:
+    return {"measure": measure, "ours": ours, "limit": limit, "ratio": ratio, "target": target}
+
+
+def _best(func, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def kernel_rows(quick: bool, tmpfs: Path) -> list[dict]:
+    from astropy.io import fits
+
+    from vampires import kernels
+
+    kernels.warm_up()
+    nframes = 20 if quick else 60
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 65536, MBI, dtype=np.uint16)
+    cube = np.empty((nframes, *MBI), ">i2")
+    plain = np.empty((nframes, *MBI), np.uint16)
+    copy = kernels.cube_copier(np.uint16, cube)
+    cube.fill(0)
+    plain.fill(0)  # page in both destinations
+
+    def ours() -> None:
+        for k in range(nframes):
+            copy(frame, k)
+
+    def memcpy() -> None:
+        for k in range(nframes):
+            np.copyto(plain[k], frame)
+
+    repeat = 3 if quick else 5
+    t_ours, t_copy = _best(ours, repeat), _best(memcpy, repeat)
+    nbytes = nframes * frame.nbytes
+    rows = [
+        _row(
+            "uint16 -> FITS int16 kernel vs memcpy (MBI frame into cube slot)",
+            f"{nbytes / t_ours / 1e9:.2f} GB/s",
+            f"memcpy {nbytes / t_copy / 1e9:.2f} GB/s",
+            t_copy / t_ours,
+            ">= 0.6",
+        )
+    ]
+    cube_u16 = np.ascontiguousarray(np.broadcast_to(frame, (nframes, *MBI)))
+    path = tmpfs / f"astropy-{uuid.uuid4().hex}.fits"
+
+    def astropy_writeto() -> None:
+        fits.PrimaryHDU(cube_u16).writeto(path, overwrite=True)
+
+    t_astropy = _best(astropy_writeto, 2 if quick else 3)
+    path.unlink(missing_ok=True)
+    rows.append(
+        _row(
+            "cube conversion kernel vs astropy writeto (same cube, tmpfs)",
+            f"{t_ours * 1e3:.0f} ms",
+            f"astropy {t_astropy * 1e3:.0f} ms",
+            t_astropy / t_ours,
+            ">= 5",
+        )
+    )
+    from vampires.fitslog.sidecar import FrameTimes
+    from vampires.fitslog.writer import CubeJob, CubeWriter
+
+    n = nframes
+    times = FrameTimes(
+        cnt0=np.arange(n, dtype=np.int64),
+        cnt1=np.zeros(n, np.int64),
+        logger_time=time.time() + np.arange(n) * 0.01,
+        acquisition_time=time.time() + np.arange(n) * 0.01,
+    )
+    folder = tmpfs / f"writer-{uuid.uuid4().hex}"
+    writer = CubeWriter(fsync=False)
+
+    def ours_full() -> None:
+        ours()
+        job = CubeJob(
+            stream="vcam1",
+            folder=folder,
+            cube=cube,
+            nframes=n,
+            fmt=kernels.fits_format(np.uint16),
+            times=times,
+        )
+        result = writer.write(job)
+        assert result.ok, result.error
+        shutil.rmtree(folder)
+
+    t_full = _best(ours_full, 2 if quick else 3)
+    rows.append(
+        _row(
+            "convert + write cube (ours, tmpfs) vs astropy writeto",
+            f"{t_full * 1e3:.0f} ms",
+            f"astropy {t_astropy * 1e3:.0f} ms",
+            t_astropy / t_full,
+            "> 1",
+        )
+    )
+    return rows
+
+
+# ---------------------------------------------------------------- disk
+
+
+def raw_write(folder: Path, nbytes: int, chunk: int = 64 * 1024 * 1024) -> float:
+    """Sequential write + fsync of ``nbytes`` (files of ~1.2 GB) -> bytes/s."""
+    block = np.random.default_rng(2).integers(0, 255, chunk, dtype=np.uint8).tobytes()
+    per_file = min(nbytes, 1_200_000_000)
+    written = 0
+    t0 = time.perf_counter()
+    while written < nbytes:
+        path = folder / f"raw-{uuid.uuid4().hex}.bin"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            done = 0
+            while done < per_file:
+                done += os.write(fd, block[: min(chunk, per_file - done)])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        written += done
+    elapsed = time.perf_counter() - t0
+    for path in folder.glob("raw-*.bin"):
+        path.unlink()
+    return written / elapsed
+
+
+# ---------------------------------------------------------------- logger runs
+
+
+class _Producer:
+    def __init__(self, name: str, shape: tuple[int, int], fps: float, duration: float, shm: Path):
+        env = {**os.environ, "MILK_SHM_DIR": str(shm)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PRODUCER, name, *map(str, (*shape, fps, duration))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.proc.kill()
+            msg = f"producer {name} failed to start"
+            raise RuntimeError(msg)
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def published(self, timeout: float) -> int:
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.readline().strip()
+        self.proc.wait(timeout=timeout)
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        self.proc.stdout.close()
+        return int(out)
+
+
+def _cleaner(folder: Path, stop: threading.Event) -> threading.Thread:
+    """Delete finished cubes on tmpfs so memory does not fill up."""
+
+    def run() -> None:
+        while not stop.wait(0.2):
+            for path in list(folder.rglob("*.fits")) + list(folder.rglob("*.txt")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def log_run(
+    streams: list[tuple[str, tuple[int, int]]],
+    fps: float,
+    duration: float,
+    folder: Path,
+    frames_per_cube: int,
+    *,
+    clean: bool = False,
+    fsync: bool = True,
+) -> dict:
+    """Run producers + loggers; return published, logged, dropped, bytes, cpu, wall."""
+    from vampires.fitslog.logger import Logger
+    from vampires.fitslog.policy import CubePolicy
+
+    shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
+    producers: list[_Producer] = []
+    loggers: list[Logger] = []
+    stop = threading.Event()
+    try:
+        for name, shape in streams:
+            producers.append(_Producer(name, shape, fps, duration, shm))
+        for name, _ in streams:
+            log = Logger(
+                name,
+                CubePolicy(frames_per_cube=frames_per_cube),
+                dirname=folder / name,
+                shm_dir=shm,
+                fsync=fsync,
+                reader_nice=READER_NICE,
+            )
+            loggers.append(log)
+        deadline = time.monotonic() + 10
+        while not all(log.status().attached for log in loggers):
+            if time.monotonic() > deadline:
+                msg = "loggers did not attach"
+                raise RuntimeError(msg)
+            time.sleep(0.01)
+        if clean:
+            _cleaner(folder, stop)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        for log in loggers:
+            log.start()
+        for producer in producers:
+            producer.go()
+        published = [p.published(duration + 30) for p in producers]
+        time.sleep(0.05)
+        for log in loggers:
+            log.stop()
+        for log in loggers:
+            log.wait_idle(300)
+        wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        statuses = [log.status() for log in loggers]
+    finally:
+        stop.set()
+        for log in loggers:
+            log.close(finish_cube=False)
+        for producer in producers:
+            if producer.proc.poll() is None:
+                producer.proc.kill()
+                producer.proc.wait(timeout=10)
+        shutil.rmtree(shm, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {
+        "published": published,
+        "frames": [s.frames for s in statuses],
+        "dropped": [s.dropped for s in statuses],
+        "bytes": sum(s.written_bytes for s in statuses),
+        "write_seconds": sum(s.write_seconds for s in statuses),
+        "errors": [s.error for s in statuses if s.error],
+        "cpu": cpu,
+        "wall": wall,
+        "active": duration,
+    }
+
+
+def zero_drop_rate(
+    streams: list[tuple[str, tuple[int, int]]],
+    rates: list[float],
+    duration: float,
+    folder: Path,
+    frames_per_cube: int,
+) -> tuple[float, dict | None]:
+    best, best_run = 0.0, None
+    for fps in rates:
+        run = log_run(streams, fps, duration, folder, frames_per_cube)
+        print(
+            f"#   {len(streams)} x {streams[0][1]} at {fps:g} fps: published {run['published']}, "
+            f"dropped {run['dropped']}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if any(run["dropped"]) or run["errors"]:
+            break
+        best, best_run = fps, run
+    return best, best_run
+
+
+def run(quick: bool = False, folder: Path | None = None) -> list[dict]:
+    base = folder or Path(os.environ.get("VAMPIRES_BENCH_DIR", Path.cwd() / ".benchtmp"))
+    base.mkdir(parents=True, exist_ok=True)
+    disk = Path(tempfile.mkdtemp(prefix="logger-bench-", dir=base))
+    tmpfs = Path(tempfile.mkdtemp(prefix="logger-bench-", dir="/dev/shm"))
+    rows: list[dict] = []
+    mb = 1e6
+    frame_mb = MBI[0] * MBI[1] * 2 / mb
+    try:
+        rows += kernel_rows(quick, tmpfs)
+        raw_bytes = int(0.3e9 if quick else 2.4e9)
+        raw_before = raw_write(disk, raw_bytes)
+        # 1. logger on disk with a stream faster than the disk: the writer never rests
+        cube = 25 if quick else 250
+        over_fps = min(400.0, 1.3 * raw_before / (frame_mb * mb))
+        sat = log_run([("vcam1", MBI)], over_fps, 2.0 if quick else 20.0, disk / "sat", cube)
+        raw_after = raw_write(disk, raw_bytes)
+        raw = max(raw_before, raw_after)
+        sat_rate = sat["bytes"] / sat["write_seconds"]
+        rows.append(
+            _row(
+                "raw write+fsync, same disk (before / after the logger runs)",
+                f"{raw_before / mb:.0f} / {raw_after / mb:.0f} MB/s",
+                "",
+                "",
+                "limit",
+            )
+        )
+        rows.append(
+            _row(
+                f"logger writer busy on disk ({over_fps:.0f} fps MBI, fsync per cube) vs raw",
+                f"{sat_rate / mb:.0f} MB/s",
+                f"raw {raw / mb:.0f} MB/s",
+                sat_rate / raw,
+                ">= 0.9",
+            )
+        )
+        # 2. highest zero-drop MBI rate, one and two cameras, on disk
+        rates1 = [20.0, 40.0] if quick else [30.0, 45.0, 57.0, 70.0]
+        rates2 = [10.0, 20.0] if quick else [20.0, 28.0, 35.0]
+        duration = 1.0 if quick else 20.0
+        fps1, run1 = zero_drop_rate([("vcam1", MBI)], rates1, duration, disk / "z1", cube)
+        rows.append(
+            _row(
+                "highest zero-drop MBI rate, 1 camera, disk (milk: 30 fps = 147 MB/s)",
+                f"{fps1:g} fps = {fps1 * frame_mb:.0f} MB/s",
+                f"milk {MILK_MBI_FPS:g} fps",
+                fps1 / MILK_MBI_FPS,
+                f">= 2 (disk-bound: raw {raw / mb:.0f} MB/s)",
+            )
+        )
+        fps2, _ = zero_drop_rate(
+            [("vcam1", MBI), ("vcam2", MBI2)], rates2, duration, disk / "z2", cube
+        )
+        rows.append(
+            _row(
+                "highest zero-drop MBI rate per camera, 2 cameras, same disk",
+                f"{fps2:g} fps = {2 * fps2 * frame_mb:.0f} MB/s total",
+                f"raw {raw / mb:.0f} MB/s",
+                2 * fps2 * frame_mb * mb / raw,
+                "disk-bound",
+            )
+        )
+        if run1 is not None:
+            rows.append(
+                _row(
+                    f"CPU per camera at {fps1:g} fps MBI (logger threads, one core = 1.0)",
+                    f"{run1['cpu'] / run1['wall']:.2f} core",
+                    "",
+                    "",
+                    "info",
+                )
+            )
+        # 3. two cameras at 280 MB/s each with no disk limit (tmpfs): logger ceiling
+        fps280 = 280e6 / (MBI[0] * MBI[1] * 2)
+        run280 = log_run(
+            [("vcam1", MBI), ("vcam2", MBI2)],
+            fps280,
+            3.0 if quick else 60.0,
+            tmpfs / "t280",
+            cube,
+            clean=True,
+            fsync=False,
+        )
+        published = sum(run280["published"])
+        rows.append(
+            _row(
+                f"2 cameras x 280 MB/s ({fps280:.0f} fps MBI), tmpfs, "
+                f"{3 if quick else 60} s: frames dropped",
+                f"{sum(run280['dropped'])} of {published}",
+                "milk loses a cube at 40 fps",
+                "",
+                "0",
+            )
+        )
+        rows.append(
+            _row(
+                "CPU per camera at 280 MB/s (reader copy+convert, writer)",
+                f"{run280['cpu'] / run280['wall'] / 2:.2f} core",
+                "",
+                "",
+                "info",
+            )
+        )
+        # 4. STANDARD 536x536 at 400 fps, 2000-frame cubes, disk
+        std = log_run(
+            [("vcam1", STANDARD)],
+            400.0,
+            2.0 if quick else 15.0,
+            disk / "std",
+            200 if quick else 2000,
+        )
+        rows.append(
+            _row(
+                "536x536 at 400 fps, disk: frames dropped (milk: 9 of 6000)",
+                f"{sum(std['dropped'])} of {sum(std['published'])}",
+                f"milk {MILK_STD400_DROPS}",
+                "",
+                "0",
+            )
+        )
+    finally:
+        shutil.rmtree(disk, ignore_errors=True)
+        shutil.rmtree(tmpfs, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            base.rmdir()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for CI")
+    parser.add_argument("--dir", type=Path, default=None, help="folder on the disk to test")
+    args = parser.parse_args()
+    rows = run(quick=args.quick, folder=args.dir)
+    width = max(len(r["measure"]) for r in rows)
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if isinstance(r["ratio"], float) else str(r["ratio"])
+        print(
+            f"{r['measure']:<{width}}  {r['ours']:>24}  {r['limit']:>24}  {ratio:>6}  {r['target']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
