@@ -316,3 +316,14 @@ def test_same_crop_again_is_a_no_op(cam):
         assert not stream.is_stale()
         assert stream.keywords["_CROPGEN"] == gen
         assert cam.status().dropped >= 0
+
+
+def test_one_writer_per_stream(cam):
+    other = Camera("vcam1", crop="ONEARC")
+    with pytest.raises(CameraError, match="already acquiring"):
+        other.start()
+    assert not other.running
+    cam.stop()
+    other.start()  # free once the first one stopped
+    assert other.running
+    other.close()

@@ -148,6 +148,10 @@ def test_killed_daemon_clear_error_and_camstart_recovers(cameras, capsys):
 
 
 def test_camstart_twice_and_bad_options(cameras, capsys):
+    local = Camera("vcam1")
+    with pytest.raises(CameraError, match="already acquiring"):
+        local.start()  # the daemon owns the stream: a second writer is refused
+    local.close()
     capsys.readouterr()
     assert camstart.main(["vcam1", "--sim"]) == 1
     assert "already running" in capsys.readouterr().out

@@ -34,6 +34,7 @@ one and ``PRD-MIN1/2``, ``PRD-RNG1/2`` and ``_CROP`` describe the new crop.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import math
@@ -312,6 +313,7 @@ class Camera:
         self._measured = 0.0
         self._temperature = math.nan
         self._last_aux = 0.0
+        self._writer_fd: int | None = None
 
     # -- construction helpers --------------------------------------------------------
     @staticmethod
@@ -473,12 +475,17 @@ class Camera:
             self._check_not_closed()
             if self._thread is not None:
                 return
-            if not self._opened:
-                self.backend.open(self.table)
-                self._opened = True
-            self.backend.configure(self._state.settings)
-            self._open_stream()
-            self.backend.start()
+            self._take_writer_lock()
+            try:
+                if not self._opened:
+                    self.backend.open(self.table)
+                    self._opened = True
+                self.backend.configure(self._state.settings)
+                self._open_stream()
+                self.backend.start()
+            except BaseException:
+                self._release_writer_lock()
+                raise
             self._save_state()
             self._start_thread()
             logger.info("camera %s: started (%s, %s, %s, %.2f Hz)", self.name,
@@ -504,6 +511,34 @@ class Camera:
             if self._stream is not None:
                 self._stream.close()
                 self._stream = None
+            self._release_writer_lock()
+
+    def _take_writer_lock(self) -> None:
+        """Be the only writer of the stream: flock ``camera-<name>.writer.lock``."""
+        if self._writer_fd is not None:
+            return
+        path = self._config.control_dir / f"camera-{self.name}.writer.lock"
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            msg = f"camera {self.name}: cannot create its lock file {path}: {exc}"
+            raise CameraError(msg) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            msg = (
+                f"camera {self.name} is already acquiring (another Camera or a camera daemon "
+                f"writes stream {self.name}); use Camera.connect({self.name!r}) or stop it first"
+            )
+            raise CameraError(msg) from None
+        self._writer_fd = fd
+
+    def _release_writer_lock(self) -> None:
+        fd, self._writer_fd = self._writer_fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
 
     def close(self) -> None:
         """Stop and release the backend (idempotent)."""
