@@ -24,6 +24,10 @@ Rules the API keeps:
   and trigger mode are kept there too, so a restarted camera comes back as it
   was unless told otherwise.
 
+One writer per stream: a started camera holds an exclusive ``flock`` on
+``$MILK_SHM_DIR/vampires/camera-<name>.writer.lock``, so a second ``Camera``
+(or a local one next to a daemon) is refused instead of interleaving frames.
+
 How consumers notice a crop change: when the frame size changes the stream
 file is re-created (new inode), so an open :class:`~vampires.stream.Stream`
 reports ``is_stale()`` and must be re-opened; in every case (also for a crop
