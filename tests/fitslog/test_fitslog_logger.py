@@ -375,3 +375,34 @@ def test_close_finishes_the_cube(stream, tmp_path, check_cube) -> None:
     (path,) = cubes_in(tmp_path)
     assert check_frames_match_sidecar(check_cube, path)[1]["NAXIS3"] == 3
     assert log.status().memory_bytes == 0
+
+
+def test_unwritable_folder_then_fixed(stream, tmp_path, check_cube) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with Logger("vcam1", CubePolicy(frames_per_cube=3), dirname=blocker / "sub") as log:
+        log.start()
+        publish_lockstep(stream, log, 3)
+        wait_until(lambda: log.status().error is not None)
+        assert "cannot write" in log.status().error
+        assert log.status().dropped == 3
+        log.set_folder(dirname=tmp_path / "ok")
+        publish_lockstep(stream, log, 3)
+        wait_until(lambda: log.status().files == 1)
+        log.stop()
+        status = log.status()
+    assert status.error is None
+    (path,) = (tmp_path / "ok").glob("*.fits")
+    assert check_frames_match_sidecar(check_cube, path)[1]["LOGDROP"] == 3
+
+
+def test_logger_import_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vampires.fitslog.logger, vampires.fitslog.writer\n"
+        "bad = [m for m in ('numba', 'astropy') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
