@@ -8,6 +8,7 @@ comes back in the crop, readout mode and exposure it last had.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -37,7 +38,13 @@ def _precheck(name: str, args: argparse.Namespace) -> None:
     if not args.sim:
         msg = "no hardware backend is available in this build; add --sim"
         raise ConfigError(msg)
-    table = load_camera_table(name, site=args.site)
+    modes_log = logging.getLogger("vampires.camera.modes")
+    level = modes_log.level
+    modes_log.setLevel(logging.ERROR)  # table warnings (HALFARC grid) go to the daemon log
+    try:
+        table = load_camera_table(name, site=args.site)
+    finally:
+        modes_log.setLevel(level)
     if args.mode is not None:
         table.crop(args.mode)
     if args.readout is not None:
