@@ -735,3 +735,19 @@ def test_racing_creators_one_wins():
     assert sorted(results) == ["created"] + ["exists"] * 5
     with Stream.open("race") as s:
         assert s.shape == (64, 64)
+
+
+def test_circular_buffer_gives_consistent_reads_while_the_writer_is_busy():
+    with Stream.create("cbr", (2, 2), np.uint16, circular_buffer=3) as s, s.reader() as r:
+        for k in (1, 2):
+            s.write(np.full((2, 2), k, np.uint16), acquisition_time=1.7e9 + k)
+        v = s._views()
+        v.write[0] = 1  # the writer is in the middle of frame 3 ...
+        v.data[0, 0] = 3  # ... and has overwritten part of the main buffer
+        got = s.read()
+        assert (got == 2).all()
+        f = r.next(0.1)
+        assert (f.cnt0, int(f.data[1, 1]), f.acquisition_time) == (2, 2, pytest.approx(1.7e9 + 2))
+        v.write[0] = 0
+        v.cbmd[v.cbindex[0]]["cnt0"] = 0  # a C writer does not fill CBFRAMEMD
+        assert int(s.read()[0, 0]) == 3  # main buffer used then

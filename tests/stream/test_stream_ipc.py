@@ -131,9 +131,10 @@ with Stream.open("fast") as s:
 """
 
 
-def test_free_running_writer_never_returns_torn_frames():
+@pytest.mark.parametrize("circular_buffer", [0, 4])
+def test_free_running_writer_never_returns_torn_frames(circular_buffer: int):
     n = 3000
-    with Stream.create("fast", (512, 512), np.uint16):
+    with Stream.create("fast", (512, 512), np.uint16, circular_buffer=circular_buffer):
         reader = _spawn(FREE_READER, str(n))
         assert reader.stdout is not None
         assert reader.stdout.readline().strip() == "ready"

@@ -1434,8 +1434,9 @@ class Stream:
             if slot >= cbsize:
                 slot = 0
                 v.cbcycle[0] += 1
-            v.cbdata[slot] = v.data
             md = v.cbmd[slot : slot + 1]
+            md["cnt0"] = 0  # invalid while the slot is rewritten (see _read_slot)
+            v.cbdata[slot] = v.data
             md["cnt0"] = cnt0
             md["cnt1"] = cnt1
             md["atime"] = (asec, ansec)
@@ -1477,6 +1478,10 @@ class Stream:
         stuck_since: float | None = None
         while True:
             c0 = int(v.cnt0[0])
+            if self._layout.cbsize:
+                got = self._read_slot(v, out, c0)
+                if got is not None:
+                    return (*got, torn)
             if v.write[0]:
                 now = time.monotonic()
                 stuck_since = now if stuck_since is None else stuck_since
@@ -1502,6 +1507,29 @@ class Stream:
                     "overwrites frames faster than they can be copied)"
                 )
                 raise TornFrameError(msg)
+
+    @staticmethod
+    def _read_slot(
+        v: _Views, out: NDArray[Any], c0: int
+    ) -> tuple[int, int, int, int, int, int] | None:
+        """Copy frame ``c0`` from its circular-buffer slot, if our writer filled it.
+
+        The slot is rewritten only ``CBsize`` frames later (and its ``cnt0`` is
+        zeroed first), so this copy is consistent even while the writer is
+        overwriting the main pixel buffer. C writers leave ``CBFRAMEMD`` empty:
+        then this returns None and the caller copies the main buffer.
+        """
+        slot = int(v.cbindex[0])
+        md = v.cbmd[slot]
+        if c0 == 0 or int(md["cnt0"]) != c0:
+            return None
+        np.copyto(out, v.cbdata[slot])
+        cnt1 = int(md["cnt1"])
+        asec, ansec = int(md["atime"]["tv_sec"]), int(md["atime"]["tv_nsec"])
+        wsec, wnsec = int(md["writetime"]["tv_sec"]), int(md["writetime"]["tv_nsec"])
+        if int(md["cnt0"]) != c0:
+            return None
+        return c0, cnt1, asec, ansec, wsec, wnsec
 
     def read(self, *, copy: bool = True, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Return the latest frame, consistent (never torn).
