@@ -20,8 +20,10 @@ Reader (:class:`StreamReader`)
     other's wake-ups; flushes it; releases it (writes 0) on close. A frame is
     copied, then checked: if the write flag was set or ``cnt0`` changed during
     the copy the copy is torn, counted, logged and retried; a torn frame is
-    never returned. ``Frame.missed`` counts frames published but skipped since
-    the previous frame this reader returned.
+    never returned. With a fast circular buffer (``circular_buffer > 0``)
+    filled by our writer, the frame is copied from its slot instead, which
+    the writer rewrites only ``CBsize`` frames later. ``Frame.missed`` counts
+    frames published but skipped since the previous frame this reader returned.
 
 Axis order: numpy order. milk's ``size[0]`` is the fastest axis (FITS NAXIS1,
 the width), so ``stream.shape == (size[1], size[0])`` for an image, and
