@@ -21,7 +21,7 @@ import pytest
 
 from vampires.cli import logger as logger_cli
 from vampires.cli import pauselog, preplog, startlog, stoplog
-from vampires.control import ControlClient, discover
+from vampires.control import ControlClient, daemon_alive, discover
 from vampires.control.spawn import pid_alive
 from vampires.stream import Stream
 
@@ -217,12 +217,17 @@ def test_one_of_two_died(
     vcam2 = next(d.pid for d in discover("logger") if d.name == "vcam2")
     assert vcam2 is not None
     os.kill(vcam2, signal.SIGKILL)
-    wait_for(lambda: not pid_alive(vcam2), 5, "vcam2 daemon to die")
+    # a multi-threaded process shows as a zombie before its last thread closed its files
+    wait_for(lambda: not daemon_alive("logger", "vcam2"), 5, "vcam2 daemon to die")
     assert startlog.main(["-z", "-1", "--reply-timeout", "1"]) == 1
     out = capsys.readouterr().out
     assert "vcam1: on ok, state saving" in out
     assert "vcam2: on FAILED (not-running): logger for vcam2 died: run vampires_preplog" in out
     assert pauselog.main([]) == 1
+    capsys.readouterr()
+    assert logger_cli.main(["ls"]) == 1  # the dead one is listed, not hidden
+    table = capsys.readouterr().out
+    assert "vcam2      DEAD       logger for vcam2 died: run vampires_preplog" in table
     assert stoplog.main(["-c", "1"]) == 0
     # preplog restarts the dead one over its stale socket
     assert (

@@ -170,7 +170,7 @@ def _size(nbytes: object) -> str:
 def _ls(args: argparse.Namespace) -> int:
     from vampires.fitslog.control import LoggerGroup
 
-    group = LoggerGroup.discover(timeout=args.reply_timeout)
+    group = LoggerGroup.discover(timeout=args.reply_timeout, include_dead=True)
     if not group.names:
         print("no logger running (start one with vampires_preplog or 'vampires logger start')")
         return 0
@@ -182,7 +182,8 @@ def _ls(args: argparse.Namespace) -> int:
     print(header)
     for r in result:
         if not r.ok or r.reply is None:
-            print(f"{r.name:<10} {r.status:<10} {r.error}")
+            label = "DEAD" if r.status == "not-running" else r.status
+            print(f"{r.name:<10} {label:<10} {r.error}")
             continue
         st = r.reply.get("logger") or {}
         print(

@@ -82,7 +82,13 @@ class LoggerGroup:
         return f"LoggerGroup({list(self.names)!r})"
 
     @classmethod
-    def discover(cls, *, timeout: float = 5.0, shm_dir: Path | str | None = None) -> LoggerGroup:
+    def discover(
+        cls,
+        *,
+        timeout: float = 5.0,
+        shm_dir: Path | str | None = None,
+        include_dead: bool = False,
+    ) -> LoggerGroup:
         """Return a group of every logger daemon that answers ``ping``.
 
         Parameters
@@ -91,12 +97,17 @@ class LoggerGroup:
             Seconds for replies to later commands (pings use at most 0.5 s).
         shm_dir
             Shm folder; default ``MILK_SHM_DIR`` resolution.
+        include_dead
+            Also include loggers whose socket is left but whose daemon died
+            or does not answer (their commands then report it).
 
         Returns
         -------
         LoggerGroup
         """
-        found = discover(KIND, shm_dir=shm_dir, timeout=min(timeout, 0.5))
+        found = discover(
+            KIND, shm_dir=shm_dir, timeout=min(timeout, 0.5), include_dead=include_dead
+        )
         return cls([d.name for d in found], timeout=timeout, shm_dir=shm_dir)
 
     def call(self, command: str, args: dict[str, Any] | None = None) -> GroupResult:
