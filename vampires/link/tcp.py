@@ -37,6 +37,7 @@ import logging
 import select
 import socket
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -90,6 +91,8 @@ logger = logging.getLogger(__name__)
 #: Sender: heartbeat period while the stream is idle; receiver: idle timeout.
 _HEARTBEAT_S = 1.0
 _IDLE_TIMEOUT_S = 5.0
+#: Longest single wait, so that close() and a re-created stream are seen quickly.
+_WAIT_SLICE_S = 0.1
 _VALID_TRAILER = encode_trailer(FrameStatus.VALID)
 
 
@@ -411,16 +414,19 @@ class TcpSender(_Worker):
         buf = np.empty(stream.shape, stream.dtype)
         payload = buf.data.cast("B")
         kw_version: int | None = None
+        last_send = time.monotonic()
         with stream.reader() as reader:
             while not self._stop.is_set():
                 if stream.is_stale():
                     raise _StreamGone
                 try:
-                    frame = reader.next(_HEARTBEAT_S, out=buf)
+                    frame = reader.next(_WAIT_SLICE_S, out=buf)
                 except StreamTimeout:
                     if stream.is_stale():
                         raise _StreamGone from None
-                    sock.sendall(encode_heartbeat())
+                    if time.monotonic() - last_send >= _HEARTBEAT_S:
+                        sock.sendall(encode_heartbeat())
+                        last_send = time.monotonic()
                     continue
                 except TornFrameError as exc:
                     self._counters.torn += 1
@@ -454,6 +460,7 @@ class TcpSender(_Worker):
                     self._counters.skipped += frame.cnt0 - self._last_sent - 1
                 self._last_sent = frame.cnt0
                 self._counters.frame(payload.nbytes, frame.cnt0)
+                last_send = time.monotonic()
 
 
 class TcpReceiver(_Worker):

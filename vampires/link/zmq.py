@@ -571,7 +571,15 @@ class ZmqSubscriber:
         if meta.keywords != self._keywords:
             keywords = dict(meta.keywords)
             self._keywords = keywords
-        stream.write(pixels, keywords=keywords, acquisition_time=meta.acquisition_time)
+        # Same counters as the publishing stream, so viewers and scripts can
+        # match frames across hosts (gaps = frames not sent by the throttle).
+        stream.write_with(
+            lambda view: np.copyto(view, pixels),
+            keywords=keywords,
+            acquisition_time=meta.acquisition_time,
+            cnt0=meta.cnt0,
+            cnt1=meta.cnt1,
+        )
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Receive and publish into the local stream until ``stop`` (or :meth:`close`).

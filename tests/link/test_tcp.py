@@ -1,0 +1,413 @@
+"""TCP mirror: real sockets on 127.0.0.1, real streams, sender/receiver threads and processes."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.link.linkhelpers import (
+    LinkProcess,
+    expected_frame,
+    free_port,
+    link_processes,
+    open_when_ready,
+    wait_for,
+)
+from vampires.control import ControlClient
+from vampires.errors import ConfigError, LinkError
+from vampires.link import protocol as p
+from vampires.link.tcp import TcpReceiver, TcpSender
+from vampires.stream import Stream
+
+SHAPE = (24, 40)
+
+
+@pytest.fixture
+def link_process(tmp_path: Path) -> Iterator[Callable[..., LinkProcess]]:
+    yield from link_processes(tmp_path)
+
+
+class PacedWriter:
+    """Writes expected_frame(cnt0) into a stream at a steady rate from a thread."""
+
+    def __init__(self, name: str, shape: tuple[int, ...], fps: float) -> None:
+        self.name = name
+        self.shape = shape
+        self.period = 1.0 / fps
+        self.stop = threading.Event()
+        self.stream = Stream.create(name, shape, np.uint16, exist_ok=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic()
+        while not self.stop.is_set():
+            cnt0 = self.stream.cnt0 + 1
+            self.stream.write(
+                expected_frame(cnt0, self.shape),
+                keywords={"FRAMENO": cnt0 // 50},
+                acquisition_time=1.7e9 + cnt0,
+            )
+            deadline += self.period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                self.stop.wait(delay)
+
+    def recreate(self, shape: tuple[int, ...]) -> None:
+        """Crop change: a new file with another shape, counters restart."""
+        self.stop.set()
+        self.thread.join(5)
+        self.stream.close()
+        self.shape = shape
+        self.stream = Stream.create(self.name, shape, np.uint16, exist_ok=True)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def __enter__(self) -> PacedWriter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.stream.close()
+
+
+def check_frames(
+    mirror: Stream, until: Callable[[int, int], bool], timeout: float = 20.0
+) -> list[int]:
+    """Read the mirror until ``until(cnt0, count)``; every frame must be byte-exact."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    with mirror.reader() as reader:
+        while time.monotonic() < deadline:
+            frame = reader.next(timeout=5.0)
+            assert np.array_equal(frame.data, expected_frame(frame.cnt0, frame.data.shape)), (
+                f"frame {frame.cnt0} is not byte-exact"
+            )
+            assert frame.acquisition_time == pytest.approx(1.7e9 + frame.cnt0)
+            seen.append(frame.cnt0)
+            if until(frame.cnt0, len(seen)):
+                return seen
+    pytest.fail(f"mirror did not reach the condition in {timeout} s (last {seen[-3:]})")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"stream_name": "../x"}, "is invalid"),
+        ({"host": ""}, "host must be"),
+        ({"port": 0}, "1-65535"),
+        ({"port": 70000}, "0-65535"),
+        ({"port": "http"}, "0-65535"),
+        ({"timeout": -1}, "timeout must be > 0"),
+        ({"timeout": float("nan")}, "finite"),
+    ],
+)
+def test_sender_rejects_bad_arguments(kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {"stream_name": "vcam1", "host": "127.0.0.1", "port": 5001}
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=match):
+        TcpSender(**args)  # type: ignore[arg-type]
+
+
+def test_receiver_rejects_bad_arguments() -> None:
+    with pytest.raises(ConfigError, match="is invalid"):
+        TcpReceiver(0, name="a/b")
+    with pytest.raises(ConfigError, match="idle_timeout"):
+        TcpReceiver(0, idle_timeout=0)
+    with TcpReceiver(0) as first, pytest.raises(LinkError, match="cannot listen"):
+        TcpReceiver(first.port)
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[TcpReceiver, Callable[..., TcpSender]]]:
+    senders: list[TcpSender] = []
+    receiver = TcpReceiver(0, name="mirror").start()
+
+    def sender(name: str = "cam", **kw: object) -> TcpSender:
+        s = TcpSender(name, "127.0.0.1", receiver.port, **kw).start()  # type: ignore[arg-type]
+        senders.append(s)
+        return s
+
+    yield receiver, sender
+    for s in senders:
+        s.close()
+    receiver.close()
+
+
+def test_mirror_counters_keywords_and_deletions(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]],
+) -> None:
+    receiver, sender = pair
+    with Stream.create("cam", SHAPE, np.uint16, nkeywords=80) as src:
+        src.write(expected_frame(1, SHAPE))  # cnt0 1 before the link starts
+        src.keywords.update({"EXPTIME": (0.25, "[s] Exposure"), "OLD": ("x", "to delete")})
+        tx = sender()
+        mirror = open_when_ready("mirror")
+        with mirror:
+            wait_for(lambda: receiver.status().connected, what="connection")
+            assert mirror.nkeywords >= 80
+            assert mirror.keywords.to_dict() == {"EXPTIME": 0.25, "OLD": "x"}
+            with mirror.reader() as reader:
+                for cnt0 in range(2, 12):
+                    kw = {"FRAMENO": cnt0} if cnt0 % 3 == 0 else None
+                    if cnt0 == 9:
+                        del src.keywords["OLD"]
+                    src.write(
+                        expected_frame(cnt0, SHAPE), keywords=kw, acquisition_time=1.7e9 + cnt0
+                    )
+                    frame = reader.next(5.0)
+                    assert frame.cnt0 == cnt0
+                    assert np.array_equal(frame.data, expected_frame(cnt0, SHAPE))
+                    assert frame.acquisition_time == pytest.approx(1.7e9 + cnt0)
+            assert mirror.keywords.to_dict() == {"EXPTIME": 0.25, "FRAMENO": 9}
+            assert mirror.keywords.comment("EXPTIME") == "[s] Exposure"
+        status = wait_for(lambda: (st := receiver.status()).frames == 10 and st, what="count")
+        assert status.skipped == 0
+        assert status.stream == "mirror"
+        wait_for(lambda: tx.status().frames == 10, what="sender count")
+        assert tx.status().connected
+        assert "10 frames" in tx.status().line()
+        assert status.to_dict()["role"] == "tcp-recv"
+
+
+def test_sender_waits_for_its_stream(pair: tuple[TcpReceiver, Callable[..., TcpSender]]) -> None:
+    _receiver, sender = pair
+    tx = sender("late")
+    wait_for(lambda: tx.status().error, what="sender error about the missing stream")
+    assert "late" in str(tx.status().error)
+    with Stream.create("late", SHAPE, np.uint16) as src:
+        mirror = open_when_ready("mirror")
+        with mirror, mirror.reader() as reader:
+            src.write(expected_frame(1, SHAPE), acquisition_time=1.7e9 + 1)
+            assert reader.next(5.0).cnt0 == 1
+
+
+def _raw_client(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"VMPL\x07\x00\x01\x00",  # protocol version 7
+        p.encode_heartbeat()[:4] + b"\x01\x00\x03\x00" + bytes(48),  # frame before hello
+        b"VMPL\x01\x00\x01\x00" + (10).to_bytes(4, "little") + b"{not json}",
+    ],
+)
+def test_receiver_survives_garbage(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]], garbage: bytes
+) -> None:
+    receiver, sender = pair
+    with _raw_client(receiver.port) as raw:
+        raw.sendall(garbage)
+        wait_for(lambda: receiver.status().malformed >= 1, what="malformed count")
+    assert "Protocol" in str(receiver.status().error)
+    # a real sender still gets through afterwards
+    with Stream.create("cam", SHAPE, np.uint16) as src:
+        sender()
+        mirror = open_when_ready("mirror")
+        with mirror, mirror.reader() as reader:
+            wait_for(lambda: receiver.status().connected, what="sender connected")
+            src.write(expected_frame(1, SHAPE), acquisition_time=1.7e9 + 1)
+            assert reader.next(5.0).cnt0 == 1
+
+
+def test_receiver_refuses_version_with_clear_error(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]],
+) -> None:
+    receiver, _ = pair
+    with _raw_client(receiver.port) as raw:
+        raw.sendall(b"VMPL\x02\x00\x01\x00")
+        wait_for(lambda: receiver.status().malformed, what="malformed count")
+    assert "version 2" in str(receiver.status().error)
+
+
+def test_crop_change_recreates_the_mirror(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]],
+) -> None:
+    receiver, sender = pair
+    with PacedWriter("cam", SHAPE, fps=400) as writer:
+        sender()
+        mirror = open_when_ready("mirror")
+        with mirror:
+            check_frames(mirror, lambda _c, n: n >= 20)
+            old_inode = mirror.inode
+            writer.recreate((16, 16))
+            wait_for(mirror.is_stale, what="mirror re-created")
+        mirror = open_when_ready("mirror")
+        with mirror:
+            assert mirror.shape == (16, 16)
+            assert mirror.inode != old_inode
+            check_frames(mirror, lambda _c, n: n >= 20)
+    assert receiver.status().recreated >= 1
+
+
+def test_slow_receiver_makes_the_sender_skip_not_block() -> None:
+    """A receiver that stops reading: the writer never waits, the sender counts skips."""
+    big = (512, 512)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        with (
+            Stream.create("cam", big, np.uint16) as src,
+            TcpSender("cam", "127.0.0.1", port, timeout=30) as tx,
+        ):
+            conn, _ = listener.accept()
+            with conn:
+                head = conn.recv(p.PREFIX.size + p.HELLO_FIXED.size, socket.MSG_WAITALL)
+                length = p.decode_hello_length(head[p.PREFIX.size :])
+                conn.recv(length, socket.MSG_WAITALL)
+                conn.sendall(p.encode_ack())
+                wait_for(lambda: tx.status().connected, what="sender connected")
+                # the socket buffers fill after a few frames; the writer never waits
+                for cnt0 in range(1, 301):
+                    src.write(expected_frame(cnt0, big))
+                    time.sleep(0.001)
+                # drain: the sender resumes at the newest frame and reports skips
+                conn.settimeout(0.5)
+                while True:
+                    try:
+                        if not conn.recv(1 << 20):
+                            break
+                    except TimeoutError:
+                        break
+                wait_for(lambda: tx.status().last_cnt0 == 300, what="newest frame sent")
+                status = tx.status()
+                assert status.skipped > 0
+                assert status.frames + status.skipped <= 300
+                assert status.last_cnt0 == 300
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _status(name: str) -> dict[str, object]:
+    with ControlClient("link", name, timeout=5.0) as client:
+        return client.call("status")
+
+
+def _writer_script(n: int, fps: float) -> str:
+    return f"""
+import time, numpy as np
+from linkhelpers import expected_frame
+from vampires.stream import Stream
+s = Stream.create("cam", {SHAPE!r}, np.uint16, exist_ok=True)
+period, deadline = 1.0 / {fps}, time.monotonic()
+for cnt0 in range(1, {n} + 1):
+    kw = {{"FRAMENO": cnt0 // 100}} if cnt0 % 100 == 0 else None
+    s.write(expected_frame(cnt0, {SHAPE!r}), keywords=kw, acquisition_time=1.7e9 + cnt0)
+    deadline += period
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+s.close()
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_10000_frames_mirrored_byte_exact_between_processes(
+    link_process: Callable[..., LinkProcess], tmp_path: Path
+) -> None:
+    n = 10_000
+    port = free_port()
+    with Stream.create("cam", SHAPE, np.uint16):
+        pass
+    rx = link_process("tcp-recv", str(port), "--name", "mirror")
+    tx = link_process("tcp-send", "cam", f"127.0.0.1:{port}")
+    wait_for(lambda: Stream.exists("mirror"), what="mirror stream (hello)")
+    mirror = open_when_ready("mirror")
+    tests_dir = str(Path(__file__).parent)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _writer_script(n, fps=4000)],
+        cwd=tests_dir,
+        env={**__import__("os").environ, "PYTHONPATH": tests_dir},
+    )
+    try:
+        with mirror:
+            seen = check_frames(mirror, lambda cnt0, _n: cnt0 == n, timeout=60)
+            assert writer.wait(timeout=30) == 0
+            assert all(b > a for a, b in itertools.pairwise(seen)), "cnt0 not increasing"
+            assert mirror.cnt0 == n
+            assert mirror.keywords["FRAMENO"] == 100
+            recv = wait_for(
+                lambda: (s := _status("mirror.tcp-recv"))["last_cnt0"] == n and s,
+                what="receiver status",
+            )
+            sent = _status("cam.tcp-send")
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait(10)
+    # every frame of the source is either mirrored or counted as skipped
+    first = int(recv["last_cnt0"]) - int(recv["frames"]) - int(recv["skipped"]) + 1
+    assert first >= 1
+    assert int(recv["frames"]) == int(sent["frames"])
+    assert int(sent["frames"]) + int(sent["skipped"]) == n - first + 1
+    assert recv["torn"] == 0
+    assert recv["malformed"] == 0
+    assert tx.stop() == 0
+    assert rx.stop() == 0
+    assert "mirroring cam into local stream mirror" in rx.output()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sender_and_receiver_restarts(link_process: Callable[..., LinkProcess]) -> None:
+    port = free_port()
+    with PacedWriter("cam", SHAPE, fps=300):
+        rx = link_process("tcp-recv", str(port), "--name", "mirror")
+        tx = link_process("tcp-send", "cam", f"127.0.0.1:{port}")
+        mirror = open_when_ready("mirror")
+        with mirror:
+            check_frames(mirror, lambda _c, n: n >= 30)
+            # the sender crashes and comes back: the receiver counts the gap
+            tx.kill()
+            time.sleep(0.3)
+            tx = link_process("tcp-send", "cam", f"127.0.0.1:{port}")
+            before = mirror.cnt0
+            check_frames(mirror, lambda c, _n: c > before + 60)
+            status = _status("mirror.tcp-recv")
+            assert int(status["reconnects"]) >= 1
+            assert int(status["skipped"]) >= 1
+            # the receiver crashes and comes back on the same port: the sender reconnects
+            rx.kill()
+            time.sleep(0.3)
+            rx = link_process("tcp-recv", str(port), "--name", "mirror")
+            wait_for(lambda: _status_ok("mirror.tcp-recv"), what="new receiver daemon")
+        mirror = open_when_ready("mirror")  # the new receiver re-created nothing or reused it
+        with mirror:
+            before = mirror.cnt0
+            check_frames(mirror, lambda c, _n: c > before + 60)
+        sent = _status("cam.tcp-send")
+        assert int(sent["reconnects"]) >= 1
+        assert int(sent["skipped"]) >= 1
+    assert tx.stop() == 0
+    assert rx.stop() == 0
+    assert "connection lost" in tx.output()
+
+
+def _status_ok(name: str) -> bool:
+    try:
+        return bool(_status(name)["connected"])
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
