@@ -258,3 +258,77 @@ def test_tcp_control_with_curve_keys(tmp_path: Path) -> None:
         thread.join(5.0)
     with pytest.raises(ConfigError, match="CURVE"):
         LoggerDaemon("vcam3", CubePolicy(frames_per_cube=5), root=tmp_path, tcp="tcp://*:1")
+
+
+@pytest.mark.integration
+def test_disk_full_is_visible_through_the_control_plane(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+    import os
+    import time
+
+    import numpy as np
+
+    from vampires.cli import logger as logger_cli
+    from vampires.fitslog.control import LoggerGroup
+    from vampires.fitslog.logger import Logger
+    from vampires.stream import Stream
+
+    full = threading.Event()
+
+    def flaky_write(fd: int, data: memoryview) -> int:
+        if full.is_set():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.write(fd, data)
+
+    def factory(stream: str, policy: CubePolicy, root: Path | None, dirname: Path | None):
+        return Logger(stream, policy, root=root, dirname=dirname, write_chunk=flaky_write)
+
+    stream = Stream.create("vcam1", (16, 16), np.uint16, exist_ok=True)
+    stop = threading.Event()
+
+    def publish() -> None:
+        frame = np.zeros((16, 16), np.uint16)
+        while not stop.is_set():
+            stream.write(frame, acquisition_time=time.time())
+            stop.wait(0.003)
+
+    pub = threading.Thread(target=publish, daemon=True)
+    pub.start()
+    daemon = LoggerDaemon("vcam1", CubePolicy(frames_per_cube=10), root=tmp_path, factory=factory)
+    daemon.open()
+    serving = threading.Thread(target=daemon.serve, args=(stop,), daemon=True)
+    serving.start()
+    group = LoggerGroup(["vcam1"])
+
+    def logger_status() -> dict[str, Any]:
+        reply = group.status()["vcam1"].reply
+        assert reply is not None
+        return dict(reply["logger"])
+
+    try:
+        assert group.on().ok
+        deadline = time.monotonic() + 20
+        while logger_status()["files"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        full.set()
+        while not logger_status()["error"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert "disk full" in logger_status()["error"]
+        assert group.status()["vcam1"].state == "saving"  # keeps running
+        capsys.readouterr()
+        assert logger_cli.main(["ls"]) == 0
+        assert "ERROR: " in capsys.readouterr().out
+        full.clear()
+        while logger_status()["error"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert group.off().ok
+    finally:
+        stop.set()
+        serving.join(10)
+        pub.join(5)
+        stream.destroy()
