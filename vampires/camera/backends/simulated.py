@@ -68,6 +68,8 @@ logger = logging.getLogger(__name__)
 _NOISE_OFFSETS = 64
 _NOISE_STRIDE = 1009  # prime: successive windows look unrelated
 _PSF_HALF = 48  # [px] half size of the window a PSF is drawn in
+#: Defocus [stage mm] that doubles the PSF area: FWHM grows as hypot(1, defocus / this).
+DEPTH_OF_FOCUS = 0.5
 _TRIGGER_SHAPE = (1, 1)
 
 
@@ -173,6 +175,8 @@ class SimulatedBackend:
         self._noise_key: tuple[object, ...] = ()
         self._noise: NDArray[np.uint16] = np.zeros(0, np.uint16)
         self._scene_key: tuple[object, ...] = ()
+        #: distance [stage mm] from best focus (see :meth:`set_defocus`)
+        self.defocus = 0.0
         self._scene: NDArray[np.uint16] | None = None
         self._ramp: NDArray[np.uint16] | None = None
         self._period = 1.0
@@ -270,10 +274,37 @@ class SimulatedBackend:
         n = out.size
         offset = (self._last_index % _NOISE_OFFSETS) * _NOISE_STRIDE
         noise = self._noise[offset : offset + n].reshape(out.shape)
+        if self._scene_key and self._scene_key[-1] != self.defocus:
+            table, settings = self._table, self._settings
+            if table is not None and settings is not None:  # a focus move: redraw the PSFs
+                self._scene = self._make_scene(table, settings.crop, settings.tint)
+                self._scene_key = (settings.crop, settings.tint, self.defocus)
         if self._scene is None:
             np.copyto(out, noise)
         else:
             np.add(noise, self._scene, out=out)
+
+    def set_defocus(self, defocus: float) -> None:
+        """Move the simulated focus: PSFs widen with the distance from best focus.
+
+        Parameters
+        ----------
+        defocus
+            Distance from best focus [stage mm]; the FWHM becomes
+            ``psf_fwhm * hypot(1, defocus / DEPTH_OF_FOCUS)`` (flux conserved).
+
+        Raises
+        ------
+        CameraError
+            ``defocus`` is not a finite number.
+        """
+        if isinstance(defocus, bool) or not isinstance(defocus, int | float):
+            msg = f"simulated focus: defocus must be a number of mm (got {defocus!r})"
+            raise CameraError(msg)
+        if not math.isfinite(defocus):
+            msg = f"simulated focus: defocus must be finite (got {defocus!r})"
+            raise CameraError(msg)
+        self.defocus = float(defocus)
 
     def trigger(self) -> None:
         """Fire one software trigger now."""
@@ -399,7 +430,7 @@ class SimulatedBackend:
             np.clip(buf, 0, 65535, out=buf)
             self._noise = np.rint(buf).astype(np.uint16)
             self._noise_key = noise_key
-        scene_key = (crop, settings.tint)
+        scene_key = (crop, settings.tint, self.defocus)
         if scene_key != self._scene_key:
             self._scene = self._make_scene(table, crop, settings.tint)
             self._scene_key = scene_key
@@ -408,6 +439,8 @@ class SimulatedBackend:
         self, table: CameraTable, crop: CropMode, tint: float
     ) -> NDArray[np.uint16] | None:
         sim = table.sim
+        blur = math.hypot(1.0, self.defocus / DEPTH_OF_FOCUS)
+        fwhm, peak = sim.psf_fwhm * blur, sim.peak_rate / blur**2
         rate = np.zeros(crop.shape, dtype=np.float32)
         pupil = crop.scene == "pupil" or sim.scene == "pupil"
         if pupil:
@@ -417,11 +450,9 @@ class SimulatedBackend:
             _pupil(rate, cx - crop.x0, cy - crop.y0, sim.pupil_radius, sim.pupil_rate)
         elif crop.hotspots:
             for spot in crop.hotspots:
-                _psf(rate, spot.x - crop.x0, spot.y - crop.y0, sim.peak_rate, sim.psf_fwhm)
+                _psf(rate, spot.x - crop.x0, spot.y - crop.y0, peak, fwhm)
         elif sim.source is not None:
-            _psf(
-                rate, sim.source[0] - crop.x0, sim.source[1] - crop.y0, sim.peak_rate, sim.psf_fwhm
-            )
+            _psf(rate, sim.source[0] - crop.x0, sim.source[1] - crop.y0, peak, fwhm)
         if not rate.any():
             return None
         rate *= np.float32(tint)
