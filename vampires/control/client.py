@@ -459,18 +459,27 @@ def _one_target(
     path = socket_path(kind, name, shm)
     exists = path.exists()
     dead = exists and not daemon_alive(kind, name, shm_dir=shm)
-    # another thread failed to arrive: send anyway, never hang
-    with contextlib.suppress(threading.BrokenBarrierError):
-        barrier.wait(timeout)
-    if not exists:
-        why = f"no {kind} daemon for {name!r} (no socket {path})"
-        if kind == "logger":
-            why = f"no logger for {name}: run vampires_preplog"
-        out[name] = TargetResult(name=name, status="not-running", error=why)
-        return
-    start = time.perf_counter()
-    raw = None if dead else _request(ctx, f"ipc://{path}", payload, timeout)
-    rtt = time.perf_counter() - start
+    raw: bytes | None = None
+    with ctx.socket(zmq.REQ) as sock:
+        sock.linger = 0
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        if exists and not dead:
+            sock.connect(f"ipc://{path}")  # before the barrier: only the send is timed
+        # another thread failed to arrive: send anyway, never hang
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout)
+        if not exists:
+            why = f"no {kind} daemon for {name!r} (no socket {path})"
+            if kind == "logger":
+                why = f"no logger for {name}: run vampires_preplog"
+            out[name] = TargetResult(name=name, status="not-running", error=why)
+            return
+        start = time.perf_counter()
+        if not dead:
+            sock.send(payload)
+            if sock.poll(max(1, int(timeout * 1000)), zmq.POLLIN):
+                raw = sock.recv()
+        rtt = time.perf_counter() - start
     if raw is None:
         if dead or not daemon_alive(kind, name, shm_dir=shm):
             why = f"{kind} daemon for {name!r} died (stale socket {path})"
