@@ -234,3 +234,31 @@ def test_logctl_honours_fps_filtstring(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FPS_FILTSTRING_NAME")
     assert logctl.main([]) == 0
     assert seen == [("streamFITSlog-vcam", 1.0), ("vcam2", 0.5), (None, 1.0)]
+
+
+async def test_periodic_refresh_in_background() -> None:
+    import asyncio
+
+    backend = FakeBackend(_rows()[:1])
+    app = LogCtlApp(backend, interval=0.05)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert [r.name for r in app.shown] == ["vcam1"]
+        backend.rows_ = _rows()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if len(app.shown) == 3:
+                break
+        assert [r.name for r in app.shown] == ["vcam1", "vcam2", "vpupcam"]
+
+        def broken() -> list[LoggerRow]:
+            msg = "control folder vanished"
+            raise OSError(msg)
+
+        backend.rows = broken  # type: ignore[method-assign]
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if "refresh failed" in app.message:
+                break
+        assert "refresh failed: control folder vanished" in app.message
+        assert len(app.shown) == 3  # the last good rows stay on screen

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Protocol
 
 import attrs
 from rich.text import Text
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
@@ -337,21 +338,35 @@ class LogCtlApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        """First refresh, then periodic ones."""
+        """First refresh, then periodic ones (in a thread: a hung daemon never freezes keys)."""
         self.refresh_rows()
-        self.set_interval(self.interval, self.refresh_rows)
+        self.set_interval(self.interval, self._refresh_in_background)
+
+    @work(thread=True, exclusive=True, group="refresh")
+    def _refresh_in_background(self) -> None:
+        try:
+            rows = self.backend.rows()
+        except Exception as exc:  # noqa: BLE001 - the screen must survive any backend hiccup
+            self.call_from_thread(self._say, f"refresh failed: {exc}")
+            return
+        self.call_from_thread(self._show, rows)
 
     def _say(self, text: str) -> None:
         self.message = text
         self.query_one("#message", Label).update(text)
 
     def refresh_rows(self) -> None:
-        """Fetch rows and redraw the table (the cursor stays on its logger)."""
+        """Fetch rows now and redraw the table (after a command, so it shows its effect)."""
         try:
-            rows = [r for r in self.backend.rows() if matches_filter(r.name, self.name_filter)]
+            rows = self.backend.rows()
         except Exception as exc:  # noqa: BLE001 - the screen must survive any backend hiccup
             self._say(f"refresh failed: {exc}")
             return
+        self._show(rows)
+
+    def _show(self, all_rows: list[LoggerRow]) -> None:
+        """Redraw the table (the cursor stays on its logger)."""
+        rows = [r for r in all_rows if matches_filter(r.name, self.name_filter)]
         table = self.query_one("#loggers", DataTable)
         current = self.selected
         table.clear()
