@@ -46,8 +46,8 @@ STANDARD = (536, 536)
 MILK_MBI_FPS = 30.0  # zero-drop MBI rate of milk-streamFITSlog on this machine class
 MILK_MBI_MBPS = 147.0
 MILK_STD400_DROPS = 9
-#: milk runs its logger at real-time priority; we only raise the reader thread's nice value.
-READER_NICE = -10 if os.geteuid() == 0 else None
+#: milk runs its logger at real-time priority; we only raise our two threads' nice value.
+NICE = -10 if os.geteuid() == 0 else None
 
 PRODUCER = textwrap.dedent(
     """
@@ -293,7 +293,7 @@ def log_run(
                 dirname=folder / name,
                 shm_dir=shm,
                 fsync=fsync,
-                reader_nice=READER_NICE,
+                nice=NICE,
             )
             loggers.append(log)
         deadline = time.monotonic() + 10

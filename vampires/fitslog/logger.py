@@ -253,9 +253,12 @@ class Logger:
         Replacement for ``os.write`` in the writer (throttling/faults in tests).
     fsync
         fsync each cube before its rename.
-    reader_nice
-        Nice value for the reader thread (Linux; e.g. -10 needs CAP_SYS_NICE),
-        so acquisition keeps up on a busy machine; None leaves it unchanged.
+    nice
+        Nice value for the logger's two threads (Linux; negative values need
+        CAP_SYS_NICE), so acquisition keeps up on a busy machine (the writer too:
+        it holds the GIL between writes, and a descheduled GIL holder delays the
+        reader); None leaves them unchanged. milk runs its logger at real-time
+        priority for the same reason.
 
     Raises
     ------
@@ -277,7 +280,7 @@ class Logger:
         time_source: str = "acquisition",
         write_chunk: WriteChunk | None = None,
         fsync: bool = True,
-        reader_nice: int | None = None,
+        nice: int | None = None,
     ) -> None:
         self._name = check_stream_name(stream_name)
         self._policy = self._check_policy(policy)
@@ -296,10 +299,10 @@ class Logger:
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         self._nbuffers = buffers
         self._time_source = time_source
-        if reader_nice is not None and not _is_int_in(reader_nice, -20, 19):
-            msg = f"Logger: reader_nice must be an integer in -20..19 (got {reader_nice!r})"
+        if nice is not None and not _is_int_in(nice, -20, 19):
+            msg = f"Logger: nice must be an integer in -20..19 (got {nice!r})"
             raise ConfigError(msg)
-        self._reader_nice = reader_nice
+        self._nice = nice
         self._writer = CubeWriter(
             header_provider=header_provider,
             shm_dir=self._shm_dir,
@@ -593,12 +596,16 @@ class Logger:
                 logger.warning("logger %s: %s", self._name, text)
             self._error = text
 
+    def _renice(self) -> None:
+        if self._nice is None:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+        except OSError as exc:
+            logger.warning("logger %s: cannot set nice %d: %s", self._name, self._nice, exc)
+
     def _reader_main(self) -> None:
-        if self._reader_nice is not None:
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._reader_nice)
-            except (OSError, AttributeError) as exc:
-                logger.warning("logger %s: cannot set reader nice value: %s", self._name, exc)
+        self._renice()
         while not self._closing:
             try:
                 self._step()
@@ -1037,6 +1044,7 @@ class Logger:
     # ------------------------------------------------------------------ writer thread
 
     def _writer_main(self) -> None:
+        self._renice()
         while True:
             item = self._jobs.get()
             if item is None:
