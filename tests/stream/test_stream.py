@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +160,6 @@ def test_every_writable_dtype(dtype):
 
 
 def test_write_times_and_acquisition_time():
-    import time
-
     with Stream.create("tm", (2, 2), np.uint16) as s:
         t0 = time.time()
         s.write(np.zeros((2, 2), np.uint16))
@@ -751,3 +750,31 @@ def test_circular_buffer_gives_consistent_reads_while_the_writer_is_busy():
         v.write[0] = 0
         v.cbmd[v.cbindex[0]]["cnt0"] = 0  # a C writer does not fill CBFRAMEMD
         assert int(s.read()[0, 0]) == 3  # main buffer used then
+
+
+@pytest.mark.parametrize("how", ["next", "wait", "stream_close"])
+def test_closing_wakes_a_blocked_reader_thread(how: str):
+    import threading
+
+    s = Stream.create("cl", (2, 2), np.uint8)
+    r = s.reader()
+    errors: list[BaseException] = []
+
+    def block() -> None:
+        try:
+            r.next(30.0) if how != "wait" else r.wait(30.0)
+        except StreamError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=block)
+    t.start()
+    time.sleep(0.05)  # let it block in sem_timedwait (a later close works the same)
+    if how == "stream_close":
+        s.close()
+    else:
+        r.close()
+    t.join(5.0)
+    assert not t.is_alive()
+    assert len(errors) == 1
+    assert isinstance(errors[0], StreamClosedError)
+    s.destroy()

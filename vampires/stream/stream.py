@@ -1765,11 +1765,17 @@ class StreamReader:
         return self._sem
 
     def close(self) -> None:
-        """Release the semaphore index (idempotent)."""
-        if self._sem is None:
+        """Release the semaphore index (idempotent).
+
+        A thread blocked in :meth:`wait` or :meth:`next` on this reader wakes
+        at once with :class:`~vampires.errors.StreamClosedError`.
+        """
+        sem, self._sem = self._sem, None
+        if sem is None:
             return
-        self._sem = None
         with contextlib.suppress(StreamClosedError):
+            self._stream._views()
+            sem.post()  # wake our own waiter, if any (the next claimer flushes)
             pids = self._stream._views().read_pid
             if int(pids[self._index]) == os.getpid():
                 pids[self._index] = 0
@@ -1801,6 +1807,7 @@ class StreamReader:
             Nothing posted within ``timeout``.
         """
         self._live().wait_or_raise(timeout, f"stream {self._stream.name!r}")
+        self._live()  # closed while waiting
         return self._stream.cnt0
 
     def _await_new(self, timeout: float) -> None:
@@ -1812,7 +1819,9 @@ class StreamReader:
         deadline = time.monotonic() + timeout
         while int(v.cnt0[0]) == self._last:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sem.wait(remaining):
+            woke = remaining > 0 and sem.wait(remaining)
+            self._live()  # closed while waiting
+            if not woke:
                 if int(v.cnt0[0]) != self._last:
                     break
                 msg = f"stream {self._stream.name!r}: no new frame within {timeout:g} s"
