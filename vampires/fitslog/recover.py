@@ -98,11 +98,15 @@ def _str_card(cards: list[str], name: str) -> str | None:
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", encoding="ascii") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="ascii") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _sidecar_times(side_tmp: Path, frames: int) -> FrameTimes | None:
@@ -230,7 +234,7 @@ def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
             fh.truncate(end + (-end % BLOCK))  # zero padding, sparse: needs no free space
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(path, final)
+        # sidecar first: if the disk is full, the (now valid) .fits.tmp stays for a re-run
         sidecar = final.with_suffix(".txt")
         note = f"recovered by vampires: {frames} complete frames kept, {lost} lost"
         text = format_sidecar(
@@ -240,6 +244,7 @@ def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
             notes=(note,) if times is not None else (note, "frame timing was lost (-1 / 0)"),
         )
         _write_text(sidecar, text)
+        os.replace(path, final)
         side_tmp.unlink(missing_ok=True)
     except OSError as exc:
         return RecoverReport(source=path, ok=False, message=f"cannot recover: {exc}", lost=lost)
