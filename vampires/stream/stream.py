@@ -1701,7 +1701,15 @@ class StreamReader:
     """A consumer of a stream holding its own semaphore index.
 
     Create with :meth:`Stream.reader`; close (or use ``with``) to release the
-    index. Not thread-safe: one reader per consuming thread.
+    index. One reader per consuming thread; :meth:`close` may come from any
+    thread and wakes the consumer.
+
+    Attributes
+    ----------
+    torn
+        Torn copies detected (and retried, or raised by :meth:`next_into`).
+    missed
+        Frames skipped in total (sum of ``Frame.missed``).
     """
 
     def __init__(self, stream: Stream, *, index: int | None = None) -> None:
