@@ -161,38 +161,15 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(nbytes: object) -> str:
-    if not isinstance(nbytes, int):
-        return "?"
-    return f"{nbytes / 1e9:.1f} GB"
-
-
 def _ls(args: argparse.Namespace) -> int:
-    from vampires.fitslog.control import LoggerGroup
+    from vampires.fitslog.control import LoggerGroup, status_table
 
     group = LoggerGroup.discover(timeout=args.reply_timeout, include_dead=True)
     if not group.names:
         print("no logger running (start one with vampires_preplog or 'vampires logger start')")
         return 0
     result = group.status()
-    header = (
-        f"{'STREAM':<10} {'STATE':<10} {'PID':>7} {'CUBE':>6} {'CUBES':>5} {'FILES':>5} "
-        f"{'FRAMES':>8} {'DROP':>5} {'DISK FREE':>9}  CURRENT FILE"
-    )
-    print(header)
-    for r in result:
-        if not r.ok or r.reply is None:
-            label = "DEAD" if r.status == "not-running" else r.status
-            print(f"{r.name:<10} {label:<10} {r.error}")
-            continue
-        st = r.reply.get("logger") or {}
-        print(
-            f"{r.name:<10} {r.state or '?':<10} {r.reply.get('pid', '?'):>7} "
-            f"{r.reply.get('cube_size', '?'):>6} {r.reply.get('cubes', '?'):>5} "
-            f"{st.get('files', '?'):>5} {st.get('frames', '?'):>8} {st.get('dropped', '?'):>5} "
-            f"{_size(r.reply.get('disk_free')):>9}  "
-            + (f"ERROR: {st['error']}" if st.get("error") else st.get("current_file") or "-")
-        )
+    print("\n".join(status_table(result)))
     return 0 if result.ok else 1
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "prepare_loggers",
     "set_data_type",
     "start_logger",
+    "status_table",
     "suggest_frames",
 ]
 
@@ -218,6 +219,47 @@ def describe(result: GroupResult) -> Iterator[str]:
     tail = f" (skew {skew * 1e3:.2f} ms)" if skew is not None else ""
     for target in result.results:
         yield _line(result.command, target, tail)
+
+
+def _gb(nbytes: object) -> str:
+    if not isinstance(nbytes, int) or isinstance(nbytes, bool):
+        return "?"
+    return f"{nbytes / 1e9:.1f} GB"
+
+
+def status_table(result: GroupResult) -> list[str]:
+    """Format the replies to ``status`` as the ``vampires logger ls`` table.
+
+    Parameters
+    ----------
+    result
+        What :meth:`LoggerGroup.status` returned.
+
+    Returns
+    -------
+    list of str
+        A header, then one line per logger: state, pid, cube size and count,
+        files, frames, drops, free disk, current file (or the logger's error);
+        a dead logger says so with the fix.
+    """
+    lines = [
+        f"{'STREAM':<10} {'STATE':<10} {'PID':>7} {'CUBE':>6} {'CUBES':>5} {'FILES':>5} "
+        f"{'FRAMES':>8} {'DROP':>5} {'DISK FREE':>9}  CURRENT FILE"
+    ]
+    for r in result:
+        if not r.ok or r.reply is None:
+            label = "DEAD" if r.status == "not-running" else r.status
+            lines.append(f"{r.name:<10} {label:<10} {r.error}")
+            continue
+        st = r.reply.get("logger") or {}
+        last = f"ERROR: {st['error']}" if st.get("error") else st.get("current_file") or "-"
+        lines.append(
+            f"{r.name:<10} {r.state or '?':<10} {r.reply.get('pid', '?'):>7} "
+            f"{r.reply.get('cube_size', '?'):>6} {r.reply.get('cubes', '?'):>5} "
+            f"{st.get('files', '?'):>5} {st.get('frames', '?'):>8} {st.get('dropped', '?'):>5} "
+            f"{_gb(r.reply.get('disk_free')):>9}  {last}"
+        )
+    return lines
 
 
 def _line(command: str, target: TargetResult, tail: str) -> str:
