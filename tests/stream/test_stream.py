@@ -578,6 +578,7 @@ def _corrupt(shm_dir: Path, isio_dir: Path, name: str, mutate) -> bytes:
         (lambda d: bytearray(), StreamLayoutError, "truncated"),
         (lambda d: d + bytearray(8), StreamLayoutError, "longer"),
         (lambda d: bytearray(b"1.00") + d[4:], StreamVersionError, "'1.00'"),
+        (lambda d: bytearray(32) + d[32:], StreamVersionError, "still creating it"),
         (lambda d: bytearray(b"SIMPLE  =") + d[9:], StreamVersionError, "not an ImageStreamIO"),
         (lambda d: d[:112] + bytearray([7]) + d[113:], StreamLayoutError, "naxis"),
         (lambda d: d[:136] + bytearray([99]) + d[137:], StreamLayoutError, "datatype"),

@@ -276,6 +276,12 @@ def _validate_header(header: bytes, file_size: int, path: Path) -> StreamLayout:
         raise StreamLayoutError(msg)
     md = np.frombuffer(header[:_MD_SIZE], dtype=METADATA_DTYPE)[0]
     version = bytes(md["version"])
+    if not version.strip(b"\0"):
+        msg = (
+            f"{path} has no version string yet: a writer is still creating it (try again "
+            "in a moment), or it is not a stream"
+        )
+        raise StreamVersionError(msg)
     if version != IMAGESTRUCT_VERSION.encode():
         shown = version[:16].decode("ascii", errors="replace")
         msg = (
