@@ -109,6 +109,17 @@ def test_socket_permissions(served: Served, shm_dir: Path) -> None:
     assert stat.S_IMODE(sock.stat().st_mode) == 0o600
 
 
+def test_control_folder_is_tightened(shm_dir: Path) -> None:
+    folder = shm_dir / "vampires"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    s = Served("tight")
+    try:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    finally:
+        s.close()
+
+
 def test_timeout_then_the_client_recovers(served: Served) -> None:
     with ControlClient("test", "alpha", timeout=2.0) as client:
         with pytest.raises(ControlTimeout, match=r"no reply to 'slow' within 0\.1 s"):

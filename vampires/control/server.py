@@ -108,6 +108,10 @@ def ensure_control_dir(shm: Path) -> Path:
             f"({os.getuid()}); run daemons as that user or use another MILK_SHM_DIR"
         )
         raise ControlError(msg)
+    if info.st_mode & 0o077:
+        # made by an older tool or another umask: only we may reach the sockets
+        logger.warning("control folder %s was accessible to others; setting mode 0700", folder)
+        folder.chmod(0o700)
     return folder
 
 
