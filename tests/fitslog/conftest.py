@@ -120,6 +120,9 @@ def check_cube() -> CheckCube:
         # name, UT-STR and the sidecar agree
         _, h, m, s, _ns = parse_cube_filename(path.name)
         assert header["UT-STR"].startswith(f"{h:02d}:{m:02d}:{s:02d}")
+        if header.get("LOGTSRC") == "LOG" and times.logger_time[0] > 0:
+            name_sod = h * 3600 + m * 60 + s + _ns * 1e-9
+            assert abs(times.logger_time[0] % 86400 - name_sod) < 2e-3  # downstream rule
         return data, header, times
 
     return check

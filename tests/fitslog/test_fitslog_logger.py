@@ -310,7 +310,9 @@ def test_midnight_rollover_new_folder(stream, tmp_path, check_cube) -> None:
 
 def test_acquisition_time_names_the_cube(stream, tmp_path, check_cube) -> None:
     t0 = dt.datetime(2024, 6, 11, 23, 59, 59, 900000, tzinfo=dt.UTC).timestamp()
-    with Logger("vcam1", CubePolicy(frames_per_cube=2), root=tmp_path) as log:
+    with Logger(
+        "vcam1", CubePolicy(frames_per_cube=2), root=tmp_path, time_source="acquisition"
+    ) as log:
         log.start()
         for k in range(4):
             publish_lockstep(stream, log, 1, acquisition_time=t0 + 0.1 * k)

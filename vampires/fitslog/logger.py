@@ -247,8 +247,11 @@ class Logger:
     buffers
         Cube buffers (>= 2).
     time_source
-        ``"acquisition"`` (default): file names and UT/MJD/HST cards come from
-        the frames' acquisition times (camera clock); ``"logger"``: from ``clock``.
+        ``"logger"`` (default, as milk): file names, UT/MJD/HST cards and the
+        sidecar's column 4 all come from ``clock`` at the receipt of each frame,
+        so they agree exactly (scxkw checks that they agree within a few ms);
+        the camera's acquisition times are in column 5 (used for pairing).
+        ``"acquisition"``: names and cards come from the acquisition times.
     write_chunk
         Replacement for ``os.write`` in the writer (throttling/faults in tests).
     fsync
@@ -277,7 +280,7 @@ class Logger:
         clock: Callable[[], float] | None = None,
         shm_dir: str | os.PathLike[str] | None = None,
         buffers: int = 3,
-        time_source: str = "acquisition",
+        time_source: str = "logger",
         write_chunk: WriteChunk | None = None,
         fsync: bool = True,
         nice: int | None = None,
