@@ -271,6 +271,15 @@ def test_logger_over_tcp_with_curve(
     assert stoplog.main(["-c", "1"]) == 0
 
 
+@pytest.mark.parametrize("camera", ["3", "0", "-2", "../x", "a b"])
+def test_bad_camera_is_refused(camera: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for main in (startlog.main, pauselog.main, stoplog.main, preplog.main):
+        with pytest.raises(SystemExit) as info:
+            main(["-c", camera])
+        assert info.value.code == 2
+        assert "camera must be 1, 2" in capsys.readouterr().err
+
+
 def test_no_logger_running(shm_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for main, argv in [
         (startlog.main, ["-z", "-1"]),

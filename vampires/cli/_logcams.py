@@ -53,6 +53,9 @@ def camera_names(value: str) -> list[str]:
         return list(CAMERAS)
     if value in {"1", "2"}:
         return [f"vcam{value}"]
+    if value.lstrip("-").isdigit():
+        msg = f"camera must be 1, 2 or -1 (both), got {value}"
+        raise argparse.ArgumentTypeError(msg)
     names = [v.strip() for v in value.split(",") if v.strip()]
     try:
         return [validate_name(n) for n in names] or list(CAMERAS)
