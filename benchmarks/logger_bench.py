@@ -296,10 +296,15 @@ def log_run(
                 nice=NICE,
             )
             loggers.append(log)
-        deadline = time.monotonic() + 10
-        while not all(log.status().attached for log in loggers):
+        # as at the telescope (preplog long before startlog): attached, buffers paged in
+        want = [3 * frames_per_cube * shape[0] * shape[1] * 2 for _, shape in streams]
+        deadline = time.monotonic() + 60
+        while not all(
+            log.status().attached and log.status().memory_bytes >= n
+            for log, n in zip(loggers, want, strict=True)
+        ):
             if time.monotonic() > deadline:
-                msg = "loggers did not attach"
+                msg = "loggers did not attach and prepare their buffers"
                 raise RuntimeError(msg)
             time.sleep(0.01)
         if clean:
