@@ -52,6 +52,13 @@ Failures
     ``status().error``; the logger keeps running and resumes by itself (a new
     stream is attached as soon as it appears; each new cube tries the disk again).
 
+Latency
+    The reader must take each frame within one frame period (2.5 ms at 400 fps).
+    A daemon process running loggers should give them ``nice=-10`` (or lower)
+    and call ``sys.setswitchinterval(0.001)`` so the reader gets the GIL back
+    quickly from the writer thread; the writer yields the GIL while it formats
+    sidecars and releases it in every ``write``/``fsync``.
+
 For the control daemon (``vampires.fitslog.daemon``): the public methods below
 are thread-safe and their signatures are stable: ``start()``, ``stop(wait_for_cube)``,
 ``next_cube()``, ``set_policy(policy)``, ``status()``, ``wait_idle(timeout)``,

@@ -15,6 +15,7 @@ from NAXIS3.
 from __future__ import annotations
 
 import io
+import time
 from typing import TYPE_CHECKING
 
 import attrs
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["ROW_FORMAT", "FrameTimes", "format_sidecar", "parse_sidecar"]
 
 ROW_FORMAT = "%10d %10d %15.9f %20.9f %17.6f %10d %10d"
+_YIELD_ROWS = 200
 
 
 @attrs.frozen(kw_only=True)
@@ -98,26 +100,21 @@ def format_sidecar(
     n = len(times)
     if n:
         t0 = times.logger_time[0]
-        table = np.empty(
-            n,
-            dtype=[
-                ("k", "i8"),
-                ("c", "i8"),
-                ("dt", "f8"),
-                ("t", "f8"),
-                ("a", "f8"),
-                ("c0", "i8"),
-                ("c1", "i8"),
-            ],
+        rows = zip(
+            range(n),
+            times.cnt0.tolist(),
+            (times.logger_time - t0).tolist(),
+            times.logger_time.tolist(),
+            times.acquisition_time.tolist(),
+            times.cnt0.tolist(),
+            times.cnt1.tolist(),
+            strict=True,
         )
-        table["k"] = np.arange(n)
-        table["c"] = times.cnt0
-        table["dt"] = times.logger_time - t0
-        table["t"] = times.logger_time
-        table["a"] = times.acquisition_time
-        table["c0"] = times.cnt0
-        table["c1"] = times.cnt1
-        np.savetxt(out, table, fmt=ROW_FORMAT)
+        fmt = ROW_FORMAT + "\n"
+        for k, row in enumerate(rows):
+            out.write(fmt % row)
+            if k % _YIELD_ROWS == _YIELD_ROWS - 1:
+                time.sleep(0)  # let the logger's reader thread take the GIL
     return out.getvalue()
 
 
