@@ -80,7 +80,7 @@ _WCS_BASE = (
 MANAGED_KEYWORDS = frozenset(
     {
         "U_CAMERA", "DETECTOR", "U_DETMOD", "EXPTIME", "FRATE", "MFRATE", "EXTTRIG",
-        "GAIN", "DETGAIN", "DET-TMP", "DATA-TYP", "OBS-MOD", "PRD-MIN1", "PRD-MIN2",
+        "GAIN", "DETGAIN", "DET-TMP", "DATA-TYP", "OBS-MOD", "FILTER02", "PRD-MIN1", "PRD-MIN2",
         "PRD-RNG1", "PRD-RNG2", "BIN-FCT1", "BIN-FCT2", "CROPPED", "DETPXSZ1",
         "DETPXSZ2", "INST-PA", "F-RATIO", "BUNIT", "_MAQTIME", "_FGSIZE1", "_FGSIZE2",
         "_CROPGEN", "_CROP",
@@ -312,6 +312,8 @@ def camera_keywords(
     kw["DATA-TYP"] = (data_type, "Subaru-style exposure type")
     if table.number is not None:
         kw["OBS-MOD"] = (obs_mod(crop.name, bench), "Observation mode")
+        diff = bench.diff_filter1 if table.number == 1 else bench.diff_filter2
+        kw["FILTER02"] = (diff, "Differential filter in front of this camera")
     kw["PRD-MIN1"] = (crop.x0, "[pixel] Origin in X of the cropped window")
     kw["PRD-MIN2"] = (crop.y0, "[pixel] Origin in Y of the cropped window")
     kw["PRD-RNG1"] = (crop.width, "[pixel] Range in X of the cropped window")

@@ -809,8 +809,7 @@ def _build_table(name: str, raw: Mapping[str, Any]) -> CameraTable:
         table._check_inside(crop)
         if not crop.is_aligned(table.alignment):
             snapped = crop.snapped(table.alignment, table.sensor)
-            # info here (every script loads the table); table.crop() warns when it is selected
-            logger.info(
+            logger.warning(
                 "camera %s: table crop %s (%d, %d, %dx%d) is not on the %d-pixel grid; "
                 "the camera will read (%d, %d, %dx%d)",
                 name, crop.name, crop.x0, crop.y0, crop.width, crop.height,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vampires.watch.watcher import Watcher
 
     console = Console()
+    # the crop tables' off-grid notice (HALFARC) is for operators choosing crops, not the demo
+    logging.getLogger("vampires.camera.modes").setLevel(logging.ERROR)
     try:
         options = DemoOptions(
             duration=args.duration,
