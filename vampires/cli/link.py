@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--log", help="log file of a --daemon (default under the shm folder)")
         p.add_argument("--control-name", help="control-plane name (default <stream>.<role>)")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        p.add_argument("--rt-priority", type=int, help="SCHED_FIFO priority 1-99 (e.g. 45)")
+        p.add_argument("--cpus", help="CPU numbers to pin to, e.g. 2,3")
 
     p = sub.add_parser("tcp-send", help="send a stream to a tcp-recv at full rate")
     p.add_argument("stream", help="local stream to send (e.g. vcam1)")
@@ -163,8 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"{name}: started (pid {pid})")
         return 0
-    from vampires.link.daemon import serve_link
+    from vampires.link.daemon import serve_link, set_realtime
 
+    try:
+        cpus = None if args.cpus is None else [int(c) for c in args.cpus.split(",")]
+        set_realtime(args.rt_priority, cpus)
+    except (ValueError, VampiresError) as exc:
+        link.close()
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

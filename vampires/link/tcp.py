@@ -32,6 +32,7 @@ between from the counter gap. Both log every transition.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import select
@@ -42,6 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import attrs
 import numpy as np
 
 from vampires.errors import (
@@ -52,7 +54,14 @@ from vampires.errors import (
     StreamTimeout,
     TornFrameError,
 )
-from vampires.link._common import Backoff, LinkCounters, LinkStatus, parse_port, parse_seconds
+from vampires.link._common import (
+    Backoff,
+    LinkCounters,
+    LinkStatus,
+    parse_count,
+    parse_port,
+    parse_seconds,
+)
 from vampires.link.protocol import (
     ACK_FIXED,
     FRAME_FIXED,
@@ -82,6 +91,8 @@ from vampires.link.protocol import (
 )
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from vampires.stream import Stream
 
 __all__ = ["TcpReceiver", "TcpSender"]
@@ -94,10 +105,6 @@ _IDLE_TIMEOUT_S = 5.0
 #: Longest single wait, so that close() and a re-created stream are seen quickly.
 _WAIT_SLICE_S = 0.1
 _VALID_TRAILER = encode_trailer(FrameStatus.VALID)
-
-
-class _StreamGone(Exception):
-    """The source stream vanished or was re-created: send a new hello."""
 
 
 def _check_name(name: object, what: str) -> str:
@@ -207,8 +214,107 @@ class _Worker:
         self.close()
 
 
+@attrs.frozen(kw_only=True)
+class _Queued:
+    """One frame copied out of the stream, waiting in the ring to be sent."""
+
+    pixels: NDArray[Any]
+    cnt0: int
+    cnt1: int
+    acquisition_time: float
+    write_time: float
+    generation: int
+    kw_version: int
+    kw_bytes: bytes
+
+
+class _Ring:
+    """Frames between the grabber thread and the socket thread, newest-biased.
+
+    At most ``depth`` frames wait; when the socket falls further behind, the
+    grabber stops copying until a buffer frees and then takes the newest frame
+    (the frames in between show as a counter gap, i.e. a skip), so the added
+    latency is bounded by ``depth`` frames and the camera never waits. Buffers
+    are recycled: no allocation per frame in steady state.
+    """
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Queued] = collections.deque()
+        self._free: list[NDArray[Any]] = []
+        self.hello: Hello | None = None
+        self.hello_serial = 0
+
+    def set_hello(self, hello: Hello) -> None:
+        with self._cond:
+            self.hello = hello
+            self.hello_serial += 1
+            self._cond.notify_all()
+
+    def buffer(
+        self, shape: tuple[int, ...], dtype: np.dtype[Any], timeout: float
+    ) -> NDArray[Any] | None:
+        """Return a free send buffer, or None if the ring stays full for ``timeout``.
+
+        A full ring means the socket is behind: the grabber then copies nothing
+        (no CPU or memory bandwidth spent on frames that would be dropped) and
+        takes the newest frame once a buffer frees; the frames in between are
+        skipped (counter gaps).
+        """
+        with self._cond:
+            if len(self._queue) >= self.depth:
+                self._cond.wait(timeout)
+                if len(self._queue) >= self.depth:
+                    return None
+            while self._free:
+                buf = self._free.pop()
+                if buf.shape == shape and buf.dtype == dtype:
+                    return buf
+        return np.empty(shape, dtype)
+
+    def release(self, buf: NDArray[Any]) -> None:
+        with self._cond:
+            if len(self._free) <= self.depth:
+                self._free.append(buf)
+            self._cond.notify_all()
+
+    def put(self, item: _Queued) -> None:
+        with self._cond:
+            self._queue.append(item)
+            self._cond.notify_all()
+
+    def get(self, timeout: float, hello_serial: int) -> _Queued | None:
+        """Return the oldest waiting frame, or None after ``timeout`` or on a new hello."""
+        with self._cond:
+            if not self._queue and self.hello_serial == hello_serial:
+                self._cond.wait(timeout)
+            if self.hello_serial != hello_serial or not self._queue:
+                return None
+            item = self._queue.popleft()
+            self._cond.notify_all()
+            return item
+
+    def flush(self) -> tuple[Hello | None, int]:
+        """Drop every waiting frame; return the current hello and its serial."""
+        with self._cond:
+            while self._queue:
+                self._free.append(self._queue.popleft().pixels)
+            del self._free[self.depth + 1 :]
+            self._cond.notify_all()
+            return self.hello, self.hello_serial
+
+
 class TcpSender(_Worker):
     """Send every new frame of a local stream to a :class:`TcpReceiver`.
+
+    Two threads: a *grabber* wakes on the stream's semaphore and copies each
+    new frame (torn-checked) into a small ring of send buffers; the *socket*
+    thread sends them in order. Jitter of the network or of the receiver is
+    absorbed by the ring; when the link stays slower than the camera, the
+    grabber copies only when a buffer is free and then takes the newest frame,
+    so what is sent is at most ``depth`` frames old and the camera never
+    waits. Frames not sent show as counter gaps and are counted in ``skipped``.
 
     Parameters
     ----------
@@ -222,6 +328,8 @@ class TcpSender(_Worker):
     timeout
         Seconds a connect, an ACK or one frame send may take before the
         connection is dropped and re-established.
+    depth
+        Frames the ring holds (latency bound when the link falls behind).
 
     Examples
     --------
@@ -238,6 +346,7 @@ class TcpSender(_Worker):
         *,
         shm_dir: Path | str | None = None,
         timeout: float = 5.0,
+        depth: int = 4,
     ) -> None:
         self.stream_name = _check_name(stream_name, "stream name")
         host_value: object = host
@@ -250,18 +359,20 @@ class TcpSender(_Worker):
             msg = "the receiver port must be 1-65535, got 0"
             raise ConfigError(msg)
         self.timeout = parse_seconds(timeout, "timeout")
+        self.depth = parse_count(depth, "depth")
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         self._counters = LinkCounters("tcp-send", f"{host}:{self.port}", self.stream_name)
         self._stop = threading.Event()
         self._thread = None
+        self._grabber: threading.Thread | None = None
+        self._ring = _Ring(self.depth)
         # Counter of the last frame sent and the stream instance it came from:
         # kept across reconnections to count the frames missed while down.
         self._last_sent: int | None = None
         self._generation: int | None = None
-        self._source: Stream | None = None
 
     def start(self) -> Self:
-        """Start sending in a background thread (connects by itself, with back-off).
+        """Start sending in background threads (connects by itself, with back-off).
 
         Returns
         -------
@@ -274,21 +385,95 @@ class TcpSender(_Worker):
     def __enter__(self) -> Self:
         return self.start() if self._thread is None else self
 
-    # ------------------------------------------------------------------ thread
+    # ------------------------------------------------------------------ grabber
+
+    def _grab_main(self) -> None:
+        stream: Stream | None = None
+        try:
+            while not self._stop.is_set():
+                stream = _wait_for_stream(
+                    self.stream_name, self._shm_dir, self._stop, self._counters
+                )
+                if stream is None:
+                    return
+                try:
+                    self._grab(stream)
+                except StreamError as exc:
+                    self._counters.error = f"stream {self.stream_name}: {exc}"
+                    logger.warning("tcp-send: stream %s: %s", self.stream_name, exc)
+                    self._stop.wait(0.1)
+                finally:
+                    stream.close()
+                    stream = None
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def _grab(self, stream: Stream) -> None:
+        with stream.reader() as reader:
+            # keywords first read here: the hello carries them
+            cards = stream.keywords.cards()
+            kw_version = stream.keywords.version
+            kw_bytes = encode_keywords(cards)
+            self._ring.set_hello(
+                Hello(
+                    name=self.stream_name,
+                    shape=stream.shape,
+                    dtype=wire_dtype(stream.dtype),
+                    keywords=tuple(cards),
+                    cnt0=stream.cnt0,
+                    generation=stream.inode,
+                    nkeywords=stream.nkeywords,
+                )
+            )
+            generation = stream.inode
+            while not self._stop.is_set():
+                if stream.is_stale():
+                    logger.info("tcp-send: stream %s vanished or was re-created", stream.name)
+                    return
+                buf = self._ring.buffer(stream.shape, stream.dtype, _WAIT_SLICE_S)
+                if buf is None:  # the socket is behind (or down): copy nothing
+                    continue
+                try:
+                    frame = reader.next(_WAIT_SLICE_S, out=buf)
+                except StreamTimeout:
+                    self._ring.release(buf)
+                    continue
+                except TornFrameError as exc:
+                    self._ring.release(buf)
+                    self._counters.torn += 1
+                    logger.warning("tcp-send %s: %s", self.stream_name, exc)
+                    continue
+                version = stream.keywords.version
+                if version != kw_version:
+                    kw_version = version
+                    kw_bytes = encode_keywords(stream.keywords.cards())
+                self._ring.put(
+                    _Queued(
+                        pixels=buf,
+                        cnt0=frame.cnt0,
+                        cnt1=frame.cnt1,
+                        acquisition_time=frame.acquisition_time,
+                        write_time=frame.write_time,
+                        generation=generation,
+                        kw_version=kw_version,
+                        kw_bytes=kw_bytes,
+                    )
+                )
+
+    # ------------------------------------------------------------------ socket
 
     def _main(self) -> None:
+        self._grabber = threading.Thread(
+            target=self._grab_main, name=f"tcp-grab-{self.stream_name}", daemon=True
+        )
+        self._grabber.start()
         backoff = Backoff()
         try:
             while not self._stop.is_set():
-                source = self._source
-                if source is None or source.closed or source.is_stale():
-                    if source is not None:
-                        source.close()
-                    self._source = _wait_for_stream(
-                        self.stream_name, self._shm_dir, self._stop, self._counters
-                    )
-                    if self._source is None:
-                        return
+                if self._ring.hello is None:  # the grabber has not found the stream yet
+                    self._stop.wait(_WAIT_SLICE_S)
+                    continue
                 sock = self._connect()
                 if sock is None:
                     if backoff.wait(self._stop):
@@ -314,9 +499,8 @@ class TcpSender(_Worker):
                     with contextlib.suppress(OSError):
                         sock.close()
         finally:
-            if self._source is not None:
-                self._source.close()
-                self._source = None
+            self._stop.set()
+            self._grabber.join(timeout=10.0)
 
     def _connect(self) -> socket.socket | None:
         try:
@@ -329,16 +513,7 @@ class TcpSender(_Worker):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return sock
 
-    def _hello(self, sock: socket.socket, stream: Stream) -> None:
-        hello = Hello(
-            name=self.stream_name,
-            shape=stream.shape,
-            dtype=wire_dtype(stream.dtype),
-            keywords=tuple(stream.keywords.cards()),
-            cnt0=stream.cnt0,
-            generation=stream.inode,
-            nkeywords=stream.nkeywords,
-        )
+    def _hello(self, sock: socket.socket, hello: Hello) -> None:
         sock.sendall(encode_hello(hello))
         head = bytearray(PREFIX.size + ACK_FIXED.size)
         _recv_exact(sock, memoryview(head))
@@ -353,96 +528,62 @@ class TcpSender(_Worker):
             msg = f"receiver {self.host}:{self.port} refused stream {self.stream_name}: "
             msg += reason.decode(errors="replace")
             raise LinkError(msg)
-        if self._generation != stream.inode:
+        if self._generation != hello.generation:
             if self._generation is not None:
                 self._counters.recreated += 1
-            self._generation = stream.inode
+            self._generation = hello.generation
             self._last_sent = None
+        logger.info(
+            "tcp-send %s -> %s:%d: hello accepted (%s %s)",
+            self.stream_name,
+            self.host,
+            self.port,
+            hello.shape,
+            hello.dtype,
+        )
 
     def _session(self, sock: socket.socket, backoff: Backoff) -> None:
         """Serve one connection until stop (raises on connection loss)."""
-        stream = self._source
-        assert stream is not None  # noqa: S101 - opened by _main
         sock.settimeout(self.timeout)
-        self._hello(sock, stream)
+        hello, serial = self._ring.flush()  # frames queued while down are stale
+        assert hello is not None  # noqa: S101 - checked by _main
+        self._hello(sock, hello)
         peer = sock.getpeername()
         self._counters.connected = True
         self._counters.peer = f"{peer[0]}:{peer[1]}"
         self._counters.error = None
         backoff.reset()
-        logger.info(
-            "tcp-send %s -> %s:%d connected (%s %s)",
-            self.stream_name,
-            self.host,
-            self.port,
-            stream.shape,
-            stream.dtype,
-        )
-        while not self._stop.is_set():
-            try:
-                self._send_frames(sock, stream)
-            except _StreamGone:
-                stream.close()
-                self._source = None
-                logger.info("tcp-send: stream %s vanished or was re-created", self.stream_name)
-                opened = self._reopen_with_heartbeats(sock)
-                if opened is None:
-                    return
-                self._source = stream = opened
-                self._hello(sock, stream)
-                logger.info(
-                    "tcp-send %s: new hello sent (%s %s)",
-                    self.stream_name,
-                    stream.shape,
-                    stream.dtype,
-                )
-        with contextlib.suppress(OSError):
-            sock.sendall(encode_bye())
-
-    def _reopen_with_heartbeats(self, sock: socket.socket) -> Stream | None:
-        from vampires.stream import Stream
-
-        while not self._stop.is_set():
-            try:
-                return Stream.open(self.stream_name, shm_dir=self._shm_dir)
-            except StreamError:
-                sock.sendall(encode_heartbeat())
-                self._stop.wait(0.05)
-        return None
-
-    def _send_frames(self, sock: socket.socket, stream: Stream) -> None:
-        buf = np.empty(stream.shape, stream.dtype)
-        payload = buf.data.cast("B")
-        kw_version: int | None = None
+        sent_kw_version: int | None = None
         last_send = time.monotonic()
-        with stream.reader() as reader:
-            while not self._stop.is_set():
-                if stream.is_stale():
-                    raise _StreamGone
-                try:
-                    frame = reader.next(_WAIT_SLICE_S, out=buf)
-                except StreamTimeout:
-                    if stream.is_stale():
-                        raise _StreamGone from None
-                    if time.monotonic() - last_send >= _HEARTBEAT_S:
-                        sock.sendall(encode_heartbeat())
-                        last_send = time.monotonic()
-                    continue
-                except TornFrameError as exc:
-                    self._counters.torn += 1
-                    logger.warning("tcp-send %s: %s", self.stream_name, exc)
+        while not self._stop.is_set():
+            item = self._ring.get(_WAIT_SLICE_S, serial)
+            if self._ring.hello_serial != serial:  # stream re-created: announce it
+                if item is not None:
+                    self._ring.release(item.pixels)
+                hello, serial = self._ring.hello, self._ring.hello_serial
+                assert hello is not None  # noqa: S101 - set before the serial moves
+                self._hello(sock, hello)
+                sent_kw_version = None
+                continue
+            if item is None:
+                if time.monotonic() - last_send >= _HEARTBEAT_S:
+                    sock.sendall(encode_heartbeat())
+                    last_send = time.monotonic()
+                continue
+            try:
+                if item.generation != hello.generation:
                     continue
                 keywords = b""
-                version = stream.keywords.version
-                if version != kw_version:
-                    keywords = encode_keywords(stream.keywords.cards())
-                    kw_version = version
+                if item.kw_version != sent_kw_version:
+                    keywords = item.kw_bytes
+                    sent_kw_version = item.kw_version
+                payload = item.pixels.data.cast("B")
                 header = encode_frame_header(
                     FrameHeader(
-                        cnt0=frame.cnt0,
-                        cnt1=frame.cnt1,
-                        acquisition_time=frame.acquisition_time,
-                        write_time=frame.write_time,
+                        cnt0=item.cnt0,
+                        cnt1=item.cnt1,
+                        acquisition_time=item.acquisition_time,
+                        write_time=item.write_time,
                         keywords_nbytes=len(keywords),
                         payload_nbytes=payload.nbytes,
                     )
@@ -456,11 +597,15 @@ class TcpSender(_Worker):
                         memoryview(_VALID_TRAILER),
                     ],
                 )
-                if self._last_sent is not None and frame.cnt0 > self._last_sent:
-                    self._counters.skipped += frame.cnt0 - self._last_sent - 1
-                self._last_sent = frame.cnt0
-                self._counters.frame(payload.nbytes, frame.cnt0)
-                last_send = time.monotonic()
+            finally:
+                self._ring.release(item.pixels)
+            if self._last_sent is not None and item.cnt0 > self._last_sent:
+                self._counters.skipped += item.cnt0 - self._last_sent - 1
+            self._last_sent = item.cnt0
+            self._counters.frame(payload.nbytes, item.cnt0)
+            last_send = time.monotonic()
+        with contextlib.suppress(OSError):
+            sock.sendall(encode_bye())
 
 
 class TcpReceiver(_Worker):

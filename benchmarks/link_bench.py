@@ -1,0 +1,410 @@
+"""Stream links on loopback: throughput vs raw sockets, drops, latency, ZMQ pacing.
+
+Measures, in one run and on this machine:
+
+* the limit: a plain ``sendall`` / ``recv_into`` loop of 4.9 MB messages
+  between two threads (no copy in user space), and the TCP link moving MBI
+  frames (2236 x 1096 uint16) with the camera writing faster than the link;
+* paced streams through the TCP link, as milk was measured
+  (``../shared/reference/milk-tcp-measured.md``): MBI at 200 fps and
+  536 x 536 at 500 and 1000 fps; frames missed, duplicates, latency from
+  the writer's write to the mirrored stream's semaphore wake (p50 / p99);
+* the ZMQ publisher at 20 FPS: rate accuracy and the latency it adds.
+
+Sender and receiver are ``vampires link`` processes, the writer is its own
+process, the benchmark process reads the mirror, as in production. The machine
+is shared: expect +-25 % run to run on throughputs.
+
+Usage: ``python benchmarks/link_bench.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+MBI = (1096, 2236)
+STANDARD = (536, 536)
+
+#: milk's imnetwtransmit/imnetwreceive on the same machine class (reference file).
+MILK = {
+    "mbi_mbps": 1766.0,
+    "mbi200_lost": "23 lost + 23 duplicated of 3000",
+    "mbi200_latency": (3.4, 10.0),
+    "std1000_lost": "1-8 lost (+ as many duplicated) of 3000",
+    "std1000_latency": (0.5, 1.0),
+    "std300_latency": (0.6, 1.3),
+}
+
+_WRITER = r"""
+import sys, time
+import numpy as np
+from vampires.stream import Stream
+name, n, fps, seconds, mode = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:]
+seconds = float(seconds)
+s = Stream.open(name)
+frames = [np.full(s.shape, k, s.dtype) for k in (1, 2)]
+noop = lambda view: None
+period = 1.0 / fps
+start = time.perf_counter()
+deadline = start
+i = 0
+while i < n and time.perf_counter() - start < seconds:
+    if mode == "noop":   # a camera DMA-ing into the stream: no CPU copy
+        s.write_with(noop, acquisition_time=time.time())
+    else:
+        s.write(frames[i & 1], acquisition_time=time.time())
+    i += 1
+    # a camera never bursts: if this process was descheduled, do not catch up
+    deadline = max(deadline + period, time.perf_counter())
+    delay = deadline - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+print(i, time.perf_counter() - start)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_RAW_RECEIVER = r"""
+import socket, sys, time
+nbytes = int(sys.argv[1])
+with socket.socket() as listener:
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    print(listener.getsockname()[1], flush=True)
+    conn, _ = listener.accept()
+with conn:
+    buf = memoryview(bytearray(nbytes))
+    total, start = 0, None
+    while True:
+        n = conn.recv_into(buf, nbytes)
+        if n == 0:
+            break
+        if start is None:
+            start = time.perf_counter()
+        total += n
+print(total, time.perf_counter() - start)
+"""
+
+
+def raw_loopback(nbytes: int, seconds: float) -> float:
+    """MB/s of a plain sendall / recv_into loop between two processes (no user-space copy)."""
+    payload = memoryview(np.ones(nbytes, np.uint8))
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", _RAW_RECEIVER, str(nbytes)], stdout=subprocess.PIPE, text=True
+    )
+    assert receiver.stdout is not None
+    port = int(receiver.stdout.readline())
+    with socket.create_connection(("127.0.0.1", port)) as sender:
+        sender.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            sender.sendall(payload)
+    total, elapsed = receiver.communicate(timeout=30)[0].split()
+    return int(total) / float(elapsed) / 1e6
+
+
+class Rig:
+    """A source stream, a tcp-recv and a tcp-send process, in a private shm folder."""
+
+    def __init__(self, shape: tuple[int, int], workdir: Path, rt: int | None = None) -> None:
+        self.shape = shape
+        self.rt = () if rt is None else ("--rt-priority", str(rt))
+        self.shm = workdir / f"shm-{shape[0]}x{shape[1]}-{rt}"
+        self.shm.mkdir()
+        self.env = {**os.environ, "MILK_SHM_DIR": str(self.shm)}
+        self.port = _free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    def _spawn(self, *args: str) -> None:
+        log = self.shm / f"{args[0]}.log"
+        with log.open("wb") as fh:
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "vampires", "link", *args],
+                    env=self.env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        self.logs.append(log)
+
+    def status(self, name: str) -> dict:
+        from vampires.control import ControlClient
+
+        with ControlClient("link", name, timeout=5.0, shm_dir=self.shm) as client:
+            return client.call("status")
+
+    def __enter__(self) -> Rig:
+        from vampires.stream import Stream
+
+        Stream.create("src", self.shape, np.uint16, shm_dir=self.shm).close()
+        self._spawn("tcp-recv", str(self.port), "--name", "mirror", *self.rt)
+        self._spawn("tcp-send", "src", f"127.0.0.1:{self.port}", *self.rt)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if self.status("src.tcp-send")["connected"] and Stream.exists(
+                    "mirror", shm_dir=self.shm
+                ):
+                    return self
+            time.sleep(0.05)
+        self.__exit__()
+        msg = f"link did not come up; logs: {[p.read_text()[-500:] for p in self.logs]}"
+        raise RuntimeError(msg)
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+    def writer(self, n: int, fps: float, seconds: float, mode: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", _WRITER, "src", str(n), str(fps), str(seconds), mode],
+            env=self.env,
+            stdout=subprocess.PIPE,
+        )
+
+    def paced(self, n: int, fps: float) -> dict:
+        """n frames at fps through the link; the mirror's wakes give latency and order."""
+        from vampires.stream import Stream
+
+        before_rx = self.status("mirror.tcp-recv")
+        with Stream.open("mirror", shm_dir=self.shm) as mirror, mirror.reader() as reader:
+            start_cnt0 = int(self.status("src.tcp-send")["last_cnt0"] or 0)
+            writer = self.writer(n, fps, seconds=3 * n / fps + 5, mode="copy")
+            latencies: list[float] = []
+            seen: list[int] = []
+            target = start_cnt0 + n
+            deadline = time.monotonic() + 3 * n / fps + 15
+            while time.monotonic() < deadline:
+                try:
+                    reader.wait(1.0)
+                except Exception:  # noqa: BLE001 - StreamTimeout: writer done or link stalled
+                    if writer.poll() is not None:
+                        break
+                    continue
+                now = time.time()
+                cnt0 = mirror.cnt0
+                latencies.append(now - mirror.acquisition_time)
+                if not seen or cnt0 != seen[-1]:
+                    seen.append(cnt0)
+                if cnt0 >= target:
+                    break
+            writer.wait(30)
+        time.sleep(0.2)
+        after_rx = self.status("mirror.tcp-recv")
+        received = int(after_rx["frames"]) - int(before_rx["frames"])
+        duplicates = (
+            len(seen) - len(set(seen)) + sum(1 for a, b in itertools.pairwise(seen) if b <= a)
+        )
+        lat = np.array(latencies) * 1e3
+        return {
+            "frames": n,
+            "received": received,
+            "missed": n - received,
+            "duplicates": duplicates,
+            "p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+            "p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+        }
+
+    def saturated(self, seconds: float) -> float:
+        """MB/s delivered while the camera writes faster than the link can carry."""
+        writer = self.writer(10**9, 5000.0, seconds + 2.0, mode="noop")
+        time.sleep(0.7)
+        a = self.status("mirror.tcp-recv")
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        b = self.status("mirror.tcp-recv")
+        elapsed = time.monotonic() - t0
+        writer.wait(30)
+        return (int(b["nbytes"]) - int(a["nbytes"])) / elapsed / 1e6
+
+
+def zmq_pacing(workdir: Path, seconds: float) -> dict:
+    """A 536x536 camera at 500 fps published at max 20 FPS; a subscriber measures."""
+    from vampires.link.zmq import ZmqSubscriber
+    from vampires.stream import Stream
+
+    shm = workdir / "shm-zmq"
+    shm.mkdir()
+    env = {**os.environ, "MILK_SHM_DIR": str(shm)}
+    Stream.create("src", STANDARD, np.uint16, shm_dir=shm).close()
+    port = _free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, "src", str(10**9), "500", str(seconds + 6), "copy"],
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    log = (shm / "pub.log").open("wb")
+    pub = subprocess.Popen(
+        [sys.executable, "-m", "vampires", "link", "zmq-pub", "src", "--bind", endpoint],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    sends: list[float] = []
+    hop: list[float] = []
+    total: list[float] = []
+    try:
+        with ZmqSubscriber(endpoint, "src", timeout=15.0) as sub:
+            sub.recv(timeout=15.0)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                _frame, meta = sub.recv(timeout=5.0)
+                now = time.time()
+                sends.append(meta.send_time)
+                hop.append(now - meta.send_time)
+                total.append(now - meta.write_time)
+    finally:
+        pub.send_signal(signal.SIGINT)
+        pub.wait(10)
+        log.close()
+        writer.kill()
+        writer.wait(10)
+    rate = (len(sends) - 1) / (sends[-1] - sends[0])
+    return {
+        "rate": rate,
+        "hop_p50": statistics.median(hop) * 1e3,
+        "hop_p99": float(np.percentile(hop, 99)) * 1e3,
+        "total_p50": statistics.median(total) * 1e3,
+        "total_p99": float(np.percentile(total, 99)) * 1e3,
+        "n": len(sends),
+    }
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Run every measurement; return the rows for ``benchmarks/run_all.py``."""
+    rows: list[dict] = []
+    mbi_nbytes = MBI[0] * MBI[1] * 2
+    raw = raw_loopback(mbi_nbytes, 0.7 if quick else 2.0)
+    rows.append(
+        {
+            "measure": "raw loopback sendall/recv_into, 4.9 MB messages (MB/s)",
+            "ours": raw,
+            "limit": raw,
+            "ratio": 1.0,
+            "target": "the limit",
+        }
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="link-bench-", dir="/dev/shm"))
+    try:
+        with Rig(MBI, workdir) as rig:
+            link = rig.saturated(1.0 if quick else 3.0)
+            rows.append(
+                {
+                    "measure": "TCP link MBI 2236x1096, camera faster than link (MB/s)",
+                    "ours": link,
+                    "limit": raw,
+                    "ratio": link / raw,
+                    "target": f">= 0.8 x raw (milk {MILK['mbi_mbps']:.0f} MB/s ~ 0.59 x raw)",
+                }
+            )
+            n = 300 if quick else 3000
+            r = rig.paced(n, 200.0)
+            rows += _paced_rows("MBI 200 fps", r, MILK["mbi200_lost"], MILK["mbi200_latency"])
+        with Rig(STANDARD, workdir) as rig:
+            for fps in (500.0, 1000.0):
+                n = int(fps) if quick else 3000
+                r = rig.paced(n, fps)
+                milk = MILK["std1000_lost"] if fps == 1000 else "0 lost at 300 fps"
+                lat = MILK["std1000_latency"] if fps == 1000 else MILK["std300_latency"]
+                rows += _paced_rows(f"536x536 {fps:.0f} fps", r, milk, lat)
+        z = zmq_pacing(workdir, 3.0 if quick else 20.0)
+        rows.append(
+            {
+                "measure": f"ZMQ publisher max_fps=20, camera 500 fps ({z['n']} frames, fps)",
+                "ours": z["rate"],
+                "limit": 20.0,
+                "ratio": z["rate"] / 20.0,
+                "target": "1 +- 0.02",
+            }
+        )
+        rows.append(
+            {
+                "measure": "ZMQ added latency send->recv p50 / p99 (ms)",
+                "ours": f"{z['hop_p50']:.2f} / {z['hop_p99']:.2f}",
+                "limit": "5",
+                "ratio": z["hop_p99"] / 5.0,
+                "target": "< 5 ms",
+            }
+        )
+        rows.append(
+            {
+                "measure": "ZMQ camera write->subscriber p50 / p99 (ms)",
+                "ours": f"{z['total_p50']:.2f} / {z['total_p99']:.2f}",
+                "limit": "5",
+                "ratio": z["total_p50"] / 5.0,
+                "target": "< 5 ms (incl. frame age <= 2 ms at 500 fps)",
+            }
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def _paced_rows(
+    label: str, r: dict, milk_lost: str, milk_latency: tuple[float, float]
+) -> list[dict]:
+    return [
+        {
+            "measure": f"TCP link {label}: missed / duplicated of {r['frames']}",
+            "ours": f"{r['missed']} / {r['duplicates']}",
+            "limit": r["frames"],
+            "ratio": r["missed"] / r["frames"],
+            "target": f"0 / 0 (milk: {milk_lost})",
+        },
+        {
+            "measure": f"TCP link {label}: write -> mirror wake p50 / p99 (ms)",
+            "ours": f"{r['p50']:.2f} / {r['p99']:.2f}",
+            "limit": f"milk {milk_latency[0]} / {milk_latency[1]}",
+            "ratio": r["p50"] / milk_latency[0],
+            "target": "below milk",
+        },
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds per measure")
+    args = parser.parse_args()
+    for row in run(quick=args.quick):
+        ratio = row["ratio"]
+        ours = row["ours"]
+        ours_text = f"{ours:.1f}" if isinstance(ours, float) else str(ours)
+        limit = row["limit"]
+        limit_text = f"{limit:.1f}" if isinstance(limit, float) else str(limit)
+        print(
+            f"{row['measure']}: {ours_text}  (limit {limit_text}, ratio {ratio:.3g}, "
+            f"target {row['target']})"
+        )
+
+
+if __name__ == "__main__":
+    main()
