@@ -264,11 +264,12 @@ class Logger:
     fsync
         fsync each cube before its rename.
     nice
-        Nice value for the logger's two threads (Linux; negative values need
-        CAP_SYS_NICE), so acquisition keeps up on a busy machine (the writer too:
-        it holds the GIL between writes, and a descheduled GIL holder delays the
-        reader); None leaves them unchanged. milk runs its logger at real-time
-        priority for the same reason.
+        Nice value for the reader thread (Linux; negative values need
+        CAP_SYS_NICE), so acquisition keeps up on a busy machine; the writer
+        thread gets ``nice + 5`` (still above ordinary processes, since it holds
+        the GIL between writes and a descheduled GIL holder delays the reader,
+        but below the reader, unlike milk whose writer starves acquisition).
+        None leaves both unchanged.
 
     Raises
     ------
@@ -345,6 +346,7 @@ class Logger:
         self._last_frame_at: float | None = None
         self._next_stale_check = 0.0
         self._reattach = False
+        self._torn_streak = 0
         self._spec: tuple[tuple[int, int], np.dtype[Any]] | None = None
         # shared counters (under _lock)
         self._frames = 0
@@ -606,13 +608,14 @@ class Logger:
                 logger.warning("logger %s: %s", self._name, text)
             self._error = text
 
-    def _renice(self) -> None:
+    def _renice(self, offset: int = 0) -> None:
         if self._nice is None:
             return
+        value = min(19, self._nice + offset)
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), value)
         except OSError as exc:
-            logger.warning("logger %s: cannot set nice %d: %s", self._name, self._nice, exc)
+            logger.warning("logger %s: cannot set nice %d: %s", self._name, value, exc)
 
     def _reader_main(self) -> None:
         self._renice()
@@ -782,7 +785,13 @@ class Logger:
             return
         except TornFrameError as exc:
             logger.debug("logger %s: %s", self._name, exc)
+            self._torn_streak += 1
+            if self._torn_streak >= 3:  # writer died mid-frame? do not spin a core
+                self._set_error(f"stream {self._name!r}: {exc}")
+                self._wake.wait(_IDLE_POLL)
+                self._check_stale(force=True)
             return  # the reader counts that frame as missed with the next one
+        self._torn_streak = 0
         now = self._clock()
         self._update_period(now)
         cube = self._cube
@@ -1054,7 +1063,7 @@ class Logger:
     # ------------------------------------------------------------------ writer thread
 
     def _writer_main(self) -> None:
-        self._renice()
+        self._renice(5)  # below the reader: acquisition never waits on the disk (milk's inversion)
         while True:
             item = self._jobs.get()
             if item is None:
