@@ -121,6 +121,7 @@ _STALE_CHECK = 0.25  # s: staleness check period while frames flow
 _ACK_TIMEOUT = 10.0
 _PREPARE = "prepare"  # writer-queue message: fill the buffer pool for the current stream
 _PAGE = 4096
+_STUCK = 0.4  # s: a torn read that took this long waited on a stuck write flag
 
 
 def _is_int_in(value: object, lo: int, hi: int) -> bool:
@@ -269,7 +270,8 @@ class Logger:
         thread gets ``nice + 5`` (still above ordinary processes, since it holds
         the GIL between writes and a descheduled GIL holder delays the reader,
         but below the reader, unlike milk whose writer starves acquisition).
-        None leaves both unchanged.
+        None leaves both unchanged. (SCHED_FIFO for the reader was tried and
+        lost more frames: an RT thread waiting for the GIL behind a normal one.)
 
     Raises
     ------
@@ -314,6 +316,7 @@ class Logger:
             msg = f"Logger: nice must be an integer in -20..19 (got {nice!r})"
             raise ConfigError(msg)
         self._nice = nice
+
         self._writer = CubeWriter(
             header_provider=header_provider,
             shm_dir=self._shm_dir,
@@ -346,7 +349,6 @@ class Logger:
         self._last_frame_at: float | None = None
         self._next_stale_check = 0.0
         self._reattach = False
-        self._torn_streak = 0
         self._spec: tuple[tuple[int, int], np.dtype[Any]] | None = None
         # shared counters (under _lock)
         self._frames = 0
@@ -777,6 +779,7 @@ class Logger:
             cube.buffer.copy(view[stream.cnt1] if view.ndim == 3 else view, cube.n)
             copied[0] = True
 
+        asked = time.monotonic()
         try:
             info = reader.next_into(copy, _POLL)
         except StreamTimeout:
@@ -785,13 +788,11 @@ class Logger:
             return
         except TornFrameError as exc:
             logger.debug("logger %s: %s", self._name, exc)
-            self._torn_streak += 1
-            if self._torn_streak >= 3:  # writer died mid-frame? do not spin a core
-                self._set_error(f"stream {self._name!r}: {exc}")
-                self._wake.wait(_IDLE_POLL)
+            if time.monotonic() - asked > _STUCK:  # write flag stuck: writer died mid-frame
+                self._set_error(str(exc))
+                self._wake.wait(_IDLE_POLL)  # do not spin a core on a dead stream
                 self._check_stale(force=True)
             return  # the reader counts that frame as missed with the next one
-        self._torn_streak = 0
         now = self._clock()
         self._update_period(now)
         cube = self._cube
