@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("stream", help="local stream to send (e.g. vcam1)")
     p.add_argument("address", metavar="HOST:PORT", help="the receiver (e.g. scexao6:5001)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per send/connect")
+    p.add_argument("--depth", type=int, default=4, help="frames queued at most (latency bound)")
     common(p)
     p = sub.add_parser("tcp-recv", help="receive a tcp-send into a local stream")
     p.add_argument("port", type=int, help="TCP port to listen on")
@@ -76,7 +77,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
         from vampires.link.tcp import TcpSender
 
         host, port = parse_host_port(args.address)
-        link: Any = TcpSender(args.stream, host, port, timeout=args.timeout)
+        link: Any = TcpSender(args.stream, host, port, timeout=args.timeout, depth=args.depth)
         target: str | int = args.stream
     elif args.role == "tcp-recv":
         from vampires.link.tcp import TcpReceiver

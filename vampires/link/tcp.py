@@ -11,18 +11,23 @@ counters as the camera host. Wire format: :mod:`vampires.link.protocol`,
 Copies, and why the sender makes one
 ------------------------------------
 The receiver ``recv_into`` s the pixel bytes straight into the destination
-stream (:meth:`Stream.write_with`): no receive buffer, no copy. The sender
-copies each frame once, into a preallocated send buffer, through the torn-frame
-check of :meth:`StreamReader.next` (a ``memcpy`` costs ~0.2 ms for a 4.9 MB
-MBI frame, a tenth of the time the socket needs). Sending straight from the
-shared memory and checking afterwards would only *detect* a torn frame once
-its bytes are already in the receiver's stream: ``write_with`` then leaves a
+stream (``Stream.write_with``): no receive buffer, no copy. The sender's
+*grabber* thread copies each frame once, into one of a few preallocated send
+buffers, through the torn-frame check of ``StreamReader.next`` (a ``memcpy``
+of a 4.9 MB MBI frame is a fraction of the time the socket needs, and it runs
+in parallel with the previous frame's send). Sending straight from the shared
+memory and checking afterwards would only *detect* a torn frame once its bytes
+are already in the receiver's stream: ``write_with`` then leaves a
 half-overwritten frame under the previous counter, which a ``read()`` on the
 receiving side would return. With the copy, every frame that leaves the sender
-is one consistent frame, the trailer status is always ``VALID``, and the link
-degrades gracefully when the network is slower than the camera: the sender
-always takes the newest frame and counts the ones it skipped, and the camera
-never waits for it.
+is one consistent frame and the trailer status is always ``VALID``.
+
+The send buffers form a small ring (``depth`` frames) between the grabber and
+the socket thread: it absorbs network and receiver jitter without losing
+frames; when the link stays slower than the camera the grabber copies nothing
+until a buffer frees and then takes the newest frame, so the camera never
+waits, what is sent is at most ``depth`` frames old, and the frames not sent
+are counted as skipped (counter gaps). Frames go out in order, never twice.
 
 Reconnection: either side may restart. The sender reconnects with exponential
 back-off (50 ms .. 2 s) and resumes at the newest frame; the receiver keeps
