@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,95 @@ def test_docs_pages_are_in_the_nav() -> None:
     assert pages, "docs/ has no pages"
     orphans = [page for page in pages if page not in nav]
     assert not orphans, f"pages missing from mkdocs.yml nav: {orphans}"
+
+
+# --- every command option the docs mention exists in that command's argparse ---------------
+
+GROUPS = frozenset({"logger", "link", "stream"})
+_SPAN = re.compile(r"`([^`\n]+)`")
+_OPTION = re.compile(r"(?<![\w.-])(--?[A-Za-z][A-Za-z0-9-]*)")
+_SHELL_SUBST = re.compile(r"\$\([^)]*\)")
+
+
+def _console_scripts() -> dict[str, str]:
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        return dict(tomllib.load(fh)["project"]["scripts"])
+
+
+def _help(command: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> str | None:
+    """``<command> --help`` run in-process; None when the command does not exist."""
+    scripts = _console_scripts()
+    module, _, func = scripts[command[0]].partition(":")
+    entry = getattr(importlib.import_module(module), func)
+    try:
+        entry([*command[1:], "--help"])
+    except SystemExit as exc:
+        out = capsys.readouterr().out
+        return out if exc.code in (0, None) else None
+    capsys.readouterr()
+    return None
+
+
+def _command_of(text: str, scripts: dict[str, str]) -> tuple[tuple[str, ...], str] | None:
+    words = text.replace("\\|", "|").split()
+    if not words or words[0] not in scripts:
+        return None
+    if words[0] == "vampires":
+        if len(words) < 2 or words[1].startswith("-"):
+            return None
+        if words[1] in GROUPS and len(words) > 2 and not words[2].startswith(("-", "[")):
+            command = tuple(words[:3])
+        else:
+            command = tuple(words[:2])
+    else:
+        command = (words[0],)
+    return command, " ".join(words[len(command) :])
+
+
+def _options(text: str) -> set[str]:
+    return set(_OPTION.findall(_SHELL_SUBST.sub(" ", text))) - {"-h", "--help"}
+
+
+def _doc_texts(page: str) -> list[str]:
+    """Inline code spans and the lines of fenced code blocks of one page."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    texts: list[str] = []
+    in_block = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            in_block = not in_block
+            continue
+        if in_block:
+            texts.append(line.strip().removeprefix("$ ").split(" $ ", 1)[-1])
+        else:
+            texts.extend(_SPAN.findall(line))
+    return texts
+
+
+@pytest.mark.parametrize("page", ["operators.md", "migration.md", "examples.md", "index.md"])
+def test_documented_options_exist(page: str, capsys: pytest.CaptureFixture[str]) -> None:
+    scripts = _console_scripts()
+    helps: dict[tuple[str, ...], set[str]] = {}
+    bad: list[str] = []
+    every_option: set[str] = set()
+    spans = _doc_texts(page)
+    for text in spans:
+        found = _command_of(text, scripts)
+        if found is None:
+            continue
+        command, rest = found
+        if command not in helps:
+            text_help = _help(command, capsys)
+            if text_help is None:
+                bad.append(f"{' '.join(command)}: no such command")
+                helps[command] = set()
+                continue
+            helps[command] = _options(text_help)
+        every_option |= helps[command]
+        bad += [f"{' '.join(command)} {opt}" for opt in _options(rest) - helps[command]]
+    if page == "operators.md":  # option-only spans (tables of options) of our commands
+        for text in spans:
+            if text.startswith("-") and _command_of(text, scripts) is None:
+                bad += [opt for opt in _options(text) - every_option]
+    assert helps, f"no command found in {page}"
+    assert not bad, f"{page} mentions options the commands do not have: {sorted(set(bad))}"
