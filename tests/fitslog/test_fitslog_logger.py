@@ -334,8 +334,11 @@ def test_stream_appears_later_and_status(tmp_path, shm_dir) -> None:
         log.start()
         stream = Stream.create("late", SHAPE, "uint16")
         try:
+            stream.write(frame_for(1))  # probably before the logger attaches: logged or counted
+            stream.write(frame_for(2))
             wait_until(lambda: log.status().attached)
             publish_lockstep(stream, log, 2)
+            wait_until(lambda: log.status().frames + log.status().dropped == 4)
             assert log.wait_idle(0.1) is False  # still saving: -1 cubes
             wait_until(lambda: log.status().files == 1)
             status = log.status()

@@ -361,6 +361,7 @@ class Logger:
         self._last_file: Path | None = None
         self._last_folder: Path | None = None
         self._started_at: float | None = None
+        self._started_wall: float | None = None
         self._closed = False
         self._closing = False
         self._reader_thread = threading.Thread(
@@ -661,20 +662,34 @@ class Logger:
             stream.close()
             self._set_error(f"stream {self._name!r} has shape {stream.shape}; need 2-D frames")
             return False
+        reader: StreamReader | None = None
+        if self._saving:  # read before anyone sees us attached: no frame slips through
+            try:
+                reader = stream.reader()
+            except StreamError as exc:
+                stream.close()
+                self._set_error(f"cannot read stream {self._name!r}: {exc}; retrying")
+                return False
+            if self._reattach or self._created_while_saving(stream):
+                self._carry(reader.last_cnt0)  # published before we could see them
         with self._lock:
             self._stream = stream
+            self._reader = reader
             self._spec = ((int(stream.shape[-2]), int(stream.shape[-1])), stream.dtype)
             if self._error and "stream" in self._error:
                 self._error = None
         self._jobs.put(_PREPARE)  # let the writer thread allocate and page in the buffers
         self._period = None
-        logger.info("logger %s: attached (%s %s)", self._name, stream.shape, stream.dtype)
-        if self._saving:
-            if self._reattach:  # frames the new stream published before we saw it
-                self._carry(stream.cnt0)
-            self._open_reader()
         self._reattach = False
+        logger.info("logger %s: attached (%s %s)", self._name, stream.shape, stream.dtype)
         return True
+
+    def _created_while_saving(self, stream: Stream) -> bool:
+        try:
+            created = float(stream.metadata()["creationtime"])
+        except (StreamError, KeyError, TypeError, ValueError):
+            return False
+        return self._started_wall is not None and created >= self._started_wall
 
     def _detach(self) -> None:
         if self._reader is not None:
@@ -732,6 +747,7 @@ class Logger:
                     self._frames = self._files = self._dropped = self._written_bytes = 0
                     self._write_seconds = 0.0
                     self._started_at = self._clock()
+                    self._started_wall = time.time()
                     self._saving = True
                     self._drop_carry = 0
                 self._cubes_closed = 0
