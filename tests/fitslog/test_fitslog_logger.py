@@ -411,3 +411,21 @@ def test_logger_import_is_light() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_rolling_buffer_stream(tmp_path, shm_dir, check_cube) -> None:
+    ring = Stream.create("ring", (4, *SHAPE), "uint16")
+    try:
+        with Logger("ring", CubePolicy(frames_per_cube=5, cubes=1), root=tmp_path) as log:
+            log.start()
+            for _ in range(5):
+                before = log.status().frames
+                ring.write(frame_for(ring.cnt0 + 1))  # 2-D frame into slice cnt1
+                wait_until(lambda b=before: log.status().frames > b)
+            assert log.wait_idle(10)
+    finally:
+        ring.close()
+    (path,) = cubes_in(tmp_path)
+    data, _, times = check_frames_match_sidecar(check_cube, path, keys=False)
+    assert data.shape == (5, *SHAPE)
+    assert list(times.cnt1) == [0, 1, 2, 3, 0], path.with_suffix(".txt").read_text()

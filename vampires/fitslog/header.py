@@ -16,11 +16,13 @@ it into the 80 characters written to disk:
   are written as strings (FITS has no NaN literal).
 
 The header of a cube (:func:`cube_header`) is, in order: the mandatory cards
-(``SIMPLE``, ``BITPIX``, ``NAXIS``, ``NAXIS1..3``, ``EXTEND``), the aux header
-(or a header provider's cards), the stream keywords (camera values replace aux
-values in place), the timing cards of :func:`timing_cards`, ``BSCALE``/``BZERO``
-and the logger's accounting cards (:data:`ACCOUNTING_KEYS`), then ``END`` and
-blank cards up to a multiple of 2880 bytes.
+(``SIMPLE``, ``BITPIX``, ``NAXIS``, ``NAXIS1..3``, ``EXTEND``), ``BSCALE``/``BZERO``
+(when the pixel type needs them; milk and astropy put them there too), the aux
+header (or a header provider's cards), the stream keywords (camera values
+replace aux values in place, ``_``-prefixed ones are skipped), the timing cards
+of :func:`timing_cards` (``UT``... ``DATE``, ``DATE-OBS``) and the logger's
+accounting cards (:data:`ACCOUNTING_KEYS`), then ``END`` and blank cards up to a
+multiple of 2880 bytes.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ ACCOUNTING_KEYS: Mapping[str, str] = MappingProxyType(
         "LOGDROP": "frames published but not logged between the previous cube and this one",
         "LOGDRPIN": "frames missed inside this cube (gaps of the stream counter)",
         "LOGCLOSE": "why this cube closed: full, timeout, stopped, next, keyword, resized, "
-        "policy, recovered",
+        "recovered",
         "LOGVERS": "version of the vampires logger that wrote the file",
         "LOGCUBE": "index of this cube in the logging run (0-based)",
         "LOGTSRC": "clock of the UT/MJD/HST cards: ACQ (frame acquisition time) or LOG",
