@@ -39,7 +39,7 @@ Cube boundaries (``LOGCLOSE`` in each header)
     ``next`` (``next_cube()``), ``keyword`` (``EXPTIME``, ``DATA-TYP``,
     ``U_DETMOD`` or the crop keywords ``PRD-MIN1/2``, ``PRD-RNG1/2`` changed: each
     file is homogeneous), ``resized`` (the stream was re-created, e.g. at a new
-    crop: the logger re-attaches by itself and continues), ``policy`` (none yet).
+    crop: the logger re-attaches by itself and continues).
 
 Drops
     Frames the stream published while saving that are not in a file (writer
