@@ -227,3 +227,14 @@ def test_recover_command(tmp_path, capsys) -> None:
     (tmp_path / "junk.fits.tmp").write_bytes(b"x")
     assert main([str(tmp_path)]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_failing_header_provider_does_not_lose_the_cube(tmp_path, check_cube, caplog) -> None:
+    def broken() -> dict:
+        msg = "redis is down"
+        raise KeyError(msg)
+
+    result = CubeWriter(header_provider=broken).write(make_job(tmp_path, frames_u16(2)))
+    assert result.ok
+    check_cube(result.path, keys=False)
+    assert "header provider failed" in caplog.text

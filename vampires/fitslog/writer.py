@@ -257,7 +257,11 @@ class CubeWriter:
 
     def _aux(self, job: CubeJob) -> tuple[list[str], list[Card]]:
         if self._provider is not None:
-            return [], normalize_cards(self._provider())
+            try:
+                return [], normalize_cards(self._provider())
+            except Exception:  # a script's callable: never lose the cube over it
+                logger.exception("%s: header provider failed; cube written without it", job.stream)
+                return [], []
         folder = self._shm_dir if self._shm_dir is not None else default_shm_dir()
         aux_path = Path(folder) / f"{job.stream}.aux.fits"
         if aux_path.is_file():
