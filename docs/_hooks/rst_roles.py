@@ -5,7 +5,8 @@ mkdocstrings renders them literally as ``:class:<code>Stream</code>``. This hook
 drops the role and, when the target is known, makes an autorefs cross-reference:
 full names (``vampires.x.Y``) resolve anywhere in the site, short names
 (``Stream.write``) against the objects documented on the same page. Unknown
-targets stay plain code, without a warning.
+targets stay plain code, without a warning. reST's ``::`` before a literal
+block becomes ``:`` (the block itself already renders as code).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import re
 _ROLE = re.compile(
     r":(?:py:)?(?:class|meth|func|mod|attr|data|exc|obj|const):<code>(?P<target>[^<]+)</code>"
 )
+#: reST literal-block markers: a paragraph that is only ``::``, or one ending in ``::``.
+_LITERAL_ALONE = re.compile(r"<p>::</p>\n?")
+_LITERAL_END = re.compile(r"::</p>")
 _OBJECT_ID = re.compile(r'id="(vampires(?:\.[A-Za-z_][A-Za-z0-9_]*)+)"')
 
 
@@ -26,6 +30,7 @@ def _suffixes(identifier: str) -> list[str]:
 
 def on_page_content(html_text: str, **kwargs: object) -> str:
     """Replace role markup in one page's HTML (runs before autorefs fixes references)."""
+    html_text = _LITERAL_END.sub(":</p>", _LITERAL_ALONE.sub("", html_text))
     if ":<code>" not in html_text:
         return html_text
     known: dict[str, str | None] = {}
