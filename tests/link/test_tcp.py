@@ -389,7 +389,7 @@ def test_sender_and_receiver_restarts(link_process: Callable[..., LinkProcess]) 
             check_frames(mirror, lambda c, _n: c > before + 60)
             status = _status("mirror.tcp-recv")
             assert int(status["reconnects"]) >= 1
-            assert int(status["skipped"]) >= 1, status
+            assert int(status["skipped"]) >= 1, (status, rx.output(), tx.output())
             # the receiver crashes and comes back on the same port: the sender reconnects
             rx.kill()
             down = writer.stream.cnt0

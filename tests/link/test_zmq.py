@@ -279,6 +279,21 @@ def test_close_from_another_thread_ends_iteration() -> None:
         assert not thread.is_alive()
 
 
+def test_stop_event_ends_iteration() -> None:
+    stop = threading.Event()
+    with (
+        Writer("cam", SHAPE, fps=100),
+        ZmqPublisher("cam", bind="tcp://127.0.0.1:*", max_fps=50) as pub,
+        ZmqSubscriber(pub.endpoint, "cam", stop=stop, timeout=10.0) as sub,
+    ):
+        got = []
+        for _frame, meta in sub:
+            got.append(meta.cnt0)
+            if len(got) == 3:
+                stop.set()
+        assert len(got) == 3
+
+
 def test_publisher_follows_a_recreated_stream() -> None:
     with (
         Writer("cam", SHAPE, fps=100) as writer,

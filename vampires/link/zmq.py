@@ -361,6 +361,9 @@ class ZmqSubscriber:
     timeout
         Seconds iteration waits for a frame before raising
         :class:`~vampires.errors.LinkTimeout`; None waits until :meth:`close`.
+    stop
+        An event that ends iteration (and :meth:`run`) when set, e.g. from a
+        signal handler or another thread; :meth:`close` sets it too.
 
     Examples
     --------
@@ -379,6 +382,7 @@ class ZmqSubscriber:
         shm_dir: Path | str | None = None,
         curve_dir: Path | str | None = None,
         timeout: float | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.connect = _check_endpoint(connect, "connect")
         self.name = _check_name(name, "stream name")
@@ -388,7 +392,7 @@ class ZmqSubscriber:
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         self._curve_dir = Path(curve_dir) if curve_dir is not None else None
         self._counters = LinkCounters("zmq-sub", self.connect, self.name)
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._sock: zmq.Socket[bytes] | None = None
