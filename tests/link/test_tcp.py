@@ -179,6 +179,7 @@ def test_mirror_counters_keywords_and_deletions(
             assert mirror.keywords.to_dict() == {"EXPTIME": 0.25, "FRAMENO": 9}
             assert mirror.keywords.comment("EXPTIME") == "[s] Exposure"
         status = wait_for(lambda: (st := receiver.status()).frames == 10 and st, what="count")
+        assert status.recreated == 0  # created once, never replaced
         assert status.skipped == 0
         assert status.stream == "mirror"
         wait_for(lambda: tx.status().frames == 10, what="sender count")

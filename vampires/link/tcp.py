@@ -119,6 +119,15 @@ def _check_name(name: object, what: str) -> str:
         raise ConfigError(str(exc)) from None
 
 
+def _inode_of(name: str, shm_dir: Path | None) -> int:
+    from vampires.stream import stream_path
+
+    try:
+        return stream_path(name, shm_dir=shm_dir).stat().st_ino
+    except OSError:
+        return 0
+
+
 def _recv_exact(sock: socket.socket, view: memoryview) -> None:
     """Fill ``view`` from ``sock`` or raise ConnectionError at end of stream."""
     got = 0
@@ -813,17 +822,19 @@ class TcpReceiver(_Worker):
         local = self.name or hello.name
         try:
             stream = self._stream
-            if stream is not None and (
+            replaced = stream is not None and (
                 stream.name != local
                 or stream.shape != hello.shape
                 or stream.dtype != np.dtype(hello.dtype)
                 or stream.is_stale()
-            ):
+            )
+            if stream is not None and replaced:
                 stream.close()
                 stream = self._stream = None
             if stream is None:
                 nkw = max(hello.nkeywords, len(hello.keywords) + 8, 16)
                 existed = Stream.exists(local, shm_dir=self._shm_dir)
+                inode_before = _inode_of(local, self._shm_dir) if existed else 0
                 stream = Stream.create(
                     local,
                     hello.shape,
@@ -837,7 +848,7 @@ class TcpReceiver(_Worker):
                     stream = Stream.create(
                         local, hello.shape, hello.dtype, nkeywords=nkw, shm_dir=self._shm_dir
                     )
-                if self._stream is not None or existed:
+                if replaced or (existed and stream.inode != inode_before):
                     self._counters.recreated += 1
                 self._stream = stream
                 logger.info(
