@@ -35,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--log", help="log file of a --daemon (default under the shm folder)")
         p.add_argument("--control-name", help="control-plane name (default <stream>.<role>)")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-        p.add_argument("--rt-priority", type=int, help="SCHED_FIFO priority 1-99 (e.g. 45)")
+        p.add_argument(
+            "--rt-priority",
+            type=int,
+            help="SCHED_FIFO priority 1-99 (e.g. 45; with --cpus on cores of its own)",
+        )
         p.add_argument("--cpus", help="CPU numbers to pin to, e.g. 2,3")
 
     p = sub.add_parser("tcp-send", help="send a stream to a tcp-recv at full rate")
