@@ -25,7 +25,9 @@ Threads
 Buffers
     ``buffers`` cube buffers (default 3: one filling, one being written, one
     queued) are allocated once per (frame shape, dtype, frames per cube) and
-    reused; ``status().memory_bytes`` reports them.
+    reused; ``status().memory_bytes`` reports them. The writer thread allocates
+    and pages them in ahead of use (first-touch stalls never hit the reader):
+    one as soon as the stream is attached, the others when saving starts.
 
 States (:class:`LoggerState`)
     ``idle`` (not saving, nothing left to write) -> ``saving`` (frames go into
@@ -753,6 +755,7 @@ class Logger:
                 self._cubes_closed = 0
                 self._period = self._last_frame_at = None
                 self._open_reader()
+                self._jobs.put(_PREPARE)  # page in the other buffers while cube 1 fills
             self._last_cube = False
         elif command == "stop":
             self._close_cube("stopped")
@@ -1015,7 +1018,8 @@ class Logger:
                     self._nallocated -= 1
                     self._memory -= stale[0].cube.nbytes
                     continue
-                if self._nallocated >= self._nbuffers:
+                # idle: one buffer ready for the first cube; the rest once saving
+                if self._nallocated >= (self._nbuffers if self._saving else 1):
                     return
                 self._nallocated += 1
             try:
