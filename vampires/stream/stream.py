@@ -1578,13 +1578,18 @@ class Stream:
             raise StreamError(msg)
         return out
 
-    def reader(self, *, index: int | None = None) -> StreamReader:
+    def reader(self, *, index: int | None = None, catch_up: bool = False) -> StreamReader:
         """Claim a semaphore and return a reader (context manager).
 
         Parameters
         ----------
         index
             Preferred semaphore index (taken if free), as the C library's default.
+        catch_up
+            Return every frame in order while the ones missed are still in the
+            stream's circular buffer (a logger that was descheduled for a few
+            frame periods loses nothing); otherwise (default) jump to the
+            newest frame, as a viewer wants.
 
         Returns
         -------
@@ -1595,7 +1600,7 @@ class Stream:
         StreamError
             Every semaphore is held by a live reader.
         """
-        reader = StreamReader(self, index=index)
+        reader = StreamReader(self, index=index, catch_up=catch_up)
         self._readers.append(reader)
         return reader
 
@@ -1716,10 +1721,22 @@ class StreamReader:
         Torn copies detected (and retried, or raised by :meth:`next_into`).
     missed
         Frames skipped in total (sum of ``Frame.missed``).
+    caught_up
+        Frames returned from the circular buffer after the reader fell behind
+        (``catch_up=True``): late, but not lost.
+
+    With ``catch_up=True`` a reader that fell behind returns the frame right
+    after the last one it returned, taken from its circular-buffer slot, as
+    long as our writer filled that slot and has not reused it (it zeroes a
+    slot's ``cnt0`` before rewriting it, so the check after the copy is
+    exact). Streams written by the C library leave ``CBFRAMEMD`` empty: the
+    reader then jumps to the newest frame and counts the gap as missed.
     """
 
-    def __init__(self, stream: Stream, *, index: int | None = None) -> None:
+    def __init__(self, stream: Stream, *, index: int | None = None, catch_up: bool = False) -> None:
         self._stream = stream
+        self._catch_up = bool(catch_up) and stream._layout.cbsize > 0
+        self.caught_up = 0
         v = stream._views()
         self._index = self._claim(stream, v, index)
         self._sem: Semaphore | None = v.sems[self._index]
@@ -1854,6 +1871,41 @@ class StreamReader:
             missed=missed,
         )
 
+    def _behind_slot(self, v: _Views) -> tuple[int, int] | None:
+        """(slot, cnt0) of the frame after the last returned, if behind and still buffered."""
+        if not self._catch_up:
+            return None
+        want = self._last + 1
+        latest = int(v.cnt0[0])
+        lag = latest - want
+        cbsize = self._stream._layout.cbsize
+        if lag <= 0 or lag >= cbsize:
+            return None
+        slot = (int(v.cbindex[0]) - lag) % cbsize
+        if int(v.cbmd[slot]["cnt0"]) != want:
+            return None
+        return slot, want
+
+    def _from_slot(
+        self, v: _Views, slot: int, want: int, func: Callable[[NDArray[Any]], object]
+    ) -> FrameInfo | None:
+        """Let ``func`` copy frame ``want`` from its slot; None if it was reused meanwhile."""
+        md = v.cbmd[slot]
+        view = v.cbdata[slot].view()
+        view.flags.writeable = False
+        func(view)
+        cnt1 = int(md["cnt1"])
+        times = (
+            int(md["atime"]["tv_sec"]),
+            int(md["atime"]["tv_nsec"]),
+            int(md["writetime"]["tv_sec"]),
+            int(md["writetime"]["tv_nsec"]),
+        )
+        if int(md["cnt0"]) != want:
+            return None
+        self.caught_up += 1
+        return self._info(want, cnt1, times)
+
     def next(self, timeout: float, *, out: NDArray[Any] | None = None) -> Frame:
         """Return the next frame newer than the last one returned.
 
@@ -1882,6 +1934,18 @@ class StreamReader:
         self._await_new(timeout)
         stream = self._stream
         data = stream._check_out(out) if out is not None else np.empty_like(stream._views().data)
+        behind = self._behind_slot(stream._views())
+        if behind is not None:
+            info = self._from_slot(stream._views(), *behind, lambda view: np.copyto(data, view))
+            if info is not None:
+                return Frame(
+                    data=data,
+                    cnt0=info.cnt0,
+                    cnt1=info.cnt1,
+                    acquisition_time=info.acquisition_time,
+                    write_time=info.write_time,
+                    missed=info.missed,
+                )
         cnt0, cnt1, asec, ansec, wsec, wnsec, torn = stream._read_into(data)
         self.torn += torn
         info = self._info(cnt0, cnt1, (asec, ansec, wsec, wnsec))
@@ -1918,6 +1982,12 @@ class StreamReader:
         """
         self._await_new(timeout)
         v = self._stream._views()
+        behind = self._behind_slot(v)
+        if behind is not None:
+            info = self._from_slot(v, *behind, func)
+            if info is not None:
+                return info
+            # reused while func copied it: that frame is lost; go on with the newest
         start = time.monotonic()
         while v.write[0]:
             if time.monotonic() - start > _STUCK_WRITE_S:

@@ -1,0 +1,89 @@
+"""Readers that fell behind catch up from the circular buffer (catch_up=True)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vampires.stream import Stream
+
+
+def _frame(k: int) -> np.ndarray:
+    return np.full((4, 6), k, dtype=np.uint16)
+
+
+@pytest.fixture
+def stream():
+    with Stream.create("cb", (4, 6), np.uint16, circular_buffer=8) as s:
+        yield s
+        s.destroy()
+
+
+def test_catch_up_returns_every_buffered_frame_in_order(stream: Stream) -> None:
+    with stream.reader(catch_up=True) as reader:
+        for k in range(1, 6):
+            stream.write(_frame(k))
+        got = [reader.next(timeout=1.0) for _ in range(5)]
+    assert [f.cnt0 for f in got] == [1, 2, 3, 4, 5]
+    assert [int(f.data[0, 0]) for f in got] == [1, 2, 3, 4, 5]
+    assert all(f.missed == 0 for f in got)
+    assert reader.caught_up == 4  # frames 1..4 came from their slots, 5 was the newest
+
+
+def test_catch_up_with_next_into(stream: Stream) -> None:
+    seen: list[int] = []
+    with stream.reader(catch_up=True) as reader:
+        for k in range(1, 4):
+            stream.write(_frame(k), acquisition_time=1000.0 + k)
+        infos = [reader.next_into(lambda v: seen.append(int(v[0, 0])), 1.0) for _ in range(3)]
+    assert seen == [1, 2, 3]
+    assert [i.cnt0 for i in infos] == [1, 2, 3]
+    assert [round(i.acquisition_time) for i in infos] == [1001, 1002, 1003]
+
+
+def test_too_far_behind_jumps_to_newest_and_counts_missed(stream: Stream) -> None:
+    with stream.reader(catch_up=True) as reader:
+        for k in range(1, 21):  # 20 frames > 8 slots
+            stream.write(_frame(k))
+        frame = reader.next(timeout=1.0)
+    assert frame.cnt0 == 20
+    assert frame.missed == 19
+    assert int(frame.data[0, 0]) == 20
+
+
+def test_default_reader_jumps_to_newest(stream: Stream) -> None:
+    with stream.reader() as reader:
+        for k in range(1, 4):
+            stream.write(_frame(k))
+        frame = reader.next(timeout=1.0)
+    assert (frame.cnt0, frame.missed) == (3, 2)
+
+
+def test_catch_up_without_circular_buffer_is_latest_frame() -> None:
+    with Stream.create("nocb", (4, 6), np.uint16) as s:
+        with s.reader(catch_up=True) as reader:
+            for k in range(1, 4):
+                s.write(_frame(k))
+            frame = reader.next(timeout=1.0)
+        s.destroy()
+    assert (frame.cnt0, frame.missed) == (3, 2)
+
+
+def test_slot_reused_during_copy_is_not_returned(stream: Stream) -> None:
+    """A slot rewritten while the consumer copies it is detected, never returned."""
+    with stream.reader(catch_up=True) as reader:
+        for k in range(1, 4):
+            stream.write(_frame(k))
+
+        copies: list[int] = []
+
+        def slow_copy(view: np.ndarray) -> None:
+            copies.append(int(view[0, 0]))
+            if len(copies) == 1:
+                for k in range(4, 4 + 8):  # the writer laps the buffer meanwhile
+                    stream.write(_frame(k))
+
+        info = reader.next_into(slow_copy, 1.0)
+    # frame 1 was overwritten during the first copy: the reader went on with the newest
+    assert copies == [1, 11]
+    assert (info.cnt0, info.missed) == (11, 10)
