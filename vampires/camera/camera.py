@@ -93,6 +93,16 @@ logger = logging.getLogger(__name__)
 
 #: Keyword slots of a camera stream: ~80 camera keywords + room for users.
 NKEYWORDS = 200
+#: Bytes of the stream's circular buffer (frames kept for readers that fall
+#: behind: a logger descheduled for a few frame periods catches up, see
+#: ``Stream.reader(catch_up=True)``); between 4 and 64 frames whatever the crop.
+CIRCULAR_BUFFER_BYTES = 128_000_000
+
+
+def circular_buffer_frames(shape: tuple[int, int]) -> int:
+    """Frames of circular buffer for a uint16 stream of ``shape`` (4..64)."""
+    nbytes = 2 * shape[0] * shape[1]
+    return max(4, min(64, CIRCULAR_BUFFER_BYTES // nbytes))
 _WAIT_SLICE = 0.2  # [s] longest block in the backend, so stop() is prompt
 _AUX_PERIOD = 0.5  # [s] MFRATE / DET-TMP refresh
 _STATE_VERSION = 1
@@ -674,17 +684,20 @@ class Camera:
 
         crop = self._state.crop
         old = self._stream
+        cbsize = circular_buffer_frames(crop.shape)
         stream = Stream.create(
             self.name,
             crop.shape,
             np.uint16,
             nkeywords=NKEYWORDS,
+            circular_buffer=cbsize,
             exist_ok=True,
             shm_dir=self._config.shm_dir,
         )
-        if stream.nkeywords < NKEYWORDS:  # an older, smaller stream of the same shape
-            stream.destroy()
+        if stream.nkeywords < NKEYWORDS or stream.circular_buffer != cbsize:
+            stream.destroy()  # an older stream of the same shape, laid out differently
             stream = Stream.create(self.name, crop.shape, np.uint16, nkeywords=NKEYWORDS,
+                                   circular_buffer=cbsize,
                                    shm_dir=self._config.shm_dir)  # fmt: skip
         with self._lock:
             stream.keywords.update(self._keywords(self._state))
