@@ -54,6 +54,7 @@ import numpy as np
 from vampires.errors import (
     ConfigError,
     LinkError,
+    LinkTimeout,
     ProtocolError,
     StreamError,
     StreamTimeout,
@@ -775,6 +776,7 @@ class TcpReceiver(_Worker):
         prefix_view = memoryview(bytearray(PREFIX.size))
         fixed_view = memoryview(bytearray(FRAME_FIXED.size))
         trailer_view = memoryview(bytearray(TRAILER.size))
+        last_message = time.monotonic()
         while not self._stop.is_set() and self._conn is not None:
             # A newer connection replaces this one (the sender restarted while the
             # old connection was half-open): the newest sender wins.
@@ -787,10 +789,16 @@ class TcpReceiver(_Worker):
                     self._conn.close()
                     self._conn = replacement
                     self._counters.connected = True
+                    last_message = time.monotonic()
             conn = self._conn
             readable, _, _ = select.select([conn], [], [], 0.2)
             if not readable:
+                if time.monotonic() - last_message > self.idle_timeout:
+                    # no frame, no heartbeat: the sender's host is gone without a FIN
+                    msg = f"nothing received for {self.idle_timeout:g} s (heartbeats stopped)"
+                    raise LinkTimeout(msg)
                 continue
+            last_message = time.monotonic()
             _recv_exact(conn, prefix_view)
             kind = decode_prefix(prefix_view)
             if kind is MessageKind.FRAME:
