@@ -667,7 +667,7 @@ class Logger:
         reader: StreamReader | None = None
         if self._saving:  # read before anyone sees us attached: no frame slips through
             try:
-                reader = stream.reader()
+                reader = stream.reader(catch_up=True)
             except StreamError as exc:
                 stream.close()
                 self._set_error(f"cannot read stream {self._name!r}: {exc}; retrying")
@@ -707,7 +707,7 @@ class Logger:
         if self._stream is None or self._reader is not None:
             return
         try:
-            self._reader = self._stream.reader()
+            self._reader = self._stream.reader(catch_up=True)
         except StreamError as exc:
             self._set_error(f"cannot read stream {self._name!r}: {exc}")
             self._reader = None
