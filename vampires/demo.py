@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -350,6 +351,11 @@ def run_demo(
         )
 
     with _private_shm() as shm, contextlib.ExitStack() as stack:
+        # Cameras, links and loggers share one interpreter here (daemons in
+        # production): a 1 ms GIL switch interval keeps every reader thread
+        # within a frame period of its semaphore, as the logger daemon does.
+        stack.callback(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(0.001)
         config = Config.load(shm_dir=shm, data_root=out, archive_root=out)
         trigger = SimulatedTrigger(_TRIGGER, rate=options.fps, shm_dir=shm)
         stack.callback(trigger.close)

@@ -87,3 +87,18 @@ def test_slot_reused_during_copy_is_not_returned(stream: Stream) -> None:
     # frame 1 was overwritten during the first copy: the reader went on with the newest
     assert copies == [1, 11]
     assert (info.cnt0, info.missed) == (11, 10)
+
+
+def test_slow_copy_of_the_newest_frame_reads_its_stable_slot(stream: Stream) -> None:
+    """A copy slower than the frame period does not tear: the slot is stable."""
+    with stream.reader() as reader:
+        stream.write(_frame(1))
+        copies: list[int] = []
+
+        def slow_copy(view: np.ndarray) -> None:
+            stream.write(_frame(2))  # the writer publishes the next frame meanwhile
+            copies.append(int(view[0, 0]))
+
+        info = reader.next_into(slow_copy, 1.0)
+    assert (info.cnt0, copies) == (1, [1])
+    assert reader.torn == 0
