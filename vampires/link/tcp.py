@@ -310,6 +310,11 @@ class _Ring:
             self._cond.notify_all()
             return item
 
+    def current(self) -> tuple[Hello | None, int]:
+        """Return the latest hello and its serial, consistently."""
+        with self._cond:
+            return self.hello, self.hello_serial
+
     def flush(self) -> tuple[Hello | None, int]:
         """Drop every waiting frame; return the current hello and its serial."""
         with self._cond:
@@ -575,7 +580,7 @@ class TcpSender(_Worker):
             if self._ring.hello_serial != serial:  # stream re-created: announce it
                 if item is not None:
                     self._ring.release(item.pixels)
-                hello, serial = self._ring.hello, self._ring.hello_serial
+                hello, serial = self._ring.current()
                 assert hello is not None  # noqa: S101 - set before the serial moves
                 self._hello(sock, hello)
                 sent_kw_version = None
