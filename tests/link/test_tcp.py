@@ -188,6 +188,30 @@ def test_mirror_counters_keywords_and_deletions(
         assert status.to_dict()["role"] == "tcp-recv"
 
 
+def test_bursts_are_caught_up_from_the_circular_buffer(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]],
+) -> None:
+    """Back-to-back frames (a camera driver delivering late): none lost, all in order."""
+    receiver, sender = pair
+    with Stream.create("cam", SHAPE, np.uint16, circular_buffer=8) as src:
+        tx = sender()
+        wait_for(lambda: receiver.status().connected and tx.status().connected, what="link up")
+        cnt0 = 0
+        for _burst in range(20):
+            for _ in range(6):
+                cnt0 += 1
+                src.write(expected_frame(cnt0, SHAPE), acquisition_time=1.7e9 + cnt0)
+            time.sleep(0.03)
+        status = wait_for(
+            lambda: (st := receiver.status()).last_cnt0 == cnt0 and st, what="all frames"
+        )
+        assert status.frames == cnt0
+        assert status.skipped == 0
+        assert tx.status().skipped == 0
+        with Stream.open("mirror") as mirror:
+            assert np.array_equal(mirror.read(), expected_frame(cnt0, SHAPE))
+
+
 def test_sender_waits_for_its_stream(pair: tuple[TcpReceiver, Callable[..., TcpSender]]) -> None:
     _receiver, sender = pair
     tx = sender("late")

@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("address", metavar="HOST:PORT", help="the receiver (e.g. scexao6:5001)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per send/connect")
     p.add_argument("--depth", type=int, default=4, help="frames queued at most (latency bound)")
+    p.add_argument(
+        "--no-catch-up",
+        action="store_true",
+        help="always jump to the newest frame, even when the stream's circular buffer "
+        "still holds the ones missed",
+    )
     common(p)
     p = sub.add_parser("tcp-recv", help="receive a tcp-send into a local stream")
     p.add_argument("port", type=int, help="TCP port to listen on")
@@ -81,7 +87,14 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
         from vampires.link.tcp import TcpSender
 
         host, port = parse_host_port(args.address)
-        link: Any = TcpSender(args.stream, host, port, timeout=args.timeout, depth=args.depth)
+        link: Any = TcpSender(
+            args.stream,
+            host,
+            port,
+            timeout=args.timeout,
+            depth=args.depth,
+            catch_up=not args.no_catch_up,
+        )
         target: str | int = args.stream
     elif args.role == "tcp-recv":
         from vampires.link.tcp import TcpReceiver

@@ -22,6 +22,11 @@ half-overwritten frame under the previous counter, which a ``read()`` on the
 receiving side would return. With the copy, every frame that leaves the sender
 is one consistent frame and the trailer status is always ``VALID``.
 
+When the stream has a circular buffer, the grabber reads with
+``catch_up=True``: frames it woke too late for are taken from the buffer, in
+order, so a descheduled grabber or a burst from the camera driver loses
+nothing while the lag stays within ``CBsize`` frames.
+
 The send buffers form a small ring (``depth`` frames) between the grabber and
 the socket thread: it absorbs network and receiver jitter without losing
 frames; when the link stays slower than the camera the grabber copies nothing
@@ -350,6 +355,12 @@ class TcpSender(_Worker):
         connection is dropped and re-established.
     depth
         Frames the ring holds (latency bound when the link falls behind).
+    catch_up
+        When the stream has a circular buffer (camera streams do), take the
+        frames the grabber woke too late for from it, in order, instead of
+        jumping to the newest: a descheduled grabber loses nothing while its
+        lag stays within the buffer (``CBsize`` frames); beyond, it jumps to the
+        newest frame and the gap counts as skipped. False: always the newest.
 
     Examples
     --------
@@ -367,8 +378,10 @@ class TcpSender(_Worker):
         shm_dir: Path | str | None = None,
         timeout: float = 5.0,
         depth: int = 4,
+        catch_up: bool = True,
     ) -> None:
         self.stream_name = _check_name(stream_name, "stream name")
+        self.catch_up = bool(catch_up)
         host_value: object = host
         if not isinstance(host_value, str) or not host_value:
             msg = f"host must be a non-empty string, got {host!r}"
@@ -430,7 +443,7 @@ class TcpSender(_Worker):
                 stream.close()
 
     def _grab(self, stream: Stream) -> None:
-        with stream.reader() as reader:
+        with stream.reader(catch_up=self.catch_up) as reader:
             # keywords first read here: the hello carries them
             cards = stream.keywords.cards()
             kw_version = stream.keywords.version
