@@ -30,9 +30,10 @@ nothing while the lag stays within ``CBsize`` frames.
 The send buffers form a small ring (``depth`` frames) between the grabber and
 the socket thread: it absorbs network and receiver jitter without losing
 frames; when the link stays slower than the camera the grabber copies nothing
-until a buffer frees and then takes the newest frame, so the camera never
-waits, what is sent is at most ``depth`` frames old, and the frames not sent
-are counted as skipped (counter gaps). Frames go out in order, never twice.
+until a buffer frees and then takes the next frame (the newest, or with
+catch-up the next one still in the circular buffer), so the camera never
+waits, what is sent is at most ``depth`` (+ ``CBsize``) frames old, and the
+frames not sent are counted as skipped (counter gaps). Frames go out in order, never twice.
 
 Reconnection: either side may restart. The sender reconnects with exponential
 back-off (50 ms .. 2 s) and resumes at the newest frame; the receiver keeps
@@ -337,9 +338,10 @@ class TcpSender(_Worker):
     new frame (torn-checked) into a small ring of send buffers; the *socket*
     thread sends them in order. Jitter of the network or of the receiver is
     absorbed by the ring; when the link stays slower than the camera, the
-    grabber copies only when a buffer is free and then takes the newest frame,
-    so what is sent is at most ``depth`` frames old and the camera never
-    waits. Frames not sent show as counter gaps and are counted in ``skipped``.
+    grabber copies only when a buffer is free and then takes the next frame
+    (see ``catch_up``), so what is sent is at most ``depth`` (+ ``CBsize``)
+    frames old and the camera never waits. Frames not sent show as counter
+    gaps and are counted in ``skipped``.
 
     Parameters
     ----------
