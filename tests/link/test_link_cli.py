@@ -38,6 +38,28 @@ def test_bad_arguments_exit_2_with_a_clear_message(
     assert err.startswith(f"vampires link {argv[0]}:")
 
 
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--rt-priority", "0"], "real-time priority must be an integer 1-99"),
+        (["--rt-priority", "100"], "real-time priority must be an integer 1-99"),
+        (["--cpus", "999"], "cannot pin the link to CPUs [999]"),
+        (["--cpus", "a,b"], "invalid literal"),
+    ],
+)
+def test_scheduling_options_are_checked(
+    extra: list[str], match: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    affinity = os.sched_getaffinity(0)
+    try:
+        assert main(["tcp-recv", "0", *extra]) == 2
+    finally:
+        os.sched_setaffinity(0, affinity)
+    assert match in capsys.readouterr().err
+
+
 def test_argparse_errors() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["tcp-recv", "notaport"])
