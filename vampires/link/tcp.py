@@ -797,10 +797,15 @@ class TcpReceiver(_Worker):
         fixed_view = memoryview(bytearray(FRAME_FIXED.size))
         trailer_view = memoryview(bytearray(TRAILER.size))
         last_message = time.monotonic()
+        next_listener_check = 0.0
         while not self._stop.is_set() and self._conn is not None:
             # A newer connection replaces this one (the sender restarted while the
-            # old connection was half-open): the newest sender wins.
-            newer, _, _ = select.select([self._listener], [], [], 0)
+            # old connection was half-open): the newest sender wins. Checked a few
+            # times a second, not at every frame.
+            newer: list[socket.socket] = []
+            if time.monotonic() >= next_listener_check:
+                next_listener_check = time.monotonic() + _WAIT_SLICE_S
+                newer, _, _ = select.select([self._listener], [], [], 0)
             if newer:
                 replacement = self._accept(timeout=0)
                 if replacement is not None:
