@@ -24,7 +24,8 @@ COLUMNS = ("measure", "ours", "limit", "ratio", "target")
 
 def _load(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
@@ -45,8 +46,7 @@ def collect(quick: bool, only: list[str] | None) -> list[dict]:
             continue
         print(f"# running {path.name} ...", file=sys.stderr, flush=True)
         try:
-            for row in _load(path).run(quick=quick):
-                rows.append({"bench": name, **row})
+            rows.extend({"bench": name, **row} for row in _load(path).run(quick=quick))
         except Exception as exc:  # noqa: BLE001 - one failing bench must not hide the others
             traceback.print_exc()
             rows.append({"bench": name, "measure": "FAILED", "ours": repr(exc)})
@@ -69,7 +69,8 @@ def main() -> int:
     args = parser.parse_args()
     rows = collect(args.quick, args.only)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"Benchmarks {stamp} on {platform.node()} ({platform.processor() or platform.machine()})"
+    machine = platform.processor() or platform.machine()
+    header = f"Benchmarks {stamp} on {platform.node()} ({machine})"
     text = f"{header}\n\n{table(rows)}\n"
     print(text)
     if args.markdown:

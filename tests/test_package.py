@@ -51,7 +51,7 @@ def test_config_bad_toml_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
     toml = tmp_path / "bad.toml"
     toml.write_text("data_root = [1, 2\n")
     monkeypatch.setenv("VAMPIRES_CONFIG", str(toml))
-    with pytest.raises(errors.ConfigError, match="bad.toml"):
+    with pytest.raises(errors.ConfigError, match=r"bad\.toml"):
         Config.load()
 
 
@@ -69,7 +69,10 @@ def test_unknown_attribute() -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, vampires, vampires.cli.main; print('numba' in sys.modules, 'astropy' in sys.modules)"
+    code = (
+        "import sys, vampires, vampires.cli.main; "
+        "print('numba' in sys.modules, 'astropy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
