@@ -102,3 +102,46 @@ def test_slow_copy_of_the_newest_frame_reads_its_stable_slot(stream: Stream) -> 
         info = reader.next_into(slow_copy, 1.0)
     assert (info.cnt0, copies) == (1, [1])
     assert reader.torn == 0
+
+
+class _Boom(Exception):
+    pass
+
+
+def _half_fill(view: np.ndarray) -> None:
+    view[:2] = 999  # half a frame arrived, then the sender died
+    raise _Boom
+
+
+def test_failed_fill_restores_the_last_frame_from_its_slot(stream: Stream) -> None:
+    stream.write(_frame(7))
+    with pytest.raises(_Boom):
+        stream.write_with(_half_fill)
+    assert stream.cnt0 == 1
+    assert (stream.read() == 7).all()  # whole, not half 999
+    assert (stream.view() == 7).all()
+    stream.write(_frame(8))
+    assert (stream.read() == 8).all()
+
+
+def test_failed_fill_without_circular_buffer_keeps_readers_off_the_half_frame() -> None:
+    from vampires.errors import TornFrameError
+
+    with Stream.create("nocb2", (4, 6), np.uint16) as s:
+        s.write(_frame(7))
+        with pytest.raises(_Boom):
+            s.write_with(_half_fill)
+        with pytest.raises(TornFrameError):
+            s.read()
+        s.write(_frame(8))  # the next good frame clears it
+        assert (s.read() == 8).all()
+        s.destroy()
+
+
+def test_suggested_circular_buffer_bounds() -> None:
+    from vampires.stream import suggested_circular_buffer
+
+    assert suggested_circular_buffer((1096, 2236), np.uint16) == 26
+    assert suggested_circular_buffer((16, 16), np.uint16) == 64
+    assert suggested_circular_buffer((2304, 4096), np.uint16) == 6
+    assert suggested_circular_buffer((8000, 8000), np.float64) == 4

@@ -187,7 +187,13 @@ def test_write_with_is_zero_copy():
         with pytest.raises(RuntimeError):
             s.write_with(broken)
         assert s.cnt0 == 1
+        # no circular buffer to restore the last frame from: the flag stays up so
+        # no reader takes a possibly half-written array for a whole frame ...
+        assert s.metadata()["write"] == 1
+        # ... until the next good frame
+        s.write_with(fill)
         assert s.metadata()["write"] == 0
+        assert s.cnt0 == 2
 
 
 def test_rolling_buffer_cnt1():

@@ -93,16 +93,6 @@ logger = logging.getLogger(__name__)
 
 #: Keyword slots of a camera stream: ~80 camera keywords + room for users.
 NKEYWORDS = 200
-#: Bytes of the stream's circular buffer (frames kept for readers that fall
-#: behind: a logger descheduled for a few frame periods catches up, see
-#: ``Stream.reader(catch_up=True)``); between 4 and 64 frames whatever the crop.
-CIRCULAR_BUFFER_BYTES = 128_000_000
-
-
-def circular_buffer_frames(shape: tuple[int, int]) -> int:
-    """Frames of circular buffer for a uint16 stream of ``shape`` (4..64)."""
-    nbytes = 2 * shape[0] * shape[1]
-    return max(4, min(64, CIRCULAR_BUFFER_BYTES // nbytes))
 _WAIT_SLICE = 0.2  # [s] longest block in the backend, so stop() is prompt
 _AUX_PERIOD = 0.5  # [s] MFRATE / DET-TMP refresh
 _STATE_VERSION = 1
@@ -680,11 +670,13 @@ class Camera:
         )
 
     def _open_stream(self) -> None:
-        from vampires.stream import Stream
+        from vampires.stream import Stream, suggested_circular_buffer
 
         crop = self._state.crop
         old = self._stream
-        cbsize = circular_buffer_frames(crop.shape)
+        # frames kept for readers that fall behind (a logger descheduled for a
+        # few frame periods catches up: Stream.reader(catch_up=True))
+        cbsize = suggested_circular_buffer(crop.shape, np.uint16)
         stream = Stream.create(
             self.name,
             crop.shape,

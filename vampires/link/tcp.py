@@ -845,7 +845,7 @@ class TcpReceiver(_Worker):
                 raise ProtocolError(msg)
 
     def _receive_hello(self, conn: socket.socket) -> None:
-        from vampires.stream import Stream
+        from vampires.stream import Stream, suggested_circular_buffer
 
         length_buf = bytearray(HELLO_FIXED.size)
         _recv_exact(conn, memoryview(length_buf))
@@ -868,18 +868,27 @@ class TcpReceiver(_Worker):
                 nkw = max(hello.nkeywords, len(hello.keywords) + 8, 16)
                 existed = Stream.exists(local, shm_dir=self._shm_dir)
                 inode_before = _inode_of(local, self._shm_dir) if existed else 0
+                # a circular buffer, as the camera's: reads of the newest frame stay
+                # whole even if a sender dies in the middle of a frame
+                cbsize = suggested_circular_buffer(hello.shape, hello.dtype)
                 stream = Stream.create(
                     local,
                     hello.shape,
                     hello.dtype,
                     nkeywords=nkw,
+                    circular_buffer=cbsize,
                     exist_ok=True,
                     shm_dir=self._shm_dir,
                 )
-                if stream.nkeywords < len(hello.keywords):
+                if stream.nkeywords < len(hello.keywords) or stream.circular_buffer != cbsize:
                     stream.destroy()
                     stream = Stream.create(
-                        local, hello.shape, hello.dtype, nkeywords=nkw, shm_dir=self._shm_dir
+                        local,
+                        hello.shape,
+                        hello.dtype,
+                        nkeywords=nkw,
+                        circular_buffer=cbsize,
+                        shm_dir=self._shm_dir,
                     )
                 if replaced or (existed and stream.inode != inode_before):
                     self._counters.recreated += 1

@@ -23,6 +23,7 @@ from vampires.stream.stream import (
     StreamReader,
     list_streams,
     stream_path,
+    suggested_circular_buffer,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "StreamReader",
     "list_streams",
     "stream_path",
+    "suggested_circular_buffer",
 ]

@@ -110,6 +110,7 @@ __all__ = [
     "StreamReader",
     "list_streams",
     "stream_path",
+    "suggested_circular_buffer",
 ]
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,35 @@ _TRUE, _FALSE = "#TRUE#", "#FALSE#"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: A write flag held longer than this means a writer died mid-frame.
 _STUCK_WRITE_S = 0.5
+#: Default memory for a stream's circular buffer (see suggested_circular_buffer).
+CIRCULAR_BUFFER_BYTES = 128_000_000
+
+
+def suggested_circular_buffer(
+    shape: tuple[int, ...], dtype: DTypeLike, *, nbytes: int = CIRCULAR_BUFFER_BYTES
+) -> int:
+    """Frames of circular buffer worth keeping for a stream: ``nbytes`` of them, 4..64.
+
+    The buffer lets readers that fall behind catch up (``reader(catch_up=True)``)
+    and makes every read of the newest frame consistent even while the
+    writer overwrites the main pixel array.
+
+    Parameters
+    ----------
+    shape, dtype
+        Frame shape and pixel type.
+    nbytes
+        Memory budget for the buffer.
+
+    Returns
+    -------
+    int
+        Number of frames, at least 4 and at most 64.
+    """
+    frame = max(1, math.prod(shape) * np.dtype(dtype).itemsize)
+    return max(4, min(64, nbytes // frame))
+
+
 #: Torn copies tolerated in a row before giving up on one read.
 _MAX_TORN = 200
 _MD_SIZE = METADATA_DTYPE.itemsize
@@ -1394,7 +1424,15 @@ class Stream:
         try:
             fill(v.data)
         except BaseException:
-            v.write[0] = 0
+            # The pixel array may hold part of a frame now: put the last frame
+            # back from its circular-buffer slot if we have it; otherwise keep
+            # the write flag up so no reader takes the half frame for a whole
+            # one (the next successful write clears it).
+            slot = int(v.cbindex[0]) if self._layout.cbsize else -1
+            current = int(v.cnt0[0])
+            if slot >= 0 and current and int(v.cbmd[slot]["cnt0"]) == current:
+                np.copyto(v.data, v.cbdata[slot])
+                v.write[0] = 0
             raise
         return self._publish(v, plan, atime, None, cnt0=cnt0, cnt1=cnt1)
 
