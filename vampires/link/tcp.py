@@ -105,7 +105,7 @@ from vampires.link.protocol import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from vampires.stream import Stream
+    from vampires.stream import FrameInfo, Stream, StreamReader
 
 __all__ = ["TcpReceiver", "TcpSender"]
 
@@ -117,6 +117,7 @@ _IDLE_TIMEOUT_S = 5.0
 #: Longest single wait, so that close() and a re-created stream are seen quickly.
 _WAIT_SLICE_S = 0.1
 _VALID_TRAILER = encode_trailer(FrameStatus.VALID)
+_TORN_TRAILER = encode_trailer(FrameStatus.TORN)
 
 
 def _check_name(name: object, what: str) -> str:
@@ -237,7 +238,14 @@ class _Worker:
 
 @attrs.frozen(kw_only=True)
 class _Queued:
-    """One frame copied out of the stream, waiting in the ring to be sent."""
+    """One frame waiting in the ring to be sent.
+
+    ``slot`` is None when ``pixels`` is a send buffer the grabber copied the
+    frame into (owned by the ring); otherwise ``pixels`` is a read-only view
+    of the stream's circular-buffer slot ``slot`` and ``slot_cnt0`` the
+    ``cnt0`` column of the slot metadata: the frame is still there while
+    ``slot_cnt0[slot] == cnt0`` (the writer zeroes it before reusing the slot).
+    """
 
     pixels: NDArray[Any]
     cnt0: int
@@ -247,16 +255,25 @@ class _Queued:
     generation: int
     kw_version: int
     kw_bytes: bytes
+    slot: int | None = None
+    slot_cnt0: NDArray[np.uint64] | None = None
+
+    def in_slot(self) -> bool:
+        """Tell whether a frame sent from its slot is still there (always True for a copy)."""
+        return self.slot is None or (
+            self.slot_cnt0 is not None and int(self.slot_cnt0[self.slot]) == self.cnt0
+        )
 
 
 class _Ring:
     """Frames between the grabber thread and the socket thread, newest-biased.
 
     At most ``depth`` frames wait; when the socket falls further behind, the
-    grabber stops copying until a buffer frees and then takes the newest frame
+    grabber stops reading until there is room and then takes the next frame
     (the frames in between show as a counter gap, i.e. a skip), so the added
-    latency is bounded by ``depth`` frames and the camera never waits. Buffers
-    are recycled: no allocation per frame in steady state.
+    latency is bounded and the camera never waits. Copy buffers are recycled:
+    no allocation per frame in steady state; frames sent from their
+    circular-buffer slot need no buffer at all.
     """
 
     def __init__(self, depth: int) -> None:
@@ -273,31 +290,39 @@ class _Ring:
             self.hello_serial += 1
             self._cond.notify_all()
 
-    def buffer(
-        self, shape: tuple[int, ...], dtype: np.dtype[Any], timeout: float
-    ) -> NDArray[Any] | None:
-        """Return a free send buffer, or None if the ring stays full for ``timeout``.
+    def room(self, limit: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` until fewer than ``limit`` frames wait; tell if so.
 
-        A full ring means the socket is behind: the grabber then copies nothing
+        No room means the socket is behind: the grabber then reads nothing
         (no CPU or memory bandwidth spent on frames that would be dropped) and
-        takes the newest frame once a buffer frees; the frames in between are
+        takes the next frame once there is room; the frames in between are
         skipped (counter gaps).
         """
         with self._cond:
-            if len(self._queue) >= self.depth:
+            if len(self._queue) >= limit:
                 self._cond.wait(timeout)
-                if len(self._queue) >= self.depth:
-                    return None
+            return len(self._queue) < limit
+
+    def spare(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
+        """Return a free send buffer of this shape and dtype (allocated if none)."""
+        with self._cond:
             while self._free:
                 buf = self._free.pop()
                 if buf.shape == shape and buf.dtype == dtype:
                     return buf
         return np.empty(shape, dtype)
 
-    def release(self, buf: NDArray[Any]) -> None:
+    def release(self, item: _Queued | NDArray[Any]) -> None:
+        """Give a send buffer back (a frame sent from its slot owns none)."""
+        if isinstance(item, _Queued):
+            if item.slot is not None:
+                with self._cond:
+                    self._cond.notify_all()
+                return
+            item = item.pixels
         with self._cond:
             if len(self._free) <= self.depth:
-                self._free.append(buf)
+                self._free.append(item)
             self._cond.notify_all()
 
     def put(self, item: _Queued) -> None:
@@ -325,10 +350,90 @@ class _Ring:
         """Drop every waiting frame; return the current hello and its serial."""
         with self._cond:
             while self._queue:
-                self._free.append(self._queue.popleft().pixels)
+                item = self._queue.popleft()
+                if item.slot is None:
+                    self._free.append(item.pixels)
             del self._free[self.depth + 1 :]
             self._cond.notify_all()
             return self.hello, self.hello_serial
+
+
+class _Source:
+    """Where the grabber takes each frame from: its circular-buffer slot, or a copy.
+
+    A frame our writer also put in the stream's circular buffer (camera and
+    mirror streams) is handed to the socket thread as a read-only view of its
+    slot: no copy; the slot is rewritten only ``CBsize`` frames later, and the
+    socket thread checks after sending that it still holds the frame
+    (``_Queued.in_slot``, the check of ``StreamReader.next_into``). Frames
+    without a slot (no circular buffer, or a writer that does not fill its
+    metadata, e.g. the C library) are copied once into a ring buffer through
+    the torn-frame check of ``StreamReader.next_into``.
+
+    Reads the slot metadata through the stream's internal views (the same
+    ``cnt0`` column ``StreamReader`` checks) and, when catching up, turns the
+    reader's catch-up off for frames so far behind that the writer would reuse
+    their slot before they are sent: then it jumps to the newest frame.
+    """
+
+    def __init__(
+        self, stream: Stream, reader: StreamReader, ring: _Ring, *, catch_up: bool
+    ) -> None:
+        self._stream = stream
+        self._reader = reader
+        self._ring = ring
+        self._catch_up = catch_up
+        views = stream._views()  # private: circular-buffer metadata (class doc)
+        self.cbsize = stream.circular_buffer
+        self._main_ptr = int(views.data.ctypes.data)
+        self._cb_ptr = int(views.cbdata.ctypes.data)
+        self._nbytes = stream.nbytes
+        self.slot_cnt0: NDArray[np.uint64] = views.cbmd["cnt0"]
+        # one frame waits while one is sent: the socket never idles, and a frame
+        # sent from its slot is picked as late as possible
+        self.queue_limit = 1 if self.cbsize else ring.depth
+        # catch up only while a frame still has a few frame periods in its slot
+        self._max_lag = self.cbsize - max(3, self.cbsize // 2)
+
+    def next(self, timeout: float) -> tuple[NDArray[Any], int | None, FrameInfo]:
+        """Wait for the next frame; return (pixels, slot or None for a copy, info).
+
+        Raises
+        ------
+        StreamTimeout
+            No new frame within ``timeout``.
+        TornFrameError
+            A copied frame was overwritten during the copy (not sent).
+        """
+        reader = self._reader
+        if self._catch_up and self.cbsize:
+            lag = self._stream.cnt0 - reader.last_cnt0 - 1
+            reader._catch_up = lag <= self._max_lag  # private: see the class doc
+        chosen: list[NDArray[Any]] = []
+        copy: list[NDArray[Any]] = []
+
+        def take(view: NDArray[Any]) -> None:
+            if self.cbsize and int(view.ctypes.data) != self._main_ptr:
+                chosen[:] = [view]  # a circular-buffer slot: send straight from it
+                return
+            if not copy:
+                copy.append(self._ring.spare(view.shape, view.dtype))
+            np.copyto(copy[0], view)
+            chosen[:] = copy
+
+        try:
+            info = reader.next_into(take, timeout)
+        except BaseException:
+            if copy:
+                self._ring.release(copy[0])
+            raise
+        pixels = chosen[0]
+        if copy and pixels is not copy[0]:
+            self._ring.release(copy[0])
+        if copy and pixels is copy[0]:
+            return pixels, None, info
+        slot = (int(pixels.ctypes.data) - self._cb_ptr) // self._nbytes
+        return pixels, slot, info
 
 
 class TcpSender(_Worker):
@@ -462,37 +567,38 @@ class TcpSender(_Worker):
                 )
             )
             generation = stream.inode
+            source = _Source(stream, reader, self._ring, catch_up=self.catch_up)
             while not self._stop.is_set():
                 if stream.is_stale():
                     logger.info("tcp-send: stream %s vanished or was re-created", stream.name)
                     return
-                buf = self._ring.buffer(stream.shape, stream.dtype, _WAIT_SLICE_S)
-                if buf is None:  # the socket is behind (or down): copy nothing
-                    continue
+                if not self._ring.room(source.queue_limit, _WAIT_SLICE_S):
+                    continue  # the socket is behind (or down): read nothing
                 try:
-                    frame = reader.next(_WAIT_SLICE_S, out=buf)
+                    got = source.next(_WAIT_SLICE_S)
                 except StreamTimeout:
-                    self._ring.release(buf)
                     continue
                 except TornFrameError as exc:
-                    self._ring.release(buf)
                     self._counters.torn += 1
-                    logger.warning("tcp-send %s: %s", self.stream_name, exc)
+                    logger.debug("tcp-send %s: %s", self.stream_name, exc)
                     continue
+                pixels, slot, info = got
                 version = stream.keywords.version
                 if version != kw_version:
                     kw_version = version
                     kw_bytes = encode_keywords(stream.keywords.cards())
                 self._ring.put(
                     _Queued(
-                        pixels=buf,
-                        cnt0=frame.cnt0,
-                        cnt1=frame.cnt1,
-                        acquisition_time=frame.acquisition_time,
-                        write_time=frame.write_time,
+                        pixels=pixels,
+                        cnt0=info.cnt0,
+                        cnt1=info.cnt1,
+                        acquisition_time=info.acquisition_time,
+                        write_time=info.write_time,
                         generation=generation,
                         kw_version=kw_version,
                         kw_bytes=kw_bytes,
+                        slot=slot,
+                        slot_cnt0=source.slot_cnt0 if slot is not None else None,
                     )
                 )
 
@@ -594,7 +700,7 @@ class TcpSender(_Worker):
             item = self._ring.get(_WAIT_SLICE_S, serial)
             if self._ring.hello_serial != serial:  # stream re-created: announce it
                 if item is not None:
-                    self._ring.release(item.pixels)
+                    self._ring.release(item)
                 hello, serial = self._ring.current()
                 assert hello is not None  # noqa: S101 - set before the serial moves
                 self._hello(sock, hello)
@@ -608,39 +714,65 @@ class TcpSender(_Worker):
             try:
                 if item.generation != hello.generation:
                     continue
-                keywords = b""
-                if item.kw_version != sent_kw_version:
-                    keywords = item.kw_bytes
-                    sent_kw_version = item.kw_version
-                payload = item.pixels.data.cast("B")
-                header = encode_frame_header(
-                    FrameHeader(
-                        cnt0=item.cnt0,
-                        cnt1=item.cnt1,
-                        acquisition_time=item.acquisition_time,
-                        write_time=item.write_time,
-                        keywords_nbytes=len(keywords),
-                        payload_nbytes=payload.nbytes,
-                    )
-                )
-                _sendmsg_all(
-                    sock,
-                    [
-                        memoryview(header),
-                        memoryview(keywords),
-                        payload,
-                        memoryview(_VALID_TRAILER),
-                    ],
-                )
+                if not item.in_slot():
+                    # the writer reused its slot while it waited: nothing sent
+                    self._counters.torn += 1
+                    continue
+                sent_kw_version, valid = self._send_frame(sock, item, sent_kw_version)
             finally:
-                self._ring.release(item.pixels)
+                self._ring.release(item)
+            last_send = time.monotonic()
+            if not valid:
+                continue  # the gap shows as skipped at the next frame, as on the receiver
             if self._last_sent is not None and item.cnt0 > self._last_sent:
                 self._counters.skipped += item.cnt0 - self._last_sent - 1
             self._last_sent = item.cnt0
-            self._counters.frame(payload.nbytes, item.cnt0)
-            last_send = time.monotonic()
+            self._counters.frame(item.pixels.nbytes, item.cnt0)
         with contextlib.suppress(OSError):
             sock.sendall(encode_bye())
+
+    def _send_frame(
+        self, sock: socket.socket, item: _Queued, sent_kw_version: int | None
+    ) -> tuple[int | None, bool]:
+        """Send one FRAME; return the keyword version the receiver has, and if it was VALID.
+
+        A copied frame goes out in one ``sendmsg`` (header, keywords, pixels,
+        trailer). A frame sent from its circular-buffer slot goes out straight
+        from the shared memory; once ``sendmsg`` has returned, the kernel holds
+        every byte, and the trailer says whether the slot still held the frame
+        then: ``TORN`` makes the receiver drop the bytes (never published).
+        """
+        keywords = b""
+        if item.kw_version != sent_kw_version:
+            keywords = item.kw_bytes
+        payload = item.pixels.data.cast("B")
+        header = encode_frame_header(
+            FrameHeader(
+                cnt0=item.cnt0,
+                cnt1=item.cnt1,
+                acquisition_time=item.acquisition_time,
+                write_time=item.write_time,
+                keywords_nbytes=len(keywords),
+                payload_nbytes=payload.nbytes,
+            )
+        )
+        parts = [memoryview(header), memoryview(keywords), payload]
+        if item.slot is None:
+            _sendmsg_all(sock, [*parts, memoryview(_VALID_TRAILER)])
+            return item.kw_version, True
+        _sendmsg_all(sock, parts)
+        valid = item.in_slot()
+        sock.sendall(_VALID_TRAILER if valid else _TORN_TRAILER)
+        if valid:
+            return item.kw_version, True
+        self._counters.torn += 1
+        logger.debug(
+            "tcp-send %s: frame %d was overwritten while it was sent (torn, dropped)",
+            self.stream_name,
+            item.cnt0,
+        )
+        # the receiver drops the keyword block with the frame: send it again
+        return (None if keywords else sent_kw_version), False
 
 
 class TcpReceiver(_Worker):
