@@ -39,12 +39,17 @@ def link_process(tmp_path: Path) -> Iterator[Callable[..., LinkProcess]]:
 class PacedWriter:
     """Writes expected_frame(cnt0) into a stream at a steady rate from a thread."""
 
-    def __init__(self, name: str, shape: tuple[int, ...], fps: float) -> None:
+    def __init__(
+        self, name: str, shape: tuple[int, ...], fps: float, circular_buffer: int = 0
+    ) -> None:
         self.name = name
         self.shape = shape
         self.period = 1.0 / fps
         self.stop = threading.Event()
-        self.stream = Stream.create(name, shape, np.uint16, exist_ok=True)
+        self.cbsize = circular_buffer
+        self.stream = Stream.create(
+            name, shape, np.uint16, circular_buffer=circular_buffer, exist_ok=True
+        )
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -67,7 +72,9 @@ class PacedWriter:
         self.thread.join(5)
         self.stream.close()
         self.shape = shape
-        self.stream = Stream.create(self.name, shape, np.uint16, exist_ok=True)
+        self.stream = Stream.create(
+            self.name, shape, np.uint16, circular_buffer=self.cbsize, exist_ok=True
+        )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -212,6 +219,95 @@ def test_bursts_are_caught_up_from_the_circular_buffer(
             assert np.array_equal(mirror.read(), expected_frame(cnt0, SHAPE))
 
 
+def test_frames_sent_from_their_slot_are_mirrored_byte_exact(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]],
+) -> None:
+    """A camera-like stream (circular buffer): pixels go out of shm, the mirror is exact."""
+    receiver, sender = pair
+    with PacedWriter("cam", SHAPE, fps=500, circular_buffer=16):
+        tx = sender()
+        mirror = open_when_ready("mirror")
+        with mirror:
+            seen = check_frames(mirror, lambda _c, n: n >= 200)
+    assert all(b > a for a, b in itertools.pairwise(seen))
+    status = wait_for(lambda: (st := receiver.status()).frames >= 200 and st, what="count")
+    assert status.malformed == 0
+    assert status.torn <= tx.status().torn
+
+
+def test_frame_overwritten_during_the_send_is_never_published(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer laps the slot while its pixels are on the wire: TORN, dropped, counted."""
+    import vampires.link.tcp as tcp
+
+    receiver, sender = pair
+    cbsize, victim = 4, 5
+    done = threading.Event()
+    real_sendmsg_all = tcp._sendmsg_all
+    with Stream.create("cam", SHAPE, np.uint16, circular_buffer=cbsize) as src:
+
+        def write(cnt0: int) -> None:
+            src.write(expected_frame(cnt0, SHAPE), acquisition_time=1.7e9 + cnt0)
+
+        def slow_sendmsg_all(sock: socket.socket, buffers: list[memoryview]) -> None:
+            header = buffers[0]
+            is_frame = len(header) == p.PREFIX.size + p.FRAME_FIXED.size
+            if not is_frame or p.FRAME_FIXED.unpack_from(header, p.PREFIX.size)[0] != victim:
+                real_sendmsg_all(sock, buffers)
+                return
+            # half the pixels leave, then the camera writes CBsize frames (it never
+            # waits for the link): the slot now holds another frame
+            *head, pixels = buffers
+            half = len(pixels) // 2
+            real_sendmsg_all(sock, [*head, pixels[:half]])
+            for cnt0 in range(victim + 1, victim + 1 + cbsize):
+                write(cnt0)
+            real_sendmsg_all(sock, [pixels[half:]])
+            done.set()
+
+        monkeypatch.setattr(tcp, "_sendmsg_all", slow_sendmsg_all)
+        tx = sender()
+        mirror = open_when_ready("mirror")
+        with mirror:
+            wait_for(lambda: receiver.status().connected, what="connection")
+            with mirror.reader() as reader:
+                seen: list[int] = []
+                for cnt0 in range(1, victim + 1):
+                    write(cnt0)
+                    if cnt0 < victim:
+                        seen.append(reader.next(5.0).cnt0)
+                assert done.wait(10.0), "the frame to tear was never sent"
+                wait_for(lambda: receiver.status().torn == 1, what="receiver torn count")
+                # the latest frame of the mirror is whole: the one before the torn
+                # frame (restored) or one after it
+                before = mirror.cnt0
+                latest = mirror.read()
+                assert any(
+                    np.array_equal(latest, expected_frame(c, SHAPE))
+                    for c in range(before, mirror.cnt0 + 1)
+                    if c != victim
+                )
+                last = victim + cbsize
+                # every frame sent before the slot of victim + 1 is reused: no other tear
+                wait_for(lambda: tx.status().last_cnt0 == last, what="newest frame sent")
+                write(last + 1)
+                while not seen or seen[-1] < last + 1:
+                    frame = reader.next(5.0)
+                    assert np.array_equal(frame.data, expected_frame(frame.cnt0, SHAPE))
+                    seen.append(frame.cnt0)
+        assert victim not in seen
+        assert seen[: victim - 1] == list(range(1, victim))
+        status = wait_for(
+            lambda: (st := receiver.status()).last_cnt0 == last + 1 and st, what="receiver"
+        )
+        assert status.torn == 1
+        assert status.skipped >= 1  # the dropped frame shows as a counter gap
+        sent = wait_for(lambda: (st := tx.status()).last_cnt0 == last + 1 and st, what="sender")
+        assert sent.torn == 1
+        assert sent.frames == status.frames
+
+
 def test_sender_waits_for_its_stream(pair: tuple[TcpReceiver, Callable[..., TcpSender]]) -> None:
     _receiver, sender = pair
     tx = sender("late")
@@ -292,7 +388,8 @@ def test_crop_change_recreates_the_mirror(
     assert receiver.status().recreated >= 1
 
 
-def test_slow_receiver_makes_the_sender_skip_not_block() -> None:
+@pytest.mark.parametrize("cbsize", [0, 8], ids=["copy", "from-slot"])
+def test_slow_receiver_makes_the_sender_skip_not_block(cbsize: int) -> None:
     """A receiver that stops reading: the writer never waits, the sender counts skips."""
     big = (512, 512)
     with socket.socket() as listener:
@@ -300,7 +397,7 @@ def test_slow_receiver_makes_the_sender_skip_not_block() -> None:
         listener.listen(1)
         port = listener.getsockname()[1]
         with (
-            Stream.create("cam", big, np.uint16) as src,
+            Stream.create("cam", big, np.uint16, circular_buffer=cbsize) as src,
             TcpSender("cam", "127.0.0.1", port, timeout=30) as tx,
         ):
             conn, _ = listener.accept()
@@ -327,6 +424,8 @@ def test_slow_receiver_makes_the_sender_skip_not_block() -> None:
                 assert status.skipped > 0
                 assert status.frames + status.skipped <= 300
                 assert status.last_cnt0 == 300
+                if cbsize:  # the frame stuck in the socket was overwritten in its slot
+                    assert status.torn >= 1
 
 
 # --------------------------------------------------------------------------- processes
@@ -337,12 +436,12 @@ def _status(name: str) -> dict[str, object]:
         return client.call("status")
 
 
-def _writer_script(n: int, fps: float) -> str:
+def _writer_script(n: int, fps: float, cbsize: int = 0) -> str:
     return f"""
 import time, numpy as np
 from linkhelpers import expected_frame
 from vampires.stream import Stream
-s = Stream.create("cam", {SHAPE!r}, np.uint16, exist_ok=True)
+s = Stream.create("cam", {SHAPE!r}, np.uint16, circular_buffer={cbsize}, exist_ok=True)
 period, deadline = 1.0 / {fps}, time.monotonic()
 for cnt0 in range(1, {n} + 1):
     kw = {{"FRAMENO": cnt0 // 100}} if cnt0 % 100 == 0 else None
@@ -357,12 +456,13 @@ s.close()
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.parametrize("cbsize", [0, 16], ids=["copy", "from-slot"])
 def test_10000_frames_mirrored_byte_exact_between_processes(
-    link_process: Callable[..., LinkProcess], tmp_path: Path
+    link_process: Callable[..., LinkProcess], tmp_path: Path, cbsize: int
 ) -> None:
     n = 10_000
     port = free_port()
-    with Stream.create("cam", SHAPE, np.uint16):
+    with Stream.create("cam", SHAPE, np.uint16, circular_buffer=cbsize):
         pass
     rx = link_process("tcp-recv", str(port), "--name", "mirror")
     tx = link_process("tcp-send", "cam", f"127.0.0.1:{port}")
@@ -370,7 +470,7 @@ def test_10000_frames_mirrored_byte_exact_between_processes(
     mirror = open_when_ready("mirror")
     tests_dir = str(Path(__file__).parent)
     writer = subprocess.Popen(
-        [sys.executable, "-c", _writer_script(n, fps=4000)],
+        [sys.executable, "-c", _writer_script(n, fps=4000, cbsize=cbsize)],
         cwd=tests_dir,
         env={**__import__("os").environ, "PYTHONPATH": tests_dir},
     )
@@ -395,7 +495,11 @@ def test_10000_frames_mirrored_byte_exact_between_processes(
     assert first >= 1
     assert int(recv["frames"]) == int(sent["frames"])
     assert int(sent["frames"]) + int(sent["skipped"]) == n - first + 1
-    assert recv["torn"] == 0
+    # frames sent from their slot may be overwritten on a loaded machine: then
+    # the receiver dropped them (never published, the check above saw none)
+    assert int(recv["torn"]) <= int(sent["torn"])
+    if not cbsize:
+        assert recv["torn"] == 0
     assert recv["malformed"] == 0
     assert tx.stop() == 0
     assert rx.stop() == 0
