@@ -8,32 +8,44 @@ re-creates) the local stream and publishes each frame with the *sender's*
 counters as the camera host. Wire format: :mod:`vampires.link.protocol`,
 ``docs/protocols.md``.
 
-Copies, and why the sender makes one
-------------------------------------
+Copies: none on a camera stream, one otherwise
+-----------------------------------------------
 The receiver ``recv_into`` s the pixel bytes straight into the destination
-stream (``Stream.write_with``): no receive buffer, no copy. The sender's
-*grabber* thread copies each frame once, into one of a few preallocated send
-buffers, through the torn-frame check of ``StreamReader.next`` (a ``memcpy``
-of a 4.9 MB MBI frame is a fraction of the time the socket needs, and it runs
-in parallel with the previous frame's send). Sending straight from the shared
-memory and checking afterwards would only *detect* a torn frame once its bytes
-are already in the receiver's stream: ``write_with`` then leaves a
-half-overwritten frame under the previous counter, which a ``read()`` on the
-receiving side would return. With the copy, every frame that leaves the sender
-is one consistent frame and the trailer status is always ``VALID``.
+stream (``Stream.write_with``): no receive buffer, no copy.
 
-When the stream has a circular buffer, the grabber reads with
-``catch_up=True``: frames it woke too late for are taken from the buffer, in
-order, so a descheduled grabber or a burst from the camera driver loses
-nothing while the lag stays within ``CBsize`` frames.
+On a stream with a circular buffer written by our ``Stream`` (camera and
+mirror streams), the sender sends the pixels straight from the frame's
+circular-buffer slot (``sendmsg`` on the shared memory): no copy in user
+space. The writer rewrites a slot only ``CBsize`` frames later and zeroes its
+``cnt0`` first; once ``sendmsg`` has returned the kernel holds every byte, and
+the sender checks that the slot still holds the frame (the check of
+``StreamReader.next_into``). The 8-byte trailer that follows the pixels says
+``VALID`` or ``TORN``; the receiver reads it inside its ``write_with`` fill
+and, on ``TORN``, raises: nothing is published, and ``write_with`` puts the
+previous frame back from the mirror's own circular-buffer slot, so a
+``read()`` on the receiving side never sees the torn bytes. Torn frames are
+counted (``torn``, both sides) and show as a counter gap (``skipped``).
 
-The send buffers form a small ring (``depth`` frames) between the grabber and
-the socket thread: it absorbs network and receiver jitter without losing
-frames; when the link stays slower than the camera the grabber copies nothing
-until a buffer frees and then takes the next frame (the newest, or with
-catch-up the next one still in the circular buffer), so the camera never
-waits, what is sent is at most ``depth`` (+ ``CBsize``) frames old, and the
-frames not sent are counted as skipped (counter gaps). Frames go out in order, never twice.
+Streams without that slot metadata (no circular buffer, or written by the C
+library) take the copy path: the grabber copies each frame once, through the
+torn-frame check of ``StreamReader.next_into``, into one of a few send buffers
+(``depth``), in parallel with the previous frame's send; their trailer is
+always ``VALID``.
+
+The grabber thread waits on the stream's semaphore and hands frames (slot
+views or copies) to the socket thread through a small queue: one frame waits
+while one is sent when sending from slots (the socket never idles, and a
+frame is picked as late as possible), ``depth`` frames on the copy path. With
+a circular buffer the grabber reads with ``catch_up=True``: frames it woke too
+late for are taken from the buffer, in order, so a descheduled grabber or a
+burst from the camera driver loses nothing while the lag stays within about
+half the buffer (``CBsize - max(3, CBsize // 2)`` frames: a frame that far
+behind would be overwritten before it is sent); beyond, it jumps to the newest
+frame. When the link stays slower than the camera the grabber takes nothing
+until there is room, then the next frame (in order, or the newest), so the
+camera never waits, what is sent is at most about ``CBsize / 2`` (copy path:
+``depth``) frames old, and the frames not sent are counted as skipped
+(counter gaps). Frames go out in order, never twice.
 
 Reconnection: either side may restart. The sender reconnects with exponential
 back-off (50 ms .. 2 s) and resumes at the newest frame; the receiver keeps
@@ -389,8 +401,8 @@ class _Source:
         self._cb_ptr = int(views.cbdata.ctypes.data)
         self._nbytes = stream.nbytes
         self.slot_cnt0: NDArray[np.uint64] = views.cbmd["cnt0"]
-        # one frame waits while one is sent: the socket never idles, and a frame
-        # sent from its slot is picked as late as possible
+        # frames sent from their slot: one waits while one is sent (the socket
+        # never idles, and a frame is picked as late as possible); copies: depth
         self.queue_limit = 1 if self.cbsize else ring.depth
         # catch up only while a frame still has a few frame periods in its slot
         self._max_lag = self.cbsize - max(3, self.cbsize // 2)
@@ -431,7 +443,9 @@ class _Source:
         if copy and pixels is not copy[0]:
             self._ring.release(copy[0])
         if copy and pixels is copy[0]:
+            self.queue_limit = self._ring.depth
             return pixels, None, info
+        self.queue_limit = 1
         slot = (int(pixels.ctypes.data) - self._cb_ptr) // self._nbytes
         return pixels, slot, info
 
@@ -439,14 +453,15 @@ class _Source:
 class TcpSender(_Worker):
     """Send every new frame of a local stream to a :class:`TcpReceiver`.
 
-    Two threads: a *grabber* wakes on the stream's semaphore and copies each
-    new frame (torn-checked) into a small ring of send buffers; the *socket*
-    thread sends them in order. Jitter of the network or of the receiver is
-    absorbed by the ring; when the link stays slower than the camera, the
-    grabber copies only when a buffer is free and then takes the next frame
-    (see ``catch_up``), so what is sent is at most ``depth`` (+ ``CBsize``)
-    frames old and the camera never waits. Frames not sent show as counter
-    gaps and are counted in ``skipped``.
+    Two threads: a *grabber* wakes on the stream's semaphore and takes each
+    new frame, either as a view of its circular-buffer slot (camera streams:
+    sent without a copy, checked after the send, ``TORN`` if the writer
+    reused the slot meanwhile) or as one torn-checked copy into a ring of send
+    buffers (streams without slot metadata); the *socket* thread sends them
+    in order. When the link stays slower than the camera, the grabber takes a
+    frame only when there is room and then the next one (see ``catch_up``),
+    so the camera never waits. Frames not sent show as counter gaps and are
+    counted in ``skipped``; torn ones also in ``torn``.
 
     Parameters
     ----------
@@ -461,13 +476,15 @@ class TcpSender(_Worker):
         Seconds a connect, an ACK or one frame send may take before the
         connection is dropped and re-established.
     depth
-        Frames the ring holds (latency bound when the link falls behind).
+        Copies the ring holds on the copy path (latency bound when the link
+        falls behind); frames sent from their slot queue one deep.
     catch_up
         When the stream has a circular buffer (camera streams do), take the
         frames the grabber woke too late for from it, in order, instead of
         jumping to the newest: a descheduled grabber loses nothing while its
-        lag stays within the buffer (``CBsize`` frames); beyond, it jumps to the
-        newest frame and the gap counts as skipped. False: always the newest.
+        lag stays within about half the buffer (``CBsize - max(3, CBsize // 2)``
+        frames); beyond, it jumps to the newest frame and the gap counts as
+        skipped. False: always the newest.
 
     Examples
     --------
