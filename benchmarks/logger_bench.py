@@ -335,7 +335,7 @@ def log_run(
             )
             loggers.append(log)
         # as at the telescope (preplog long before startlog): attached, buffers paged in
-        want = [frames_per_cube * shape[0] * shape[1] * 2 for _, shape in streams]
+        want = [2 * frames_per_cube * shape[0] * shape[1] * 2 for _, shape in streams]
         deadline = time.monotonic() + 60
         while not all(
             log.status().attached and log.status().memory_bytes >= n

@@ -23,11 +23,13 @@ Threads
     frame is counted as dropped.
 
 Buffers
-    ``buffers`` cube buffers (default 3: one filling, one being written, one
-    queued) are allocated once per (frame shape, dtype, frames per cube) and
-    reused; ``status().memory_bytes`` reports them. The writer thread allocates
-    and pages them in ahead of use (first-touch stalls never hit the reader):
-    one as soon as the stream is attached, the others when saving starts.
+    ``buffers`` cube buffers (default 2, as milk's two log buffers: one filling,
+    one being written; 3 absorbs a slow cube write) are allocated once per
+    (frame shape, dtype, frames per cube) and reused; ``status().memory_bytes``
+    reports them. The writer thread allocates and pages them in as soon as the
+    stream is attached (and after a policy change), before saving starts: the
+    first touch of fresh memory can cost ~2 s per GB on a VM, and the reader
+    must never pay it inside a frame copy.
 
 States (:class:`LoggerState`)
     ``idle`` (not saving, nothing left to write) -> ``saving`` (frames go into
@@ -291,7 +293,7 @@ class Logger:
         header_provider: HeaderProvider | None = None,
         clock: Callable[[], float] | None = None,
         shm_dir: str | os.PathLike[str] | None = None,
-        buffers: int = 3,
+        buffers: int = 2,
         time_source: str = "logger",
         write_chunk: WriteChunk | None = None,
         fsync: bool = True,
@@ -755,7 +757,6 @@ class Logger:
                 self._cubes_closed = 0
                 self._period = self._last_frame_at = None
                 self._open_reader()
-                self._jobs.put(_PREPARE)  # page in the other buffers while cube 1 fills
             self._last_cube = False
         elif command == "stop":
             self._close_cube("stopped")
@@ -1018,8 +1019,7 @@ class Logger:
                     self._nallocated -= 1
                     self._memory -= stale[0].cube.nbytes
                     continue
-                # idle: one buffer ready for the first cube; the rest once saving
-                if self._nallocated >= (self._nbuffers if self._saving else 1):
+                if self._nallocated >= self._nbuffers:
                     return
                 self._nallocated += 1
             try:
