@@ -38,12 +38,12 @@ while one is sent when sending from slots (the socket never idles, and a
 frame is picked as late as possible), ``depth`` frames on the copy path. With
 a circular buffer the grabber reads with ``catch_up=True``: frames it woke too
 late for are taken from the buffer, in order, so a descheduled grabber or a
-burst from the camera driver loses nothing while the lag stays within about
-half the buffer (``CBsize - max(3, CBsize // 2)`` frames: a frame that far
-behind would be overwritten before it is sent); beyond, it jumps to the newest
-frame. When the link stays slower than the camera the grabber takes nothing
+burst from the camera driver loses nothing while the lag stays within
+three quarters of the buffer (``CBsize - max(3, CBsize // 4)`` frames: a frame
+further behind would likely be overwritten before it is sent); beyond, it
+jumps to the newest frame. When the link stays slower than the camera the grabber takes nothing
 until there is room, then the next frame (in order, or the newest), so the
-camera never waits, what is sent is at most about ``CBsize / 2`` (copy path:
+camera never waits, what is sent is at most about ``3 CBsize / 4`` (copy path:
 ``depth``) frames old, and the frames not sent are counted as skipped
 (counter gaps). Frames go out in order, never twice.
 
@@ -60,6 +60,7 @@ import contextlib
 import logging
 import select
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -148,12 +149,28 @@ def _inode_of(name: str, shm_dir: Path | None) -> int:
         return 0
 
 
+def _set_os_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Make ``sock`` blocking with kernel send/receive timeouts of ``seconds``.
+
+    A blocking socket lets one ``sendmsg`` / ``recv_into(MSG_WAITALL)`` move a
+    whole frame (Python's own timeouts make the socket non-blocking: a poll
+    and a partial transfer per socket-buffer's worth). A stalled peer still
+    ends the call after ``seconds`` (``OSError`` EAGAIN: the connection is
+    dropped and re-established, as with a Python timeout).
+    """
+    sock.settimeout(None)
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+
+
 def _recv_exact(sock: socket.socket, view: memoryview) -> None:
     """Fill ``view`` from ``sock`` or raise ConnectionError at end of stream."""
     got = 0
     size = len(view)
     while got < size:
-        n = sock.recv_into(view[got:], size - got)
+        n = sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
         if n == 0:
             msg = f"peer closed the connection ({got} of {size} bytes received)"
             raise ConnectionError(msg)
@@ -405,7 +422,7 @@ class _Source:
         # never idles, and a frame is picked as late as possible); copies: depth
         self.queue_limit = 1 if self.cbsize else ring.depth
         # catch up only while a frame still has a few frame periods in its slot
-        self._max_lag = self.cbsize - max(3, self.cbsize // 2)
+        self._max_lag = self.cbsize - max(3, self.cbsize // 4)
 
     def next(self, timeout: float) -> tuple[NDArray[Any], int | None, FrameInfo]:
         """Wait for the next frame; return (pixels, slot or None for a copy, info).
@@ -482,9 +499,9 @@ class TcpSender(_Worker):
         When the stream has a circular buffer (camera streams do), take the
         frames the grabber woke too late for from it, in order, instead of
         jumping to the newest: a descheduled grabber loses nothing while its
-        lag stays within about half the buffer (``CBsize - max(3, CBsize // 2)``
-        frames); beyond, it jumps to the newest frame and the gap counts as
-        skipped. False: always the newest.
+        lag stays within three quarters of the buffer
+        (``CBsize - max(3, CBsize // 4)`` frames); beyond, it jumps to the
+        newest frame and the gap counts as skipped. False: always the newest.
 
     Examples
     --------
@@ -702,7 +719,7 @@ class TcpSender(_Worker):
 
     def _session(self, sock: socket.socket, backoff: Backoff) -> None:
         """Serve one connection until stop (raises on connection loss)."""
-        sock.settimeout(self.timeout)
+        _set_os_timeouts(sock, self.timeout)
         hello, serial = self._ring.flush()  # frames queued while down are stale
         assert hello is not None  # noqa: S101 - checked by _main
         self._hello(sock, hello)
@@ -934,7 +951,7 @@ class TcpReceiver(_Worker):
             return None
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        conn.settimeout(self.idle_timeout)
+        _set_os_timeouts(conn, self.idle_timeout)
         self._counters.peer = f"{addr[0]}:{addr[1]}"
         self._counters.connected = True
         logger.info("tcp-recv :%d: sender connected from %s", self.port, self._counters.peer)
