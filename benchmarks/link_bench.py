@@ -3,8 +3,13 @@
 Measures, in one run and on this machine:
 
 * the limit: a plain ``sendall`` / ``recv_into`` loop of 4.9 MB messages
-  between two threads (no copy in user space), and the TCP link moving MBI
-  frames (2236 x 1096 uint16) with the camera writing faster than the link;
+  between two processes (no copy in user space), and the TCP link moving MBI
+  frames (2236 x 1096 uint16) with the camera writing faster than the link,
+  from a camera-like stream (circular buffer: the sender sends from its slots,
+  no copy; the writer copies each frame into its slot) and from a stream
+  without one (the sender copies each frame once; the writer copies nothing);
+  the mirror stream has a circular buffer in both (one copy per frame on the
+  receiver);
 * paced streams through the TCP link, as milk was measured
   (``../shared/reference/milk-tcp-measured.md``): MBI at 200 fps and
   536 x 536 at 500 and 1000 fps; frames missed, duplicates, latency from
