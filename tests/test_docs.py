@@ -110,17 +110,24 @@ def _options(text: str) -> set[str]:
 
 
 def _doc_texts(page: str) -> list[str]:
-    """Inline code spans and the lines of fenced code blocks of one page."""
+    """Inline code spans and the command lines of shell code blocks of one page.
+
+    ``bash``/``sh`` blocks: every line; ``console`` blocks: lines with a ``$ ``
+    prompt (the others are output); other blocks (text, python, toml) are skipped.
+    """
     text = (ROOT / "docs" / page).read_text(encoding="utf-8")
     texts: list[str] = []
-    in_block = False
+    block: str | None = None
     for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            in_block = not in_block
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            block = None if block is not None else (stripped[3:].strip() or "bash")
             continue
-        if in_block:
-            texts.append(line.strip().removeprefix("$ ").split(" $ ", 1)[-1])
-        else:
+        if block in ("bash", "sh"):
+            texts.append(stripped)
+        elif block == "console" and "$ " in stripped:
+            texts.append(stripped.split("$ ", 1)[1])
+        elif block is None:
             texts.extend(_SPAN.findall(line))
     return texts
 
