@@ -58,10 +58,12 @@ PRODUCER = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from vampires.stream import Stream
+    from vampires.stream import Stream, suggested_circular_buffer
     name, h, w = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     fps, duration = float(sys.argv[4]), float(sys.argv[5])
-    s = Stream.create(name, (h, w), "uint16", exist_ok=True)
+    # a circular buffer as the camera daemon's streams have (readers catch up from it)
+    cb = suggested_circular_buffer((h, w), "uint16")
+    s = Stream.create(name, (h, w), "uint16", circular_buffer=cb, exist_ok=True)
     s.keywords.update({"EXPTIME": 0.001, "DATA-TYP": "TEST", "EXTTRIG": True})
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 4096, (h, w), dtype=np.uint16) for _ in range(4)]
@@ -433,7 +435,7 @@ def bare_reader(shape: tuple[int, int], fps: float, duration: float) -> tuple[in
     def loop() -> None:
         if NICE is not None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        with stream.reader() as reader:
+        with stream.reader(catch_up=True) as reader:
             while not stop.is_set():
                 with contextlib.suppress(StreamError):
                     reader.next_into(lambda view: copy(view, 0), 0.05)
