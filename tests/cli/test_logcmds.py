@@ -244,7 +244,15 @@ def test_unwritable_folder_is_reported_and_logger_keeps_running(
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the data folder should be")
-    assert logger_cli.main(["start", "vcam1", "-n", "10", "--dir", str(blocker / "x")]) == 0
+    # a folder that can never be written is refused before a daemon starts ...
+    assert logger_cli.main(["start", "vcam1", "-n", "10", "--dir", str(blocker / "x")]) == 1
+    assert "cannot create the folder" in capsys.readouterr().err
+    # ... one that goes bad after the start (disk unmounted, folder replaced) is
+    # reported by the running logger, which keeps running
+    data = tmp_path / "data"
+    assert logger_cli.main(["start", "vcam1", "-n", "10", "--dir", str(data)]) == 0
+    data.rmdir()
+    data.write_text("a file where the data folder was")
     assert startlog.main(["-c", "1", "-z", "-1"]) == 0
     wait_for(lambda: bool(status("vcam1")["logger"]["error"]), 20, "the folder error")  # type: ignore[index]
     capsys.readouterr()

@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="vampires_datatype", description=__doc__)
     parser.add_argument("data_type", nargs="?", help=f"one of {', '.join(DATA_TYPES)}")
+    parser.add_argument("-t", "--type", dest="type_option", help="same as DATA_TYPE (old spelling)")
     parser.add_argument("-c", "--camera", action="append", help="1, 2, both (default) or a name")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per reply")
     args = parser.parse_args(argv)
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"vampires_datatype: {exc}", file=sys.stderr)
         return 2
-    value = args.data_type if args.data_type is not None else _prompt(DATA_TYPES)
+    value = args.data_type or args.type_option or _prompt(DATA_TYPES)
     if value is None:
         print("vampires_datatype: no data type given", file=sys.stderr)
         return 2

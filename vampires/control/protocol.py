@@ -439,3 +439,27 @@ def decode_reply(raw: bytes) -> dict[str, Any]:
         msg = "reply is not a JSON object with a boolean 'ok'"
         raise ValueError(msg)
     return reply
+
+
+#: The operator command that stops a daemon of each kind.
+_STOP_COMMANDS = {
+    "camera": "vampires camstop {name}",
+    "logger": "vampires logger stop {name}",
+    "link": "vampires link stop {name}",
+}
+
+
+def stop_hint(kind: str, name: str) -> str:
+    """Return the command an operator types to stop the daemon ``kind``/``name``.
+
+    Parameters
+    ----------
+    kind, name
+        The daemon's kind and name.
+
+    Returns
+    -------
+    str
+        e.g. ``"vampires camstop vcam1"``.
+    """
+    return _STOP_COMMANDS.get(kind, "vampires {kind} stop {name}").format(kind=kind, name=name)

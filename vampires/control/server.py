@@ -38,6 +38,7 @@ from vampires.control.protocol import (
     lock_path,
     parse_request,
     socket_path,
+    stop_hint,
     validate_args,
     validate_kind,
     validate_name,
@@ -252,7 +253,7 @@ class DaemonServer:
                     msg = (
                         f"a {self.kind} daemon for {self.name!r} is already running"
                         f"{f' (pid {pid})' if pid else ''}; stop it first "
-                        f"(e.g. 'vampires {self.kind} stop {self.name}')"
+                        f"('{stop_hint(self.kind, self.name)}')"
                     )
                     raise DaemonAlreadyRunning(msg) from None
                 time.sleep(0.02)

@@ -20,7 +20,7 @@ from pathlib import Path
 from vampires.config import control_dir
 from vampires.config import shm_dir as default_shm_dir
 from vampires.control.client import ControlClient, daemon_alive
-from vampires.control.protocol import socket_path, validate_kind, validate_name
+from vampires.control.protocol import socket_path, stop_hint, validate_kind, validate_name
 from vampires.control.server import ensure_control_dir
 from vampires.errors import (
     CommandError,
@@ -152,7 +152,7 @@ def spawn_daemon(
     if daemon_alive(kind, name, shm_dir=shm):
         msg = (
             f"a {kind} daemon for {name!r} is already running; stop it first "
-            f"(e.g. 'vampires {kind} stop {name}')"
+            f"('{stop_hint(kind, name)}')"
         )
         raise DaemonAlreadyRunning(msg)
     program = argv[0] if os.sep in argv[0] else _which(argv[0])

@@ -377,6 +377,7 @@ def start_logger(
     # the daemon may run from another folder: make relative paths absolute here
     root = os.path.abspath(root) if root is not None else None
     dirname = os.path.abspath(dirname) if dirname is not None else None
+    _check_writable_folder(stream, dirname if dirname is not None else root)
     shm = Path(shm_dir) if shm_dir is not None else None
     log = Path(log_path) if log_path is not None else default_log_path(KIND, stream, shm)
     argv = logger_argv(
@@ -392,6 +393,20 @@ def start_logger(
     return spawn_daemon(
         argv, kind=KIND, name=stream, log_path=log, timeout=spawn_timeout, shm_dir=shm
     )
+
+
+def _check_writable_folder(stream: str, folder: str | None) -> None:
+    """Refuse a folder the logger could never write to, before any daemon starts."""
+    if folder is None:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        msg = f"logger {stream}: cannot create the folder {folder}: {exc.strerror or exc}"
+        raise ConfigError(msg) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        msg = f"logger {stream}: the folder {folder} is not writable by this user"
+        raise ConfigError(msg)
 
 
 @attrs.frozen(kw_only=True)
