@@ -145,3 +145,21 @@ def test_suggested_circular_buffer_bounds() -> None:
     assert suggested_circular_buffer((16, 16), np.uint16) == 64
     assert suggested_circular_buffer((2304, 4096), np.uint16) == 6
     assert suggested_circular_buffer((8000, 8000), np.float64) == 4
+
+
+def test_max_lag_bounds_catch_up(stream: Stream) -> None:
+    with stream.reader(catch_up=True, max_lag=2) as reader:
+        for k in range(1, 4):  # frame 1 is 2 behind the newest: caught up
+            stream.write(_frame(k))
+        assert reader.next(timeout=1.0).cnt0 == 1
+        for k in range(4, 8):  # frame 2 is now 5 behind: jump to the newest
+            stream.write(_frame(k))
+        frame = reader.next(timeout=1.0)
+    assert (frame.cnt0, frame.missed) == (7, 5)
+
+
+def test_bad_max_lag_is_refused(stream: Stream) -> None:
+    from vampires.errors import StreamError
+
+    with pytest.raises(StreamError, match="max_lag"):
+        stream.reader(catch_up=True, max_lag=8)  # 8 slots: at most 7 behind

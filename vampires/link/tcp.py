@@ -387,6 +387,11 @@ class _Ring:
             return self.hello, self.hello_serial
 
 
+def _catch_up_lag(cbsize: int) -> int | None:
+    """Frames the sender catches up at most: a sent frame keeps a few frame periods in its slot."""
+    return max(0, cbsize - max(3, cbsize // 4)) if cbsize else None
+
+
 class _Source:
     """Where the grabber takes each frame from: its circular-buffer slot, or a copy.
 
@@ -400,18 +405,14 @@ class _Source:
     the torn-frame check of ``StreamReader.next_into``.
 
     Reads the slot metadata through the stream's internal views (the same
-    ``cnt0`` column ``StreamReader`` checks) and, when catching up, turns the
-    reader's catch-up off for frames so far behind that the writer would reuse
-    their slot before they are sent: then it jumps to the newest frame.
+    ``cnt0`` column ``StreamReader`` checks). The reader catches up at most
+    :func:`_catch_up_lag` frames, so that a frame's slot is not reused before
+    it is sent: further behind, it jumps to the newest frame.
     """
 
-    def __init__(
-        self, stream: Stream, reader: StreamReader, ring: _Ring, *, catch_up: bool
-    ) -> None:
-        self._stream = stream
+    def __init__(self, stream: Stream, reader: StreamReader, ring: _Ring) -> None:
         self._reader = reader
         self._ring = ring
-        self._catch_up = catch_up
         views = stream._views()  # private: circular-buffer metadata (class doc)
         self.cbsize = stream.circular_buffer
         self._main_ptr = int(views.data.ctypes.data)
@@ -421,8 +422,6 @@ class _Source:
         # frames sent from their slot: one waits while one is sent (the socket
         # never idles, and a frame is picked as late as possible); copies: depth
         self.queue_limit = 1 if self.cbsize else ring.depth
-        # catch up only while a frame still has a few frame periods in its slot
-        self._max_lag = self.cbsize - max(3, self.cbsize // 4)
 
     def next(self, timeout: float) -> tuple[NDArray[Any], int | None, FrameInfo]:
         """Wait for the next frame; return (pixels, slot or None for a copy, info).
@@ -435,9 +434,6 @@ class _Source:
             A copied frame was overwritten during the copy (not sent).
         """
         reader = self._reader
-        if self._catch_up and self.cbsize:
-            lag = self._stream.cnt0 - reader.last_cnt0 - 1
-            reader._catch_up = lag <= self._max_lag  # private: see the class doc
         chosen: list[NDArray[Any]] = []
         copy: list[NDArray[Any]] = []
 
@@ -584,7 +580,9 @@ class TcpSender(_Worker):
                 stream.close()
 
     def _grab(self, stream: Stream) -> None:
-        with stream.reader(catch_up=self.catch_up) as reader:
+        with stream.reader(
+            catch_up=self.catch_up, max_lag=_catch_up_lag(stream.circular_buffer)
+        ) as reader:
             # keywords first read here: the hello carries them
             cards = stream.keywords.cards()
             kw_version = stream.keywords.version
@@ -601,7 +599,7 @@ class TcpSender(_Worker):
                 )
             )
             generation = stream.inode
-            source = _Source(stream, reader, self._ring, catch_up=self.catch_up)
+            source = _Source(stream, reader, self._ring)
             while not self._stop.is_set():
                 if stream.is_stale():
                     logger.info("tcp-send: stream %s vanished or was re-created", stream.name)

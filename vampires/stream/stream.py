@@ -867,6 +867,30 @@ def _build_views(
     )
 
 
+def _slot_holding(v: _Views, cbsize: int, cnt0: int) -> int | None:
+    """Circular-buffer slot that holds frame ``cnt0`` (filled by our writer), or None.
+
+    Slots advance by one per write, so frame ``cnt0`` sits ``cnt0(latest) - cnt0``
+    slots behind ``CBindex``; its ``CBFRAMEMD`` must still say ``cnt0`` (the
+    writer zeroes it before rewriting a slot; C writers never fill it).
+    """
+    lag = int(v.cnt0[0]) - cnt0
+    if cnt0 <= 0 or not 0 <= lag < cbsize:
+        return None
+    slot = (int(v.cbindex[0]) - lag) % cbsize
+    return slot if int(v.cbmd[slot]["cnt0"]) == cnt0 else None
+
+
+def _slot_times(md: np.void) -> tuple[int, int, int, int]:
+    """(atime s, ns, writetime s, ns) of a ``CBFRAMEMD`` entry."""
+    return (
+        int(md["atime"]["tv_sec"]),
+        int(md["atime"]["tv_nsec"]),
+        int(md["writetime"]["tv_sec"]),
+        int(md["writetime"]["tv_nsec"]),
+    )
+
+
 class Stream:
     """A shared-memory image stream (milk ImageStreamIO 2.00 file).
 
@@ -1428,9 +1452,8 @@ class Stream:
             # back from its circular-buffer slot if we have it; otherwise keep
             # the write flag up so no reader takes the half frame for a whole
             # one (the next successful write clears it).
-            slot = int(v.cbindex[0]) if self._layout.cbsize else -1
-            current = int(v.cnt0[0])
-            if slot >= 0 and current and int(v.cbmd[slot]["cnt0"]) == current:
+            slot = _slot_holding(v, self._layout.cbsize, int(v.cnt0[0]))
+            if slot is not None:
                 np.copyto(v.data, v.cbdata[slot])
                 v.write[0] = 0
             raise
@@ -1525,7 +1548,7 @@ class Stream:
         while True:
             c0 = int(v.cnt0[0])
             if self._layout.cbsize:
-                got = self._read_slot(v, out, c0)
+                got = self._read_slot(v, self._layout.cbsize, out, c0)
                 if got is not None:
                     return (*got, torn)
             if v.write[0]:
@@ -1556,7 +1579,7 @@ class Stream:
 
     @staticmethod
     def _read_slot(
-        v: _Views, out: NDArray[Any], c0: int
+        v: _Views, cbsize: int, out: NDArray[Any], c0: int
     ) -> tuple[int, int, int, int, int, int] | None:
         """Copy frame ``c0`` from its circular-buffer slot, if our writer filled it.
 
@@ -1565,17 +1588,16 @@ class Stream:
         overwriting the main pixel buffer. C writers leave ``CBFRAMEMD`` empty:
         then this returns None and the caller copies the main buffer.
         """
-        slot = int(v.cbindex[0])
-        md = v.cbmd[slot]
-        if c0 == 0 or int(md["cnt0"]) != c0:
+        slot = _slot_holding(v, cbsize, c0)
+        if slot is None:
             return None
+        md = v.cbmd[slot]
         np.copyto(out, v.cbdata[slot])
         cnt1 = int(md["cnt1"])
-        asec, ansec = int(md["atime"]["tv_sec"]), int(md["atime"]["tv_nsec"])
-        wsec, wnsec = int(md["writetime"]["tv_sec"]), int(md["writetime"]["tv_nsec"])
+        times = _slot_times(md)
         if int(md["cnt0"]) != c0:
             return None
-        return c0, cnt1, asec, ansec, wsec, wnsec
+        return (c0, cnt1, *times)
 
     def read(self, *, copy: bool = True, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Return the latest frame, consistent (never torn).
@@ -1616,7 +1638,9 @@ class Stream:
             raise StreamError(msg)
         return out
 
-    def reader(self, *, index: int | None = None, catch_up: bool = False) -> StreamReader:
+    def reader(
+        self, *, index: int | None = None, catch_up: bool = False, max_lag: int | None = None
+    ) -> StreamReader:
         """Claim a semaphore and return a reader (context manager).
 
         Parameters
@@ -1628,6 +1652,11 @@ class Stream:
             stream's circular buffer (a logger that was descheduled for a few
             frame periods loses nothing); otherwise (default) jump to the
             newest frame, as a viewer wants.
+        max_lag
+            With ``catch_up``: catch up only while at most this many frames
+            behind (default ``CBsize - 1``, the whole buffer); further behind,
+            jump to the newest frame. A consumer that needs time after the copy
+            (a sender still reading the slot) keeps a margin this way.
 
         Returns
         -------
@@ -1638,7 +1667,7 @@ class Stream:
         StreamError
             Every semaphore is held by a live reader.
         """
-        reader = StreamReader(self, index=index, catch_up=catch_up)
+        reader = StreamReader(self, index=index, catch_up=catch_up, max_lag=max_lag)
         self._readers.append(reader)
         return reader
 
@@ -1771,9 +1800,22 @@ class StreamReader:
     reader then jumps to the newest frame and counts the gap as missed.
     """
 
-    def __init__(self, stream: Stream, *, index: int | None = None, catch_up: bool = False) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        *,
+        index: int | None = None,
+        catch_up: bool = False,
+        max_lag: int | None = None,
+    ) -> None:
         self._stream = stream
         self._catch_up = bool(catch_up) and stream._layout.cbsize > 0
+        cbsize = stream._layout.cbsize
+        self._max_lag = (
+            cbsize - 1
+            if max_lag is None
+            else _check_count(max_lag, "max_lag", 0, max(cbsize - 1, 0))
+        )
         self.caught_up = 0
         v = stream._views()
         self._index = self._claim(stream, v, index)
@@ -1914,15 +1956,11 @@ class StreamReader:
         if not self._catch_up:
             return None
         want = self._last + 1
-        latest = int(v.cnt0[0])
-        lag = latest - want
-        cbsize = self._stream._layout.cbsize
-        if lag <= 0 or lag >= cbsize:
+        lag = int(v.cnt0[0]) - want
+        if lag <= 0 or lag > self._max_lag:
             return None
-        slot = (int(v.cbindex[0]) - lag) % cbsize
-        if int(v.cbmd[slot]["cnt0"]) != want:
-            return None
-        return slot, want
+        slot = _slot_holding(v, self._stream._layout.cbsize, want)
+        return None if slot is None else (slot, want)
 
     def _from_slot(
         self, v: _Views, slot: int, want: int, func: Callable[[NDArray[Any]], object]
@@ -1933,12 +1971,7 @@ class StreamReader:
         view.flags.writeable = False
         func(view)
         cnt1 = int(md["cnt1"])
-        times = (
-            int(md["atime"]["tv_sec"]),
-            int(md["atime"]["tv_nsec"]),
-            int(md["writetime"]["tv_sec"]),
-            int(md["writetime"]["tv_nsec"]),
-        )
+        times = _slot_times(md)
         if int(md["cnt0"]) != want:
             return None
         if want != int(v.cnt0[0]):
@@ -1947,13 +1980,9 @@ class StreamReader:
 
     def _latest_slot(self, v: _Views) -> tuple[int, int] | None:
         """(slot, cnt0) of the newest frame if our writer also put it in its slot."""
-        if not self._stream._layout.cbsize:
-            return None
-        slot = int(v.cbindex[0])
         c0 = int(v.cnt0[0])
-        if c0 == 0 or int(v.cbmd[slot]["cnt0"]) != c0:
-            return None
-        return slot, c0
+        slot = _slot_holding(v, self._stream._layout.cbsize, c0)
+        return None if slot is None else (slot, c0)
 
     def next(self, timeout: float, *, out: NDArray[Any] | None = None) -> Frame:
         """Return the next frame newer than the last one returned.
