@@ -95,6 +95,7 @@ from vampires.errors import (
     StreamTimeout,
     TornFrameError,
 )
+from vampires.fitslog.directio import ALIGN, aligned_empty, phase_of
 from vampires.fitslog.names import check_stream_name, cube_filename, cube_folder
 from vampires.fitslog.policy import CubePolicy
 from vampires.fitslog.sidecar import FrameTimes
@@ -205,11 +206,38 @@ class LoggerStatus:
 
 @attrs.define(eq=False)
 class _Buffer:
-    """One reusable cube buffer."""
+    """One reusable cube buffer (``cube`` is a view of ``raw`` at a chosen address phase)."""
 
     key: tuple[tuple[int, int], str, int]
     cube: NDArray[np.generic]
     copy: Callable[[NDArray[np.generic], int], None]
+    raw: NDArray[np.uint8]
+
+    @classmethod
+    def allocate(
+        cls, key: tuple[tuple[int, int], str, int], fmt: FitsFormat, phase: int
+    ) -> _Buffer:
+        """Allocate (no page touched) a buffer whose cube starts at ``phase`` mod ALIGN."""
+        from vampires import kernels
+
+        (height, width), dtype, capacity = key
+        cube, raw = aligned_empty((capacity, height, width), fmt.disk, phase=phase)
+        return cls(key=key, cube=cube, copy=kernels.cube_copier(np.dtype(dtype), cube), raw=raw)
+
+    def rephase(self, phase: int) -> None:
+        """Move the cube view to ``phase``; its contents are not kept.
+
+        At the phase of the cube's header length, the writer's ``O_DIRECT`` path
+        reads the buffer with no copy (see :mod:`vampires.fitslog.directio`).
+        """
+        from vampires import kernels
+
+        if phase_of(self.cube) == phase % ALIGN:
+            return
+        self.cube, self.raw = aligned_empty(
+            self.cube.shape, self.cube.dtype, phase=phase, raw=self.raw
+        )
+        self.copy = kernels.cube_copier(np.dtype(self.key[1]), self.cube)
 
 
 @attrs.define(eq=False)
@@ -341,6 +369,7 @@ class Logger:
         self._free: list[_Buffer] = []
         self._nallocated = 0
         self._memory = 0
+        self._phase = 0  # address phase of new/free buffers: last header length mod ALIGN
         # reader-thread state
         self._stream: Stream | None = None
         self._reader: StreamReader | None = None
@@ -536,7 +565,7 @@ class Logger:
                 dropped=self._dropped,
                 current_file=cube.name if cube is not None and cube.n else None,
                 folder=folder,
-                memory_bytes=self._memory,
+                memory_bytes=self._memory + self._writer.memory_bytes,
                 error=self._error,
                 last_file=self._last_file,
                 attached=stream is not None,
@@ -946,7 +975,7 @@ class Logger:
         except ConfigError as exc:
             self._set_error(f"cannot log stream {self._name!r}: {exc}")
             return None
-        buffer = self._take_buffer((shape, dtype.str, capacity), fmt, dtype)
+        buffer = self._take_buffer((shape, dtype.str, capacity), fmt)
         if buffer is None:
             return None
         return _Cube(
@@ -966,10 +995,8 @@ class Logger:
         )
 
     def _take_buffer(
-        self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat, dtype: np.dtype[Any]
+        self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat
     ) -> _Buffer | None:
-        from vampires import kernels
-
         with self._lock:
             for i, buffer in enumerate(self._free):
                 if buffer.key == key:
@@ -982,17 +1009,16 @@ class Logger:
             if self._nallocated >= self._nbuffers:
                 return None
             self._nallocated += 1
-        (height, width), _, capacity = key
         try:
-            cube = np.empty((capacity, height, width), fmt.disk)
+            buffer = _Buffer.allocate(key, fmt, self._phase)
         except MemoryError:
             with self._lock:
                 self._nallocated -= 1
-            self._set_error(f"out of memory for a {capacity}-frame cube buffer")
+            self._set_error(f"out of memory for a {key[2]}-frame cube buffer")
             return None
         with self._lock:
-            self._memory += cube.nbytes
-        return _Buffer(key=key, cube=cube, copy=kernels.cube_copier(dtype, cube))
+            self._memory += buffer.cube.nbytes
+        return buffer
 
     def _prepare_buffers(self) -> None:
         """Allocate and page in the pool for the current stream and policy (writer thread).
@@ -1023,19 +1049,21 @@ class Logger:
                     return
                 self._nallocated += 1
             try:
-                cube = np.empty((key[2], *shape), fmt.disk)
+                buffer = _Buffer.allocate(key, fmt, self._phase)
             except MemoryError:
                 with self._lock:
                     self._nallocated -= 1
                 self._set_error(f"out of memory for a {key[2]}-frame cube buffer")
                 return
-            cube.reshape(-1).view(np.uint8)[::_PAGE] = 0  # touch every page
-            buffer = _Buffer(key=key, cube=cube, copy=kernels.cube_copier(dtype, cube))
+            buffer.raw[::_PAGE] = 0  # touch every page
             with self._lock:
-                self._memory += cube.nbytes
+                self._memory += buffer.cube.nbytes
                 self._free.append(buffer)
 
-    def _give_back(self, buffer: _Buffer) -> None:
+    def _give_back(self, buffer: _Buffer, header_bytes: int = 0) -> None:
+        if header_bytes:  # the next cube's header is most likely as long as this one's
+            self._phase = header_bytes % ALIGN
+            buffer.rephase(self._phase)
         with self._lock:
             self._free.append(buffer)
 
@@ -1100,7 +1128,7 @@ class Logger:
             except Exception as exc:
                 logger.exception("logger %s: writer error", self._name)
                 error = f"writer error: {exc}"
-            self._give_back(buffer)
+            self._give_back(buffer, result.header_bytes if result is not None else 0)
             lost = job.nframes - (result.frames if result is not None else 0)
             with self._lock:
                 self._pending -= 1

@@ -14,7 +14,9 @@ the moment the cube closes until the rename), in this order:
 
 1. ``<stem>.txt.tmp``: the sidecar (small; written first so a killed logger
    leaves the frame times next to its partial cube);
-2. ``<name>.fits.tmp``: header, pixels, zero padding to 2880, ``fsync``;
+2. ``<name>.fits.tmp``: header, pixels, zero padding to 2880, ``fsync``; the
+   pixels go to the disk with ``O_DIRECT`` where the file system allows it
+   (no page-cache copy, see :mod:`vampires.fitslog.directio`);
 3. rename to ``<name>.fits``, then ``<stem>.txt.tmp`` to ``<stem>.txt``.
 
 A ``*.fits`` glob therefore never sees a half-written cube. When the disk is
@@ -39,6 +41,7 @@ import attrs
 
 from vampires.config import shm_dir as default_shm_dir
 from vampires.errors import FitsFormatError, VampiresError
+from vampires.fitslog.directio import BounceBuffer, WriteChunk, write_all, write_cube_file
 from vampires.fitslog.header import (
     BLOCK,
     Card,
@@ -58,6 +61,8 @@ from vampires.fitslog.names import (
 from vampires.fitslog.sidecar import FrameTimes, format_sidecar
 
 if TYPE_CHECKING:
+    from typing import Any
+
     import numpy as np
     from numpy.typing import NDArray
 
@@ -69,9 +74,8 @@ logger = logging.getLogger(__name__)
 
 #: A callable returning extra header cards (called once per cube, in the writer thread).
 HeaderProvider = Callable[[], CardSource]
-#: ``write_chunk(fd, data) -> bytes written`` (``os.write`` by default; tests inject faults).
-WriteChunk = Callable[[int, memoryview], int]
 _CHUNK = 64 * 1024 * 1024
+_BOUNCE = 16 * 1024 * 1024
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
@@ -155,6 +159,14 @@ class WrittenCube:
         Human-readable error, or None when the whole cube was written.
     kept_tmp
         A ``.tmp`` left for ``vampires recover`` (None if none).
+    header_bytes
+        Length of the FITS header (a cube buffer at this phase modulo
+        :data:`~vampires.fitslog.directio.ALIGN` is written with no copy).
+    direct_bytes
+        Pixel bytes that went to the disk with ``O_DIRECT``.
+    copied_bytes
+        How many of those were first copied into an aligned scratch buffer
+        (0 when the cube buffer was at the header's phase).
     """
 
     path: Path | None
@@ -164,21 +176,14 @@ class WrittenCube:
     seconds: float
     error: str | None = None
     kept_tmp: Path | None = None
+    header_bytes: int = 0
+    direct_bytes: int = 0
+    copied_bytes: int = 0
 
     @property
     def ok(self) -> bool:
         """True when the whole cube is on disk."""
         return self.error is None
-
-
-def _write_all(fd: int, data: memoryview, write_chunk: WriteChunk, chunk: int) -> None:
-    view = data.cast("B")
-    offset = 0
-    while offset < len(view):
-        n = write_chunk(fd, view[offset : offset + chunk])
-        if n <= 0:
-            raise OSError(errno.EIO, "write returned no progress")
-        offset += n
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -215,6 +220,9 @@ class CubeWriter:
         Where aux headers live (default: the resolved ``MILK_SHM_DIR``).
     fsync
         Flush each cube to the disk before the rename (default True).
+    direct
+        Write the pixels with ``O_DIRECT`` where the file system allows it
+        (default True; buffered writes otherwise, same bytes).
     chunk_bytes
         Size of each ``write`` call.
     write_chunk
@@ -235,6 +243,7 @@ class CubeWriter:
         header_provider: HeaderProvider | None = None,
         shm_dir: Path | None = None,
         fsync: bool = True,
+        direct: bool = True,
         chunk_bytes: int = _CHUNK,
         write_chunk: WriteChunk | None = None,
         clock: Callable[[], float] = time.time,
@@ -246,6 +255,8 @@ class CubeWriter:
         self._provider = header_provider
         self._shm_dir = shm_dir
         self._fsync = fsync
+        self._direct = direct
+        self._bounce: BounceBuffer | None = None
         self._chunk = int(chunk_bytes)
         self._write_chunk: WriteChunk = write_chunk if write_chunk is not None else os.write
         self._clock = clock
@@ -384,10 +395,10 @@ class CubeWriter:
                 error=_describe(exc, side_tmp),
             )
         header = self.header(job)
-        pixels = job.cube[: job.nframes].data.cast("B")
-        padding = memoryview(bytes(-(len(header) + len(pixels)) % BLOCK))
+        pixels = job.cube[: job.nframes]
+        padding = -(len(header) + pixels.nbytes) % BLOCK
         try:
-            self._write_file(fits_tmp, [memoryview(header), pixels, padding])
+            direct_bytes, copied_bytes = self._write_cube(fits_tmp, header, pixels, padding)
             os.replace(fits_tmp, final)
             os.replace(side_tmp, sidecar_path(final))
             _fsync_dir(job.folder)
@@ -397,15 +408,49 @@ class CubeWriter:
             path=final,
             sidecar=sidecar_path(final),
             frames=job.nframes,
-            nbytes=len(header) + len(pixels) + len(padding),
+            nbytes=len(header) + pixels.nbytes + padding,
             seconds=time.perf_counter() - started,
+            header_bytes=len(header),
+            direct_bytes=direct_bytes,
+            copied_bytes=copied_bytes,
         )
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of the writer's own aligned scratch buffer (0 until first needed)."""
+        return 0 if self._bounce is None else self._bounce.nbytes
+
+    def _bounce_buffer(self) -> BounceBuffer:
+        if self._bounce is None:
+            self._bounce = BounceBuffer(min(self._chunk, _BOUNCE))
+        return self._bounce
+
+    def _write_cube(
+        self, path: Path, header: bytes, pixels: NDArray[Any], padding: int
+    ) -> tuple[int, int]:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            written = write_cube_file(
+                fd,
+                header,
+                pixels,
+                padding,
+                write_chunk=self._write_chunk,
+                chunk=self._chunk,
+                bounce=self._bounce_buffer,
+                direct=self._direct,
+            )
+            if self._fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return written
 
     def _write_file(self, path: Path, parts: list[memoryview]) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             for part in parts:
-                _write_all(fd, part, self._write_chunk, self._chunk)
+                write_all(fd, part, self._write_chunk, self._chunk)
             if self._fsync:
                 os.fsync(fd)
         finally:
