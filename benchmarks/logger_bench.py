@@ -563,8 +563,8 @@ def run(quick: bool = False, folder: Path | None = None) -> list[dict]:
             )
         )
         # 2. highest zero-drop MBI rate, one and two cameras, on disk
-        rates1 = [20.0, 40.0] if quick else [30.0, 45.0, 57.0, 70.0]
-        rates2 = [10.0, 20.0] if quick else [35.0, 57.0, 70.0]
+        rates1 = [20.0, 40.0] if quick else [30.0, 57.0, 70.0, 100.0, 130.0]
+        rates2 = [10.0, 20.0] if quick else [35.0, 57.0, 70.0, 100.0]
         duration = 1.0 if quick else 20.0
         fps1, run1, trials1 = zero_drop_rate([("vcam1", MBI)], rates1, duration, disk / "z1", cube)
         rows.append(

@@ -233,7 +233,7 @@ def test_cube_writer_buffered_option(tmp_path: Path, check_cube) -> None:
 def test_logger_keeps_its_buffers_at_the_header_phase(
     shm_dir, direct_dir: Path, check_cube
 ) -> None:
-    """After its first cube the buffers sit at the header phase: no copy before O_DIRECT."""
+    """The buffers sit at the header's phase: nothing copied before O_DIRECT."""
     from tests.fitslog.test_fitslog_logger import (
         check_frames_match_sidecar,
         cubes_in,
@@ -249,14 +249,16 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
         with Logger("vcam1", CubePolicy(frames_per_cube=3), dirname=direct_dir, buffers=3) as log:
             log.start()
             publish_lockstep(stream, log, 15)
-            log.stop(wait_for_cube=True)
-            log.wait_idle(30)
+            log.stop()
+            assert log.wait_idle(30)
             assert log.status().dropped == 0
             header_bytes = {len(fits.Header.fromfile(p).tostring()) for p in cubes_in(direct_dir)}
             (length,) = header_bytes  # same header length for every cube of the run
             free = list(log._free)
             assert free
             assert all(phase_of(b.cube) == length % ALIGN for b in free)
+            # phase right from the first cube (estimated at attach): no scratch buffer ever
+            assert log.status().memory_bytes == 3 * (3 * shape[0] * shape[1] * 2)
     cubes = cubes_in(direct_dir)
     assert len(cubes) == 5
     for path in cubes:

@@ -383,6 +383,7 @@ class Logger:
         self._next_stale_check = 0.0
         self._reattach = False
         self._spec: tuple[tuple[int, int], np.dtype[Any]] | None = None
+        self._spec_cards: tuple[Card, ...] = ()  # stream keywords at attach (header estimate)
         # shared counters (under _lock)
         self._frames = 0
         self._files = 0
@@ -709,6 +710,8 @@ class Logger:
             self._stream = stream
             self._reader = reader
             self._spec = ((int(stream.shape[-2]), int(stream.shape[-1])), stream.dtype)
+            with contextlib.suppress(StreamError):
+                self._spec_cards = tuple(stream.keywords.cards())
             if self._error and "stream" in self._error:
                 self._error = None
         self._jobs.put(_PREPARE)  # let the writer thread allocate and page in the buffers
@@ -1028,6 +1031,7 @@ class Logger:
         """
         from vampires import kernels
 
+        self._estimate_phase()
         while not self._closing:
             with self._lock:
                 spec, policy = self._spec, self._policy
@@ -1059,6 +1063,25 @@ class Logger:
             with self._lock:
                 self._memory += buffer.cube.nbytes
                 self._free.append(buffer)
+
+    def _estimate_phase(self) -> None:
+        """Set the buffers' address phase from the header the next cube will most likely have."""
+        from vampires import kernels
+
+        with self._lock:
+            spec, cards = self._spec, self._spec_cards
+        if spec is None:
+            return
+        try:
+            nbytes = self._writer.expected_header_bytes(
+                self._name, spec[0], kernels.fits_format(spec[1]), cards, self._time_source
+            )
+        except ConfigError:
+            return
+        self._phase = nbytes % ALIGN
+        with self._lock:
+            for buffer in self._free:
+                buffer.rephase(self._phase)
 
     def _give_back(self, buffer: _Buffer, header_bytes: int = 0) -> None:
         if header_bytes:  # the next cube's header is most likely as long as this one's

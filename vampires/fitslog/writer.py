@@ -331,6 +331,40 @@ class CubeWriter:
             on_bad_card=bad,
         )
 
+    def expected_header_bytes(
+        self,
+        stream: str,
+        frame_shape: tuple[int, int],
+        fmt: FitsFormat,
+        stream_cards: tuple[Card, ...] = (),
+        time_source: str = "logger",
+    ) -> int:
+        """Return the header length a cube of this stream would get now (a multiple of 2880).
+
+        The logger places its cube buffers at this length's address phase so
+        that their pixels go to the disk with no copy (:mod:`vampires.fitslog.directio`).
+        """
+        import numpy as np
+
+        now = self._clock()
+        times = FrameTimes(
+            cnt0=np.zeros(1, np.int64),
+            cnt1=np.zeros(1, np.int64),
+            logger_time=np.full(1, now),
+            acquisition_time=np.full(1, now),
+        )
+        job = CubeJob(
+            stream=stream,
+            folder=Path(),
+            cube=np.empty((0, *frame_shape), fmt.disk),
+            nframes=1,
+            fmt=fmt,
+            times=times,
+            stream_cards=stream_cards,
+            time_source=time_source,
+        )
+        return len(self.header(job, written=now))
+
     def _unique_final(self, job: CubeJob) -> Path:
         t_first = float(job.clock[0])
         for bump in range(1000):
