@@ -163,3 +163,27 @@ def test_bad_max_lag_is_refused(stream: Stream) -> None:
 
     with pytest.raises(StreamError, match="max_lag"):
         stream.reader(catch_up=True, max_lag=8)  # 8 slots: at most 7 behind
+
+
+def test_prefilled_slots_published_without_copy(stream: Stream) -> None:
+    """The benchmarks' zero-CPU camera: slots filled once, then published as they are."""
+    for k in range(1, 9):  # one lap fills the 8 slots with frames 1..8
+        stream.write(_frame(k))
+    stream.write(_frame(99))  # main array and slot 0 now hold 99
+    with stream.reader(catch_up=True) as reader:
+        cnt0 = [stream._publish_prefilled_slot(acquisition_time=2000.0 + k) for k in range(3)]
+        got = [reader.next(timeout=1.0) for _ in range(3)]
+    assert cnt0 == [10, 11, 12]
+    assert [f.cnt0 for f in got] == [10, 11, 12]
+    # each frame is what its slot held (frames 2, 3, 4 of the first lap), not the main array
+    assert [int(f.data[0, 0]) for f in got] == [2, 3, 4]
+    assert [f.acquisition_time for f in got] == [2000.0, 2001.0, 2002.0]
+
+
+def test_prefilled_slots_need_a_circular_buffer() -> None:
+    from vampires.errors import StreamError
+
+    with Stream.create("nocb", (2, 2), np.uint16) as s:
+        with pytest.raises(StreamError, match="no circular buffer"):
+            s._publish_prefilled_slot()
+        s.destroy()

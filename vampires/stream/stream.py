@@ -1468,6 +1468,7 @@ class Stream:
         *,
         cnt0: int | None = None,
         cnt1: int | None = None,
+        copy_to_slot: bool = True,
     ) -> int:
         try:
             if plan:
@@ -1476,7 +1477,7 @@ class Stream:
                 cnt0 = int(v.cnt0[0]) + 1
             if cnt1 is None:
                 cnt1 = int(v.cnt1[0]) if index is None else index
-            self._stamp(v, cnt0, cnt1, atime)
+            self._stamp(v, cnt0, cnt1, atime, copy_to_slot=copy_to_slot)
         except BaseException:
             v.write[0] = 0  # never leave readers waiting on a dead write flag
             raise
@@ -1492,7 +1493,31 @@ class Stream:
             v.semlog.post()
         return cnt0
 
-    def _stamp(self, v: _Views, cnt0: int, cnt1: int, atime: tuple[int, int] | None) -> None:
+    def _publish_prefilled_slot(self, acquisition_time: float | None = None) -> int:
+        """Publish the next circular-buffer slot's pixels as they are, with no copy at all.
+
+        Emulates a camera whose frame grabber writes into the slots by DMA (no
+        CPU): the benchmarks use it to measure a reader or link alone, as a
+        raw socket is measured. The main pixel array is *not* updated, so this
+        is not a way to publish frames for real readers.
+        """
+        v = self._views()
+        self._check_writable()
+        if not self._layout.cbsize:
+            msg = f"stream {self.name!r} has no circular buffer"
+            raise StreamError(msg)
+        v.write[0] = 1
+        return self._publish(v, [], self._atime(acquisition_time), None, copy_to_slot=False)
+
+    def _stamp(
+        self,
+        v: _Views,
+        cnt0: int,
+        cnt1: int,
+        atime: tuple[int, int] | None,
+        *,
+        copy_to_slot: bool = True,
+    ) -> None:
         """Circular-buffer slot and time stamps of a frame being published."""
         now = clock.now_ns()
         wsec, wnsec = divmod(now, 1_000_000_000)
@@ -1505,7 +1530,8 @@ class Stream:
                 v.cbcycle[0] += 1
             md = v.cbmd[slot : slot + 1]
             md["cnt0"] = 0  # invalid while the slot is rewritten (see _read_slot)
-            v.cbdata[slot] = v.data
+            if copy_to_slot:
+                v.cbdata[slot] = v.data
             md["cnt0"] = cnt0
             md["cnt1"] = cnt1
             md["atime"] = (asec, ansec)
