@@ -536,18 +536,27 @@ def run(quick: bool = False, folder: Path | None = None) -> list[dict]:
             )
         )
         # 1. the logger's writer on disk: bytes / time spent writing (fsync per cube),
-        #    between two raw measures of the same disk (it is bursty: compare to their mean)
+        #    each run between two raw measures of the same disk (it is bursty: compare
+        #    to their mean); best of 2 runs, the one least disturbed by the shared host
         cube = 25 if quick else 250
-        sat = log_run(
-            [("vcam1", MBI)], 40.0, 2.0 if quick else 20.0, disk / "sat", cube, verify=True
-        )
-        raw_after = disk_limit(disk, raw_bytes)
-        raw = 0.5 * (raw_before + raw_after)
-        sat_rate = sat["bytes"] / sat["write_seconds"]
+        raws = [raw_before]
+        sats: list[dict] = []
+        attempts: list[tuple[float, float]] = []  # (writer B/s, raw B/s around it)
+        for _ in range(1 if quick else 2):
+            sats.append(
+                log_run(
+                    [("vcam1", MBI)], 40.0, 2.0 if quick else 20.0, disk / "sat", cube, verify=True
+                )
+            )
+            raws.append(disk_limit(disk, raw_bytes))
+            attempts.append(
+                (sats[-1]["bytes"] / sats[-1]["write_seconds"], 0.5 * (raws[-2] + raws[-1]))
+            )
+        sat_rate, raw = max(attempts, key=lambda a: a[0] / a[1])
         rows.append(
             _row(
-                "raw write+fsync, best of buffered and O_DIRECT (before / after the logger run)",
-                f"{raw_before / mb:.0f} / {raw_after / mb:.0f} MB/s",
+                "raw write+fsync, best of buffered and O_DIRECT (around each logger run)",
+                " / ".join(f"{r / mb:.0f}" for r in raws) + " MB/s",
                 "",
                 "",
                 "limit",
@@ -555,7 +564,8 @@ def run(quick: bool = False, folder: Path | None = None) -> list[dict]:
         )
         rows.append(
             _row(
-                "logger writer while logging MBI 40 fps (shared CPUs) vs raw write+fsync",
+                "logger writer while logging MBI 40 fps (shared CPUs) vs raw write+fsync, "
+                f"best of runs {', '.join(f'{w / r:.2f}' for w, r in attempts)}",
                 f"{sat_rate / mb:.0f} MB/s",
                 f"raw {raw / mb:.0f} MB/s",
                 sat_rate / raw,
@@ -666,8 +676,8 @@ def run(quick: bool = False, folder: Path | None = None) -> list[dict]:
                 "0 (milk 9)",
             )
         )
-        checked = sat["checked"] + std["checked"]
-        mislabelled = sat["mislabelled"] + std["mislabelled"]
+        checked = sum(r["checked"] for r in sats) + std["checked"]
+        mislabelled = sum(r["mislabelled"] for r in sats) + std["mislabelled"]
         rows.append(
             _row(
                 "cubes whose pixels, sidecar and name disagree (stamped counters)",
