@@ -15,7 +15,9 @@ writes:
 1. the header and the first pixels up to the first aligned file offset, buffered;
 2. the aligned middle (almost all the pixels) with ``O_DIRECT``, straight from
    the cube buffer when its address has the right phase (the logger keeps its
-   buffers at the phase of its last header, see :func:`aligned_empty`), else
+   buffers at the phase of the header it expects: estimated when it attaches
+   to the stream, then that of the last cube written; see
+   :func:`aligned_empty`), else
    through a small aligned bounce buffer (one ``memcpy``, still no page cache);
 3. the last partial block and the padding, buffered.
 

@@ -35,7 +35,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
@@ -61,8 +61,6 @@ from vampires.fitslog.names import (
 from vampires.fitslog.sidecar import FrameTimes, format_sidecar
 
 if TYPE_CHECKING:
-    from typing import Any
-
     import numpy as np
     from numpy.typing import NDArray
 
@@ -74,6 +72,7 @@ logger = logging.getLogger(__name__)
 
 #: A callable returning extra header cards (called once per cube, in the writer thread).
 HeaderProvider = Callable[[], CardSource]
+_T = TypeVar("_T")
 _CHUNK = 64 * 1024 * 1024
 _BOUNCE = 16 * 1024 * 1024
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -417,7 +416,10 @@ class CubeWriter:
         )
         text = format_sidecar(job.times, stream=job.stream, fits_name=final.name, notes=notes)
         try:
-            self._write_file(side_tmp, [memoryview(text.encode("ascii"))])
+            sidecar = memoryview(text.encode("ascii"))
+            self._write_file(
+                side_tmp, lambda fd: write_all(fd, sidecar, self._write_chunk, self._chunk)
+            )
         except OSError as exc:
             side_tmp.unlink(missing_ok=True)
             return WrittenCube(
@@ -432,7 +434,19 @@ class CubeWriter:
         pixels = job.cube[: job.nframes]
         padding = -(len(header) + pixels.nbytes) % BLOCK
         try:
-            direct_bytes, copied_bytes = self._write_cube(fits_tmp, header, pixels, padding)
+            direct_bytes, copied_bytes = self._write_file(
+                fits_tmp,
+                lambda fd: write_cube_file(
+                    fd,
+                    header,
+                    pixels,
+                    padding,
+                    write_chunk=self._write_chunk,
+                    chunk=self._chunk,
+                    bounce=self._bounce_buffer,
+                    direct=self._direct,
+                ),
+            )
             os.replace(fits_tmp, final)
             os.replace(side_tmp, sidecar_path(final))
             _fsync_dir(job.folder)
@@ -459,36 +473,16 @@ class CubeWriter:
             self._bounce = BounceBuffer(min(self._chunk, _BOUNCE))
         return self._bounce
 
-    def _write_cube(
-        self, path: Path, header: bytes, pixels: NDArray[Any], padding: int
-    ) -> tuple[int, int]:
+    def _write_file(self, path: Path, write: Callable[[int], _T]) -> _T:
+        """Create ``path``, let ``write(fd)`` fill it, fsync; return what ``write`` returned."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            written = write_cube_file(
-                fd,
-                header,
-                pixels,
-                padding,
-                write_chunk=self._write_chunk,
-                chunk=self._chunk,
-                bounce=self._bounce_buffer,
-                direct=self._direct,
-            )
+            result = write(fd)
             if self._fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        return written
-
-    def _write_file(self, path: Path, parts: list[memoryview]) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            for part in parts:
-                write_all(fd, part, self._write_chunk, self._chunk)
-            if self._fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        return result
 
     def _salvage(
         self, job: CubeJob, fits_tmp: Path, final: Path, exc: OSError, started: float
