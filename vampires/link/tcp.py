@@ -83,6 +83,7 @@ from vampires.link._common import (
     Backoff,
     LinkCounters,
     LinkStatus,
+    StaleWatch,
     parse_count,
     parse_port,
     parse_seconds,
@@ -600,8 +601,9 @@ class TcpSender(_Worker):
             )
             generation = stream.inode
             source = _Source(stream, reader, self._ring)
+            stale = StaleWatch(stream, _WAIT_SLICE_S)
             while not self._stop.is_set():
-                if stream.is_stale():
+                if stale():
                     logger.info("tcp-send: stream %s vanished or was re-created", stream.name)
                     return
                 if not self._ring.room(source.queue_limit, _WAIT_SLICE_S):

@@ -47,6 +47,7 @@ from vampires.link._common import (
     Backoff,
     LinkCounters,
     LinkStatus,
+    StaleWatch,
     parse_count,
     parse_seconds,
 )
@@ -290,8 +291,9 @@ class ZmqPublisher:
             dtype = wire_dtype(stream.dtype)
             try:
                 with stream.reader() as reader:
+                    stale = StaleWatch(stream)
                     while not self._stop.is_set():
-                        if stream.is_stale():
+                        if stale():
                             logger.info("zmq-pub: stream %s re-created, re-opening", stream.name)
                             self._counters.recreated += 1
                             last_sent = None
