@@ -7,21 +7,28 @@ import logging
 import math
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from vampires.errors import ConfigError
+from vampires.errors import ConfigError, ProtocolError, StreamError
+from vampires.link.protocol import validate_stream_name
+
+if TYPE_CHECKING:
+    from vampires.stream import Stream
 
 __all__ = [
     "Backoff",
     "LinkCounters",
     "LinkStatus",
     "StaleWatch",
+    "check_stream_name",
     "parse_count",
     "parse_host_port",
     "parse_port",
     "parse_seconds",
+    "wait_for_stream",
 ]
 
 logger = logging.getLogger(__name__)
@@ -271,6 +278,53 @@ class StaleWatch:
             return False
         self._next = now + self._period
         return bool(self._stream.is_stale())
+
+
+def check_stream_name(name: object, what: str) -> str:
+    """Validate a stream name given to a link's constructor.
+
+    Raises
+    ------
+    ConfigError
+        Not a valid stream name (the wire format's rules).
+    """
+    try:
+        return validate_stream_name(name, what=what)
+    except ProtocolError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def wait_for_stream(
+    name: str,
+    shm_dir: Path | None,
+    stop: threading.Event,
+    counters: LinkCounters,
+    *,
+    backoff: Backoff,
+) -> Stream | None:
+    """Open stream ``name``, retrying with ``backoff`` until it exists or ``stop`` is set.
+
+    The first failure is logged once and every failure is shown in the link's
+    status (``counters.error``).
+
+    Returns
+    -------
+    Stream or None
+        The open stream; None when stopped first.
+    """
+    from vampires.stream import Stream
+
+    logged = False
+    while not stop.is_set():
+        try:
+            return Stream.open(name, shm_dir=shm_dir)
+        except StreamError as exc:
+            counters.error = f"stream {name}: {exc}"
+            if not logged:
+                logger.warning("%s: waiting for stream %s (%s)", counters.role, name, exc)
+                logged = True
+            backoff.wait(stop)
+    return None
 
 
 def parse_count(value: object, what: str, *, minimum: int = 1) -> int:

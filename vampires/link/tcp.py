@@ -84,9 +84,11 @@ from vampires.link._common import (
     LinkCounters,
     LinkStatus,
     StaleWatch,
+    check_stream_name,
     parse_count,
     parse_port,
     parse_seconds,
+    wait_for_stream,
 )
 from vampires.link.protocol import (
     ACK_FIXED,
@@ -112,7 +114,6 @@ from vampires.link.protocol import (
     encode_hello,
     encode_keywords,
     encode_trailer,
-    validate_stream_name,
     wire_dtype,
 )
 
@@ -132,13 +133,6 @@ _IDLE_TIMEOUT_S = 5.0
 _WAIT_SLICE_S = 0.1
 _VALID_TRAILER = encode_trailer(FrameStatus.VALID)
 _TORN_TRAILER = encode_trailer(FrameStatus.TORN)
-
-
-def _check_name(name: object, what: str) -> str:
-    try:
-        return validate_stream_name(name, what=what)
-    except ProtocolError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def _inode_of(name: str, shm_dir: Path | None) -> int:
@@ -191,25 +185,6 @@ def _sendmsg_all(sock: socket.socket, buffers: list[memoryview]) -> None:
             else:
                 pending[0] = first[sent:]
                 sent = 0
-
-
-def _wait_for_stream(
-    name: str, shm_dir: Path | None, stop: threading.Event, counters: LinkCounters
-) -> Stream | None:
-    from vampires.stream import Stream
-
-    backoff = Backoff(0.02, 0.5)
-    logged = False
-    while not stop.is_set():
-        try:
-            return Stream.open(name, shm_dir=shm_dir)
-        except StreamError as exc:
-            counters.error = f"stream {name}: {exc}"
-            if not logged:
-                logger.warning("tcp-send: waiting for stream %s (%s)", name, exc)
-                logged = True
-            backoff.wait(stop)
-    return None
 
 
 class _Worker:
@@ -518,7 +493,7 @@ class TcpSender(_Worker):
         depth: int = 4,
         catch_up: bool = True,
     ) -> None:
-        self.stream_name = _check_name(stream_name, "stream name")
+        self.stream_name = check_stream_name(stream_name, "stream name")
         self.catch_up = bool(catch_up)
         host_value: object = host
         if not isinstance(host_value, str) or not host_value:
@@ -562,8 +537,12 @@ class TcpSender(_Worker):
         stream: Stream | None = None
         try:
             while not self._stop.is_set():
-                stream = _wait_for_stream(
-                    self.stream_name, self._shm_dir, self._stop, self._counters
+                stream = wait_for_stream(
+                    self.stream_name,
+                    self._shm_dir,
+                    self._stop,
+                    self._counters,
+                    backoff=Backoff(0.02, 0.5),
                 )
                 if stream is None:
                     return
@@ -842,7 +821,7 @@ class TcpReceiver(_Worker):
         shm_dir: Path | str | None = None,
         idle_timeout: float = _IDLE_TIMEOUT_S,
     ) -> None:
-        self.name = None if name is None else _check_name(name, "local stream name")
+        self.name = None if name is None else check_stream_name(name, "local stream name")
         self.bind = bind
         requested = parse_port(port)
         self.idle_timeout = parse_seconds(idle_timeout, "idle_timeout")

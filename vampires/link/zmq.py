@@ -48,14 +48,15 @@ from vampires.link._common import (
     LinkCounters,
     LinkStatus,
     StaleWatch,
+    check_stream_name,
     parse_count,
     parse_seconds,
+    wait_for_stream,
 )
 from vampires.link.protocol import (
     ZmqMeta,
     decode_zmq_message,
     encode_zmq_meta,
-    validate_stream_name,
     wire_dtype,
 )
 
@@ -78,13 +79,6 @@ def _check_endpoint(endpoint: object, what: str) -> str:
         msg = f"{what} must be a ZMQ endpoint like tcp://host:port, got {endpoint!r}"
         raise ConfigError(msg)
     return endpoint
-
-
-def _check_name(name: object, what: str) -> str:
-    try:
-        return validate_stream_name(name, what=what)
-    except ProtocolError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 class ZmqPublisher:
@@ -127,7 +121,7 @@ class ZmqPublisher:
         curve_dir: Path | str | None = None,
         timeout: float = 0.2,
     ) -> None:
-        self.stream_name = _check_name(stream_name, "stream name")
+        self.stream_name = check_stream_name(stream_name, "stream name")
         self.bind = _check_endpoint(bind, "bind")
         self.max_fps = parse_seconds(max_fps, "max_fps", allow_zero=True)
         self.every = parse_count(every, "every")
@@ -260,29 +254,19 @@ class ZmqPublisher:
                 if auth is not None:
                     auth.stop()
 
-    def _open_stream(self) -> Stream | None:
-        from vampires.stream import Stream
-
-        backoff = Backoff(0.05, 1.0)
-        logged = False
-        while not self._stop.is_set():
-            try:
-                return Stream.open(self.stream_name, shm_dir=self._shm_dir)
-            except StreamError as exc:
-                if not logged:
-                    logger.warning("zmq-pub: waiting for stream %s: %s", self.stream_name, exc)
-                    logged = True
-                self._counters.error = str(exc)
-                backoff.wait(self._stop)
-        return None
-
     def _publish_loop(self, sock: zmq.Socket[bytes]) -> None:
         period = 1.0 / self.max_fps if self.max_fps > 0 else 0.0
         deadline = time.monotonic()
         last_sent: int | None = None
         topic = self.stream_name.encode()
         while not self._stop.is_set():
-            stream = self._open_stream()
+            stream = wait_for_stream(
+                self.stream_name,
+                self._shm_dir,
+                self._stop,
+                self._counters,
+                backoff=Backoff(0.05, 1.0),
+            )
             if stream is None:
                 return
             self._counters.error = None
@@ -387,9 +371,9 @@ class ZmqSubscriber:
         stop: threading.Event | None = None,
     ) -> None:
         self.connect = _check_endpoint(connect, "connect")
-        self.name = _check_name(name, "stream name")
+        self.name = check_stream_name(name, "stream name")
         self.to_stream = bool(to_stream)
-        self.local_name = _check_name(local_name or name, "local stream name")
+        self.local_name = check_stream_name(local_name or name, "local stream name")
         self.timeout = None if timeout is None else parse_seconds(timeout, "timeout")
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         self._curve_dir = Path(curve_dir) if curve_dir is not None else None
