@@ -184,6 +184,22 @@ class WrittenCube:
         """True when the whole cube is on disk."""
         return self.error is None
 
+    @classmethod
+    def nothing(
+        cls, error: str, *, started: float | None = None, kept_tmp: Path | None = None
+    ) -> WrittenCube:
+        """No valid file produced: ``error`` says why (``started``: perf_counter at the start)."""
+        seconds = 0.0 if started is None else time.perf_counter() - started
+        return cls(
+            path=None,
+            sidecar=None,
+            frames=0,
+            nbytes=0,
+            seconds=seconds,
+            error=error,
+            kept_tmp=kept_tmp,
+        )
+
 
 def _fsync_dir(folder: Path) -> None:
     try:
@@ -394,19 +410,12 @@ class CubeWriter:
         started = time.perf_counter()
         if job.nframes < 1 or len(job.times) != job.nframes:
             msg = f"cube job for {job.stream} has {job.nframes} frames / {len(job.times)} times"
-            return WrittenCube(path=None, sidecar=None, frames=0, nbytes=0, seconds=0.0, error=msg)
+            return WrittenCube.nothing(msg)
         try:
             job.folder.mkdir(parents=True, exist_ok=True)
             final = self._unique_final(job)
         except OSError as exc:
-            return WrittenCube(
-                path=None,
-                sidecar=None,
-                frames=0,
-                nbytes=0,
-                seconds=time.perf_counter() - started,
-                error=_describe(exc, job.folder),
-            )
+            return WrittenCube.nothing(_describe(exc, job.folder), started=started)
         side_tmp = final.with_suffix(TXT_TMP_SUFFIX)
         fits_tmp = tmp_path(final)
         notes = (
@@ -422,14 +431,7 @@ class CubeWriter:
             )
         except OSError as exc:
             side_tmp.unlink(missing_ok=True)
-            return WrittenCube(
-                path=None,
-                sidecar=None,
-                frames=0,
-                nbytes=0,
-                seconds=time.perf_counter() - started,
-                error=_describe(exc, side_tmp),
-            )
+            return WrittenCube.nothing(_describe(exc, side_tmp), started=started)
         header = self.header(job)
         pixels = job.cube[: job.nframes]
         padding = -(len(header) + pixels.nbytes) % BLOCK
@@ -502,14 +504,7 @@ class CubeWriter:
             )
         if not fits_tmp.exists():
             final.with_suffix(TXT_TMP_SUFFIX).unlink(missing_ok=True)
-            return WrittenCube(
-                path=None,
-                sidecar=None,
-                frames=0,
-                nbytes=0,
-                seconds=time.perf_counter() - started,
-                error=error,
-            )
+            return WrittenCube.nothing(error, started=started)
         report = recover_tmp(fits_tmp)
         logger.warning("%s: %s; %s", job.stream, error, report.message)
         if report.ok and report.path is not None:
@@ -521,12 +516,8 @@ class CubeWriter:
                 seconds=time.perf_counter() - started,
                 error=f"{error}; truncated to {report.frames} of {job.nframes} frames",
             )
-        return WrittenCube(
-            path=None,
-            sidecar=None,
-            frames=0,
-            nbytes=0,
-            seconds=time.perf_counter() - started,
-            error=f"{error}; kept {fits_tmp.name} ({report.message})",
+        return WrittenCube.nothing(
+            f"{error}; kept {fits_tmp.name} ({report.message})",
+            started=started,
             kept_tmp=fits_tmp if fits_tmp.exists() else None,
         )
