@@ -44,9 +44,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
+
+if TYPE_CHECKING:
+    from vampires.fitslog.writer import CubeJob
 
 MBI = (1096, 2236)
 MBI2 = (1096, 2240)
@@ -112,6 +116,30 @@ def _best(func, repeat: int) -> float:
 # ---------------------------------------------------------------- kernels
 
 
+def _synthetic_job(cube: np.ndarray, folder: Path) -> CubeJob:
+    """A vcam1 CubeJob of every frame of ``cube`` (FITS int16 storage), 100 fps time stamps."""
+    from vampires import kernels
+    from vampires.fitslog.sidecar import FrameTimes
+    from vampires.fitslog.writer import CubeJob
+
+    n = len(cube)
+    now = time.time()
+    times = FrameTimes(
+        cnt0=np.arange(n, dtype=np.int64),
+        cnt1=np.zeros(n, np.int64),
+        logger_time=now + 0.01 * np.arange(n),
+        acquisition_time=now + 0.01 * np.arange(n),
+    )
+    return CubeJob(
+        stream="vcam1",
+        folder=folder,
+        cube=cube,
+        nframes=n,
+        fmt=kernels.fits_format(np.uint16),
+        times=times,
+    )
+
+
 def kernel_rows(quick: bool, tmpfs: Path) -> list[dict]:
     from astropy.io import fits
 
@@ -164,29 +192,14 @@ def kernel_rows(quick: bool, tmpfs: Path) -> list[dict]:
             ">= 5",
         )
     )
-    from vampires.fitslog.sidecar import FrameTimes
-    from vampires.fitslog.writer import CubeJob, CubeWriter
+    from vampires.fitslog.writer import CubeWriter
 
-    n = nframes
-    times = FrameTimes(
-        cnt0=np.arange(n, dtype=np.int64),
-        cnt1=np.zeros(n, np.int64),
-        logger_time=time.time() + np.arange(n) * 0.01,
-        acquisition_time=time.time() + np.arange(n) * 0.01,
-    )
     folder = tmpfs / f"writer-{uuid.uuid4().hex}"
     writer = CubeWriter(fsync=False)
+    job = _synthetic_job(cube, folder)
 
     def ours_full() -> None:
         ours()
-        job = CubeJob(
-            stream="vcam1",
-            folder=folder,
-            cube=cube,
-            nframes=n,
-            fmt=kernels.fits_format(np.uint16),
-            times=times,
-        )
         result = writer.write(job)
         assert result.ok, result.error
         shutil.rmtree(folder)
@@ -247,28 +260,12 @@ def disk_limit(folder: Path, nbytes: int) -> float:
 
 def writer_vs_raw(folder: Path, quick: bool) -> tuple[float, float]:
     """Best of alternating raw write+fsync and CubeWriter.write of the same bytes (B/s)."""
-    from vampires import kernels
     from vampires.fitslog.directio import aligned_empty
-    from vampires.fitslog.sidecar import FrameTimes
-    from vampires.fitslog.writer import CubeJob, CubeWriter
+    from vampires.fitslog.writer import CubeWriter
 
     n = 25 if quick else 250
     cube = np.empty((n, *MBI), ">i2")
-    now = time.time()
-    times = FrameTimes(
-        cnt0=np.arange(n, dtype=np.int64),
-        cnt1=np.zeros(n, np.int64),
-        logger_time=now + 0.01 * np.arange(n),
-        acquisition_time=now + 0.01 * np.arange(n),
-    )
-    job = CubeJob(
-        stream="vcam1",
-        folder=folder,
-        cube=cube,
-        nframes=n,
-        fmt=kernels.fits_format(np.uint16),
-        times=times,
-    )
+    job = _synthetic_job(cube, folder)
     writer = CubeWriter()
     # as the logger keeps its buffers: at the phase of the header (no copy before O_DIRECT)
     phase = len(writer.header(job))
