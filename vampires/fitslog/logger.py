@@ -380,7 +380,6 @@ class Logger:
         self._drop_carry = 0
         self._period: float | None = None
         self._last_frame_at: float | None = None
-        self._next_stale_check = 0.0
         self._reattach = False
         self._spec: tuple[tuple[int, int], np.dtype[Any]] | None = None
         self._spec_cards: tuple[Card, ...] = ()  # stream keywords at attach (header estimate)
@@ -747,12 +746,8 @@ class Logger:
             self._reader = None
 
     def _check_stale(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now < self._next_stale_check:
-            return
-        self._next_stale_check = now + _STALE_CHECK
         stream = self._stream
-        if stream is None or not stream.is_stale():
+        if stream is None or not stream.is_stale(max_age=0.0 if force else _STALE_CHECK):
             return
         logger.info("logger %s: stream re-created or removed; re-attaching", self._name)
         self._close_cube("resized")

@@ -22,7 +22,6 @@ __all__ = [
     "Backoff",
     "LinkCounters",
     "LinkStatus",
-    "StaleWatch",
     "check_stream_name",
     "parse_count",
     "parse_host_port",
@@ -249,35 +248,6 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the initial delay (after a success)."""
         self._next = self.initial
-
-
-class StaleWatch:
-    """Tell a link's frame loop when its stream was re-created, with a stat() a few times a second.
-
-    :meth:`vampires.stream.Stream.is_stale` costs a system call; a loop waking
-    at every camera frame asks this instead. A re-created stream stops waking
-    the old mapping, so the loop times out and asks again within ``period``.
-
-    Parameters
-    ----------
-    stream
-        Anything with ``is_stale() -> bool``.
-    period
-        Seconds between two real checks.
-    """
-
-    def __init__(self, stream: Any, period: float = 0.1) -> None:  # noqa: ANN401 - a Stream
-        self._stream = stream
-        self._period = period
-        self._next = 0.0
-
-    def __call__(self) -> bool:
-        """Tell whether the stream vanished or was re-created (checked at most every ``period``)."""
-        now = time.monotonic()
-        if now < self._next:
-            return False
-        self._next = now + self._period
-        return bool(self._stream.is_stale())
 
 
 def check_stream_name(name: object, what: str) -> str:

@@ -83,7 +83,6 @@ from vampires.link._common import (
     Backoff,
     LinkCounters,
     LinkStatus,
-    StaleWatch,
     check_stream_name,
     parse_count,
     parse_port,
@@ -580,9 +579,8 @@ class TcpSender(_Worker):
             )
             generation = stream.inode
             source = _Source(stream, reader, self._ring)
-            stale = StaleWatch(stream, _WAIT_SLICE_S)
             while not self._stop.is_set():
-                if stale():
+                if stream.is_stale(max_age=_WAIT_SLICE_S):
                     logger.info("tcp-send: stream %s vanished or was re-created", stream.name)
                     return
                 if not self._ring.room(source.queue_limit, _WAIT_SLICE_S):

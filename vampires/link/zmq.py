@@ -47,7 +47,6 @@ from vampires.link._common import (
     Backoff,
     LinkCounters,
     LinkStatus,
-    StaleWatch,
     check_stream_name,
     parse_count,
     parse_seconds,
@@ -275,9 +274,8 @@ class ZmqPublisher:
             dtype = wire_dtype(stream.dtype)
             try:
                 with stream.reader() as reader:
-                    stale = StaleWatch(stream)
                     while not self._stop.is_set():
-                        if stale():
+                        if stream.is_stale(max_age=_POLL_S):
                             logger.info("zmq-pub: stream %s re-created, re-opening", stream.name)
                             self._counters.recreated += 1
                             last_sent = None

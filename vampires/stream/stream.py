@@ -910,6 +910,7 @@ class Stream:
         self._dtype: np.dtype[Any] = DATATYPE_DTYPES[int(md["datatype"])]
         del md
         self._inode = 0  # set by _attach from the mapped descriptor
+        self._fresh_until = 0.0  # is_stale(max_age): last "not stale" answer valid until
         self._fd = -1  # a descriptor of the mapped file (set by _attach), for claim locks
         self._size = layout.total
         self._v: _Views | None = _build_views(mm, layout, self._shape, self._dtype, name)
@@ -1170,19 +1171,33 @@ class Stream:
             raise StreamClosedError(msg)
         return self._v
 
-    def is_stale(self) -> bool:
+    def is_stale(self, max_age: float = 0.0) -> bool:
         """Tell whether the file vanished or was re-created (other inode or size).
+
+        Parameters
+        ----------
+        max_age
+            Seconds a "not stale" answer may be reused: a loop waking at every
+            frame asks with e.g. 0.1 and pays the ``stat()`` system call a few
+            times a second (a re-created stream stops waking the old mapping,
+            so such a loop times out and asks again soon). 0: always look.
 
         Returns
         -------
         bool
             True when consumers should re-open the stream.
         """
+        now = time.monotonic()
+        if max_age > 0 and now < self._fresh_until:
+            return False
         try:
             st = os.stat(self._path)
         except FileNotFoundError:
             return True
-        return st.st_ino != self._inode or st.st_size != self._size
+        if st.st_ino != self._inode or st.st_size != self._size:
+            return True
+        self._fresh_until = now + max_age
+        return False
 
     def __repr__(self) -> str:
         state = "closed" if self._v is None else f"cnt0={self.cnt0}"
