@@ -999,24 +999,32 @@ class Logger:
             for i, buffer in enumerate(self._free):
                 if buffer.key == key:
                     return self._free.pop(i)
-            stale = [b for b in self._free if b.key != key]
-            for buffer in stale:
-                self._free.remove(buffer)
-                self._nallocated -= 1
-                self._memory -= buffer.cube.nbytes
+            self._drop_stale(key)
             if self._nallocated >= self._nbuffers:
                 return None
             self._nallocated += 1
+        fresh = self._allocate(key, fmt)
+        if fresh is not None:
+            with self._lock:
+                self._memory += fresh.cube.nbytes
+        return fresh
+
+    def _drop_stale(self, key: tuple[tuple[int, int], str, int]) -> None:
+        """Free the pool's buffers of another shape or size (the caller holds the lock)."""
+        for buffer in [b for b in self._free if b.key != key]:
+            self._free.remove(buffer)
+            self._nallocated -= 1
+            self._memory -= buffer.cube.nbytes
+
+    def _allocate(self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat) -> _Buffer | None:
+        """Allocate a buffer for a place already counted in the pool (given back if it fails)."""
         try:
-            buffer = _Buffer.allocate(key, fmt, self._phase)
+            return _Buffer.allocate(key, fmt, self._phase)
         except MemoryError:
             with self._lock:
                 self._nallocated -= 1
             self._set_error(f"out of memory for a {key[2]}-frame cube buffer")
             return None
-        with self._lock:
-            self._memory += buffer.cube.nbytes
-        return buffer
 
     def _prepare_buffers(self) -> None:
         """Allocate and page in the pool for the current stream and policy (writer thread).
@@ -1038,21 +1046,12 @@ class Logger:
                     fmt = kernels.fits_format(dtype)
                 except ConfigError:
                     return
-                stale = [b for b in self._free if b.key != key]
-                if stale:
-                    self._free.remove(stale[0])
-                    self._nallocated -= 1
-                    self._memory -= stale[0].cube.nbytes
-                    continue
+                self._drop_stale(key)
                 if self._nallocated >= self._nbuffers:
                     return
                 self._nallocated += 1
-            try:
-                buffer = _Buffer.allocate(key, fmt, self._phase)
-            except MemoryError:
-                with self._lock:
-                    self._nallocated -= 1
-                self._set_error(f"out of memory for a {key[2]}-frame cube buffer")
+            buffer = self._allocate(key, fmt)
+            if buffer is None:
                 return
             buffer.raw[::_PAGE] = 0  # touch every page
             with self._lock:
