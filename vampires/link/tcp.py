@@ -205,6 +205,13 @@ class _Worker:
     def _main(self) -> None:
         raise NotImplementedError
 
+    def start(self) -> Self:
+        """Start the link in a background thread; return ``self``."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start() if self._thread is None else self
+
     def _start_thread(self, name: str) -> None:
         if self._thread is not None:
             msg = f"{name} is already started"
@@ -526,9 +533,6 @@ class TcpSender(_Worker):
         """
         self._start_thread(f"tcp-send-{self.stream_name}")
         return self
-
-    def __enter__(self) -> Self:
-        return self.start() if self._thread is None else self
 
     # ------------------------------------------------------------------ grabber
 
@@ -866,9 +870,6 @@ class TcpReceiver(_Worker):
         """
         self._start_thread(f"tcp-recv-{self.port}")
         return self
-
-    def __enter__(self) -> Self:
-        return self.start() if self._thread is None else self
 
     def close(self) -> None:
         """Stop, close the listening socket and the local stream (idempotent)."""
