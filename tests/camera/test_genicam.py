@@ -1,0 +1,173 @@
+"""The GenICam backend against Aravis's own fake GigE Vision camera on 127.0.0.1.
+
+Skipped (with the reason) where Aravis 0.8 / PyGObject / aravis-tools are not
+installed; CI installs them (``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from vampires.camera.backends.base import AcquisitionSettings
+from vampires.camera.modes import load_camera_table
+from vampires.errors import CameraError
+from vampires.testing.backend import BackendTests
+from vampires.testing.genicam import FakeGenicamCamera, fake_camera_available
+
+_WHY = fake_camera_available()
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_WHY is not None, reason=f"GenICam fake camera unavailable: {_WHY}"),
+]
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeGenicamCamera]:
+    """The fake camera, shared by the module (restarted by the tests that kill it)."""
+    with FakeGenicamCamera(serial="VTEST01") as cam:
+        yield cam
+
+
+def _backend(fake: FakeGenicamCamera, **kw: object):  # noqa: ANN202
+    from vampires.camera.backends.genicam import GenicamBackend
+
+    return GenicamBackend(device=fake.device_id, trigger_source="Software", gain="max", **kw)  # type: ignore[arg-type]
+
+
+class TestGenicam(BackendTests):
+    camera = "vpupcam"
+    crops = ("CROP_VPUP", "HALF")
+    has_temperature = False  # the fake camera has no DeviceTemperature
+
+    @pytest.fixture(autouse=True)
+    def _fake(self, fake: FakeGenicamCamera) -> None:
+        fake.start()  # no-op while running
+        self._device = fake.device_id
+
+    def make_backend(self):  # noqa: ANN201
+        from vampires.camera.backends.genicam import GenicamBackend
+
+        return GenicamBackend(device=self._device, trigger_source="Software", gain="max")
+
+
+def _settings(crop: str = "CROP_VPUP", **kw: object) -> AcquisitionSettings:
+    table = load_camera_table("vpupcam")
+    base = dict(crop=table.crop(crop), readout=table.default_readout, tint=1e-3, fps=100.0)
+    base.update(kw)
+    return AcquisitionSettings(**base)  # type: ignore[arg-type]
+
+
+def _grab(backend, out):  # noqa: ANN001, ANN202
+    for _ in range(40):
+        timing = backend.wait_frame(0.25)
+        if timing is not None:
+            backend.read_frame(out, counter=1)
+            return timing
+    pytest.fail("no frame from the fake camera")
+
+
+def test_crop_exposure_rate_reach_the_device(fake: FakeGenicamCamera) -> None:
+    fake.start()
+    backend = _backend(fake)
+    backend.open(load_camera_table("vpupcam"))
+    try:
+        backend.configure(_settings("HALF", tint=2e-3, fps=50.0))
+        cam = backend._cam
+        assert tuple(cam.get_region()) == (332, 262, 664, 524)
+        assert cam.get_exposure_time() == pytest.approx(2000.0)
+        assert cam.get_frame_rate() == pytest.approx(50.0)
+        assert cam.get_pixel_format_as_string() == "Mono16"
+        backend.start()
+        out = np.zeros((524, 664), np.uint16)
+        _grab(backend, out)
+        assert out.any()
+        backend.configure(_settings("HALF", tint=5e-3, fps=20.0))  # live
+        assert cam.get_exposure_time() == pytest.approx(5000.0)
+        assert cam.get_frame_rate() == pytest.approx(20.0)
+        with pytest.raises(CameraError, match="stop before"):
+            backend.configure(_settings("CROP_VPUP"))
+    finally:
+        backend.close()
+
+
+def test_mono8_is_widened(fake: FakeGenicamCamera) -> None:
+    fake.start()
+    backend = _backend(fake, pixel_format="Mono8")
+    backend.open(load_camera_table("vpupcam"))
+    try:
+        backend.configure(_settings())
+        assert backend._cam.get_pixel_format_as_string() == "Mono8"
+        backend.start()
+        out = np.zeros((512, 512), np.uint16)
+        _grab(backend, out)
+        assert out.any()
+        assert out.max() <= 255
+    finally:
+        backend.close()
+
+
+def test_bad_device_and_bad_values_are_one_clear_error(fake: FakeGenicamCamera) -> None:
+    from vampires.camera.backends.genicam import GenicamBackend
+
+    fake.start()
+    table = load_camera_table("vpupcam")
+    with pytest.raises(CameraError, match="no camera matches NOPE-123.*Aravis-Fake-VTEST01"):
+        GenicamBackend(device="NOPE-123").open(table)
+    with pytest.raises(CameraError, match="pixel_format"):
+        GenicamBackend(pixel_format="RGB8")
+    backend = _backend(fake)
+    backend.open(table)
+    try:
+        with pytest.raises(CameraError, match="exposure 20 s outside"):
+            backend.configure(_settings(tint=20.0, fps=0.2))
+        with pytest.raises(CameraError, match="software trigger"):
+            GenicamBackend(device=fake.device_id).trigger()
+    finally:
+        backend.close()
+
+
+def test_device_selected_by_serial_address_or_index(fake: FakeGenicamCamera) -> None:
+    from vampires.camera.backends.genicam import GenicamBackend
+
+    fake.start()
+    table = load_camera_table("vpupcam")
+    for device in ("VTEST01", "0", None):
+        backend = GenicamBackend(device=device)
+        backend.open(table)
+        assert backend.label == fake.device_id
+        backend.close()
+
+
+def test_killed_camera_is_reported_and_reopened(fake: FakeGenicamCamera) -> None:
+    """Fake camera killed mid-run: error reported, no exception, frames again when it is back."""
+    fake.start()
+    backend = _backend(fake)
+    backend.open(load_camera_table("vpupcam"))
+    out = np.zeros((512, 512), np.uint16)
+    try:
+        backend.configure(_settings(fps=50.0))
+        backend.start()
+        _grab(backend, out)
+        fake.kill()
+        deadline = time.monotonic() + 30
+        while backend.error is None:
+            assert time.monotonic() < deadline, "loss of the camera not noticed"
+            backend.wait_frame(0.2)
+        assert "stopped answering" in backend.error
+        assert fake.device_id in backend.error
+        fake.start()
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "camera not re-opened"
+            timing = backend.wait_frame(0.2)
+            if timing is not None:
+                backend.read_frame(out, counter=1)
+                break
+        assert backend.error is None
+    finally:
+        backend.close()
+        fake.start()
