@@ -32,7 +32,7 @@ def fake() -> Iterator[FakeGenicamCamera]:
         yield cam
 
 
-def _backend(fake: FakeGenicamCamera, **kw: object):  # noqa: ANN202
+def _backend(fake: FakeGenicamCamera, **kw: object):
     from vampires.camera.backends.genicam import GenicamBackend
 
     return GenicamBackend(device=fake.device_id, trigger_source="Software", gain="max", **kw)  # type: ignore[arg-type]
@@ -48,7 +48,7 @@ class TestGenicam(BackendTests):
         fake.start()  # no-op while running
         self._device = fake.device_id
 
-    def make_backend(self):  # noqa: ANN201
+    def make_backend(self):
         from vampires.camera.backends.genicam import GenicamBackend
 
         return GenicamBackend(device=self._device, trigger_source="Software", gain="max")
@@ -61,7 +61,7 @@ def _settings(crop: str = "CROP_VPUP", **kw: object) -> AcquisitionSettings:
     return AcquisitionSettings(**base)  # type: ignore[arg-type]
 
 
-def _grab(backend, out):  # noqa: ANN001, ANN202
+def _grab(backend, out):
     for _ in range(40):
         timing = backend.wait_frame(0.25)
         if timing is not None:
@@ -115,7 +115,7 @@ def test_bad_device_and_bad_values_are_one_clear_error(fake: FakeGenicamCamera) 
 
     fake.start()
     table = load_camera_table("vpupcam")
-    with pytest.raises(CameraError, match="no camera matches NOPE-123.*Aravis-Fake-VTEST01"):
+    with pytest.raises(CameraError, match=r"no camera matches NOPE-123.*Aravis-Fake-VTEST01"):
         GenicamBackend(device="NOPE-123").open(table)
     with pytest.raises(CameraError, match="pixel_format"):
         GenicamBackend(pixel_format="RGB8")
@@ -170,4 +170,73 @@ def test_killed_camera_is_reported_and_reopened(fake: FakeGenicamCamera) -> None
         assert backend.error is None
     finally:
         backend.close()
+        fake.start()
+
+
+def _wait(cond, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path, capsys) -> None:
+    """camstart from the config file; crop/exposure/rate; frames into a Stream and a cube;
+    camera killed: clear error, daemon alive; back: frames again."""
+    from astropy.io import fits
+
+    from vampires.camera.camera import Camera
+    from vampires.cli import camstart, camstop
+    from vampires.fitslog.logger import Logger
+    from vampires.fitslog.policy import CubePolicy
+    from vampires.stream import Stream
+
+    fake.start()
+    config = shm_dir / "no-config.toml"  # the file VAMPIRES_CONFIG points at (conftest)
+    config.write_text(
+        "[backends.vpupcam]\n"
+        f'backend = "genicam:{fake.device_id}"\n'
+        'gain = "max"\n'
+        'trigger_source = "Software"\n'
+    )
+    assert camstart.main(["vpupcam", "--mode", "CROP_VPUP", "--fresh"]) == 0
+    out = capsys.readouterr().out
+    assert "vpupcam: started" in out
+    assert "genicam" in out
+    try:
+        with Camera.connect("vpupcam") as cam:
+            assert cam.status().backend == "genicam"
+            assert cam.set_crop("HALF").shape == (524, 664)
+            assert cam.set_fps(40.0) == pytest.approx(40.0)
+            assert cam.set_tint(2e-3) == pytest.approx(2e-3)
+            with Stream.open("vpupcam") as stream, stream.reader() as reader:
+                frame = reader.next(10.0)
+                assert frame.data.shape == (524, 664)
+                assert frame.data.any()
+                assert stream.keywords["EXPTIME"] == pytest.approx(2e-3)
+                assert stream.keywords["_MAQTIME"] > 0
+            policy = CubePolicy(frames_per_cube=5)
+            with Logger("vpupcam", policy, dirname=tmp_path) as log:
+                log.start()
+                _wait(lambda: log.status().frames >= 5)
+                log.stop()
+                log.wait_idle(timeout=30)
+            cubes = sorted(tmp_path.glob("vpupcam_*.fits"))
+            assert cubes
+            with fits.open(cubes[0]) as hdul:
+                assert hdul[0].data.shape == (5, 524, 664)
+                assert hdul[0].header["EXPTIME"] == pytest.approx(2e-3)
+            fake.kill()
+            _wait(lambda: cam.status().error is not None, timeout=60)
+            status = cam.status()
+            assert "stopped answering" in status.error
+            assert fake.device_id in status.error
+            fake.start()
+            _wait(lambda: cam.status().error is None, timeout=60)
+            with Stream.open("vpupcam") as stream:
+                before = stream.cnt0
+                _wait(lambda: stream.cnt0 > before + 2)
+            assert cam.crop.name == "HALF"
+    finally:
+        camstop.main(["vpupcam"])
         fake.start()

@@ -191,9 +191,7 @@ class BackendTests:
         with pytest.raises(CameraError):
             backend.configure(self.settings(table))
 
-    def test_read_frame_copies_exactly_the_crop(
-        self, backend: Backend, table: CameraTable
-    ) -> None:
+    def test_read_frame_copies_exactly_the_crop(self, backend: Backend, table: CameraTable) -> None:
         """read_frame fills a C-contiguous slot of the crop's shape, nothing around it."""
         settings = self.settings(table)
         backend.configure(settings)

@@ -55,7 +55,9 @@ class FakeGenicamCamera:
         Seconds to wait for Aravis to see the camera.
     """
 
-    def __init__(self, serial: str = "VTEST01", *, log: Path | None = None, timeout: float = 10.0):
+    def __init__(
+        self, serial: str = "VTEST01", *, log: Path | None = None, timeout: float = 10.0
+    ) -> None:
         self.serial = serial
         self.log = log
         self.timeout = timeout
@@ -87,7 +89,7 @@ class FakeGenicamCamera:
             return
         out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
         try:
-            self._proc = subprocess.Popen(  # noqa: S603 - fixed program, loopback only
+            self._proc = subprocess.Popen(
                 [FAKE_CAMERA_PROGRAM, "-i", _LOOPBACK, "-s", self.serial],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -20,7 +20,10 @@ computer drives the hardware::
     [backends]
     vcam1 = "dcam:S/N: 000123"
     vcam2 = "dcam:S/N: 000456"
-    vpupcam = "genicam:Point Grey Research-Flea3 FL3-U3-13S2M-13370001"
+    [backends.vpupcam]                 # table form: spec + backend options
+    backend = "genicam:Point Grey Research-Flea3 FL3-U3-13S2M-13370001"
+    gain = "max"                       # GenicamBackend(gain=..., pixel_format=...,
+    trigger_source = "Line0"           #   trigger_source=..., buffers=...)
 
 With neither an option nor a config entry the camera is simulated, and every
 status line names the backend it runs on.
@@ -28,7 +31,7 @@ status line names the backend it runs on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -64,10 +67,13 @@ class BackendSpec:
         ``"sim"``, ``"dcam"`` or ``"genicam"``.
     device
         Device selector (index, serial, id or address), or None for the first.
+    options
+        Keyword arguments for the backend's constructor (from the config file).
     """
 
     kind: str = attrs.field(validator=attrs.validators.in_(BACKEND_KINDS))
     device: str | None = None
+    options: dict[str, Any] = attrs.field(factory=dict)
 
     def __str__(self) -> str:
         return self.kind if self.device is None else f"{self.kind}:{self.device}"
@@ -137,31 +143,40 @@ def resolve_backend(
     if sim:
         return BackendSpec(kind="sim")
     table = config.sites.get("backends", {})
-    if name in table:
-        try:
-            return parse_backend_spec(table[name])
-        except ConfigError as exc:
-            msg = f"config file, [backends] {name}: {exc}"
-            raise ConfigError(msg) from exc
-    return BackendSpec(kind="sim")
+    if name not in table:
+        return BackendSpec(kind="sim")
+    entry = table[name]
+    try:
+        if isinstance(entry, dict):
+            options = {k: v for k, v in entry.items() if k != "backend"}
+            spec = parse_backend_spec(entry.get("backend"))
+            if options and spec.kind == "sim":
+                msg = f"the simulator takes no options (got {sorted(options)})"
+                raise ConfigError(msg)
+            return attrs.evolve(spec, options=options)
+        return parse_backend_spec(entry)
+    except ConfigError as exc:
+        msg = f"config file, [backends] {name}: {exc}"
+        raise ConfigError(msg) from exc
 
 
 def check_backend(spec: BackendSpec) -> None:
-    """Check the library a backend needs is installed (no device is opened).
+    """Check the backend's library is installed and its device is seen (nothing is opened).
 
     Raises
     ------
     CameraError
-        One line saying what to install.
+        One line saying what to install, or which device was looked for and
+        what was seen instead.
     """
     if spec.kind == "genicam":
-        from vampires.camera.backends.genicam import load_aravis
+        from vampires.camera.backends.genicam import find_device
 
-        load_aravis()
+        find_device(spec.device)
     elif spec.kind == "dcam":
-        from vampires.camera.backends.dcam import load_pylablib_dcam
+        from vampires.camera.backends.dcam import find_device as find_dcam
 
-        load_pylablib_dcam()
+        find_dcam(spec.device)
 
 
 def make_backend(
@@ -201,10 +216,30 @@ def make_backend(
     if spec.kind == "genicam":
         from vampires.camera.backends.genicam import GenicamBackend
 
-        return GenicamBackend(device=spec.device)
+        return GenicamBackend(device=spec.device, **_options(spec))
     if spec.kind == "dcam":
         from vampires.camera.backends.dcam import DcamBackend
 
-        return DcamBackend(device=spec.device)
+        return DcamBackend(device=spec.device, **_options(spec))
     msg = f"backend {spec}: not available"  # pragma: no cover - kinds are validated
     raise CameraError(msg)
+
+
+def _options(spec: BackendSpec) -> dict[str, Any]:
+    """Options as keyword arguments; unknown names are a ConfigError, not a TypeError."""
+    import inspect
+
+    cls: type
+    if spec.kind == "genicam":
+        from vampires.camera.backends.genicam import GenicamBackend as cls
+    else:
+        from vampires.camera.backends.dcam import DcamBackend as cls
+    known = set(inspect.signature(cls).parameters) - {"device"}
+    unknown = sorted(set(spec.options) - known)
+    if unknown:
+        msg = (
+            f"backend {spec}: unknown option(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+        raise ConfigError(msg)
+    return dict(spec.options)

@@ -46,7 +46,7 @@ from vampires.errors import CameraError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["GenicamBackend", "list_devices", "load_aravis"]
+__all__ = ["GenicamBackend", "find_device", "list_devices", "load_aravis"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,27 @@ def list_devices() -> list[dict[str, str]]:
         }
         for i in range(aravis.get_n_devices())
     ]
+
+
+def find_device(device: str | None) -> dict[str, str]:
+    """Find a camera the way :class:`GenicamBackend` does, without opening it.
+
+    Raises
+    ------
+    CameraError
+        Aravis missing, or no camera matches (the message lists those seen).
+    """
+    devices = list_devices()
+    dev = _pick(devices, device)
+    if dev is None:
+        seen = ", ".join(f"{d['id']} ({d['address']})" for d in devices) or "none"
+        msg = (
+            f"genicam: no camera matches {device or 'any'} (cameras seen: {seen}); "
+            "check cable, power and permissions "
+            "(arv-tool-0.8, in aravis-tools-cli, lists what Aravis sees)"
+        )
+        raise CameraError(msg)
+    return dev
 
 
 def _pick(devices: list[dict[str, str]], wanted: str | None) -> dict[str, str] | None:
@@ -275,10 +296,8 @@ class GenicamBackend:
                 f"{buf.get_image_height()}, stream expects {w}x{h}"
             )
             raise CameraError(msg)
-        if data is None:  # not one of ours (should not happen): copy from Aravis
-            raw = np.frombuffer(buf.get_data(), dtype=np.uint8)
-        else:
-            raw = data
+        # a buffer not from our pool (should not happen) is read through Aravis
+        raw = np.frombuffer(buf.get_data(), dtype=np.uint8) if data is None else data
         if self.pixel_format == "Mono16":
             np.copyto(out, raw[: 2 * w * h].view(np.uint16).reshape(h, w))
         else:
@@ -334,16 +353,7 @@ class GenicamBackend:
     def _connect(self) -> None:
         aravis = load_aravis()
         self._aravis = aravis
-        devices = list_devices()
-        dev = _pick(devices, self.device)
-        if dev is None:
-            seen = ", ".join(f"{d['id']} ({d['address']})" for d in devices) or "none"
-            msg = (
-                f"genicam: no camera matches {self.device or 'any'} "
-                f"(cameras seen: {seen}); check cable, power and permissions "
-                "(arv-tool-0.8 lists what Aravis sees)"
-            )
-            raise CameraError(msg)
+        dev = find_device(self.device)
         try:
             cam = aravis.Camera.new(dev["id"])
         except Exception as exc:
