@@ -172,6 +172,26 @@ def test_ring_overrun_is_counted_not_fatal(api) -> None:
         backend.close()
 
 
+def test_exposure_change_on_a_camera_busy_while_capturing() -> None:
+    """A camera refusing EXPOSURE TIME while capturing: stop, set, restart; frames go on."""
+    from vampires.testing.fake_dcam import FakeDcamApi, FakeOrcaQuest
+
+    busy = FakeDcamApi([FakeOrcaQuest(serial="S/N: 000789", exposure_while_busy=False)])
+    backend = _backend(busy)
+    backend.open(load_camera_table("vcam1"))
+    try:
+        backend.configure(_settings())
+        backend.start()
+        out = np.zeros((536, 536), np.uint16)
+        _grab(backend, out)
+        backend.configure(_settings(tint=3e-3))
+        assert busy.device(0).values[0x001F0110] == pytest.approx(3e-3)
+        assert busy.device(0).capturing
+        _grab(backend, out)
+    finally:
+        backend.close()
+
+
 def test_trigger_modes(vcam1, api) -> None:
     vcam1.configure(_settings(external_trigger=True))
     assert api.device(1).values[0x00100110] == 2  # external

@@ -240,3 +240,23 @@ def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path,
     finally:
         camstop.main(["vpupcam"])
         fake.start()
+
+
+@pytest.mark.hardware
+def test_real_genicam_camera() -> None:
+    """On sonne: the first GenICam camera that is not Aravis's fake gives frames."""
+    from vampires.camera.backends.genicam import GenicamBackend, list_devices
+
+    real = [d for d in list_devices() if not d["id"].startswith("Aravis-")]
+    if not real:
+        pytest.skip("no GenICam camera answers here (only Aravis's fake, or none)")
+    table = load_camera_table("vpupcam")
+    backend = GenicamBackend(device=real[0]["id"])
+    backend.open(table)
+    try:
+        backend.configure(_settings(tint=1e-3, fps=30.0))
+        backend.start()
+        out = np.zeros((512, 512), np.uint16)
+        _grab(backend, out)
+    finally:
+        backend.close()

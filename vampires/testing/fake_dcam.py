@@ -112,12 +112,15 @@ class FakeOrcaQuest:
         Sensor temperature [deg C] with the cooler at MAX.
     deterministic
         Frames are the simulator's deterministic frames of their framestamp.
+    exposure_while_busy
+        The exposure can change while capturing (else DCAM answers BUSY).
     """
 
     serial: str = "S/N: 000001"
     camera: str = "vcam1"
     temperature: float = -35.0
     deterministic: bool = False
+    exposure_while_busy: bool = True
 
 
 @attrs.define
@@ -234,7 +237,9 @@ class _Device:
             return _ERR["INVALIDPROPERTYID"]
         if not prop.writable:
             return _ERR["NOTWRITABLE"]
-        if self.capturing and prop.name not in ("EXPOSURE TIME", "TRIGGER DELAY", "SENSOR COOLER"):
+        live: tuple[str, ...] = ("TRIGGER DELAY", "SENSOR COOLER")
+        live += ("EXPOSURE TIME",) if self.model.exposure_while_busy else ()
+        if self.capturing and prop.name not in live:
             return _ERR["BUSY"]
         lo = self.tint_min() if prop.name == "EXPOSURE TIME" else prop.lo
         if not lo <= value <= prop.hi:

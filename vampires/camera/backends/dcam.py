@@ -473,8 +473,17 @@ class DcamBackend:
                 f"in {settings.readout.value} readout"
             )
             raise CameraError(msg)
-        with _dcam_errors("EXPOSURE TIME"):
-            cam.set_exposure(settings.tint)
+        try:
+            with _dcam_errors("EXPOSURE TIME"):
+                cam.set_exposure(settings.tint)
+        except CameraError:
+            if not self._running:
+                raise
+            # a camera that refuses the change while capturing: stop, set, restart
+            self._stop_capture()
+            with _dcam_errors("EXPOSURE TIME"):
+                cam.set_exposure(settings.tint)
+            self._start_capture()
 
     def _start_capture(self) -> None:
         cam = self._require_cam()
