@@ -90,6 +90,12 @@ def test_crop_exposure_rate_reach_the_device(fake: FakeGenicamCamera) -> None:
         assert cam.get_frame_rate() == pytest.approx(20.0)
         with pytest.raises(CameraError, match="stop before"):
             backend.configure(_settings("CROP_VPUP"))
+        dev = cam.get_device()
+        backend.configure(_settings("HALF", tint=5e-3, fps=20.0, external_trigger=True))
+        assert dev.get_string_feature_value("TriggerMode") == "On"
+        assert dev.get_string_feature_value("TriggerSource") == "Software"
+        backend.configure(_settings("HALF", tint=5e-3, fps=20.0))
+        assert dev.get_string_feature_value("TriggerMode") == "Off"
     finally:
         backend.close()
 
