@@ -514,3 +514,21 @@ def test_capped_compressed_link_between_processes(
         assert writer.stream.cnt0 > 0
     assert sub.stop() == 0
     assert pub.stop() == 0
+
+
+def test_status_line_shows_ratio_and_wire_mbps_for_zmq_links_only() -> None:
+    from vampires.link._common import LinkCounters
+
+    pub = LinkCounters("zmq-pub", "tcp://*:5555", "cam")
+    pub.frame(4000, 1, wire_nbytes=2000, payload_nbytes=1000)
+    pub.frame(4000, 2, wire_nbytes=0, payload_nbytes=0)  # reached nobody: not in the ratio
+    status = pub.snapshot()
+    assert status.ratio == pytest.approx(4.0)
+    assert status.wire_nbytes == 2000
+    assert "ratio 4.00" in status.line()
+    assert "Mbps on the wire" in status.line()
+    tcp = LinkCounters("tcp-send", "scexao6:5001", "cam")
+    tcp.frame(4000, 1)
+    assert tcp.snapshot().ratio == 1.0
+    assert tcp.snapshot().wire_nbytes == 4000
+    assert "ratio" not in tcp.snapshot().line()
