@@ -35,7 +35,14 @@ from vampires.errors import ConfigError, ProtocolError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["CODECS", "MAX_CHUNK_NBYTES", "compress_frame", "decompress_frame", "parse_compression"]
+__all__ = [
+    "CODECS",
+    "MAX_CHUNK_NBYTES",
+    "compress_frame",
+    "decompress_frame",
+    "parse_compression",
+    "preload",
+]
 
 #: Codecs the publisher can use (``compression=``); ``"off"`` sends raw frames only.
 CODECS: Final = ("zstd", "lz4")
@@ -51,6 +58,11 @@ def _blosc2() -> ModuleType:
 
     module: ModuleType = blosc2
     return module
+
+
+def preload() -> None:
+    """Import ``blosc2`` now (a link thread calls it before its first frame, not during it)."""
+    _blosc2()
 
 
 def parse_compression(value: object) -> str | None:

@@ -74,6 +74,7 @@ from vampires.link.codec import (
     compress_frame,
     decompress_frame,
     parse_compression,
+    preload,
 )
 from vampires.link.protocol import (
     ZmqMeta,
@@ -381,6 +382,8 @@ class ZmqPublisher:
     def _publish_loop(self, sock: zmq.Socket[bytes]) -> None:
         pacer = Pacer(self.max_fps, self.max_mbps)
         subscriptions = _Subscriptions()
+        if self.compression:
+            preload()
         last_sent: int | None = None
         while not self._stop.is_set():
             stream = wait_for_stream(
@@ -603,6 +606,8 @@ class ZmqSubscriber:
             raise LinkError(msg) from exc
         self._ctx, self._sock, self._owner = ctx, sock, threading.get_ident()
         self._raw_subscribed = True
+        if self.compression:
+            preload()
         self._last_message = time.monotonic()
         self._counters.connected = True
         return sock
