@@ -463,13 +463,13 @@ class ZmqPublisher:
         """
         raw_topic, z_topic = zmq_topics(self.stream_name)
         n_raw = subscriptions.count(raw_topic)
-        n_z = subscriptions.count(z_topic) if self.compression else 0
-        if pixels.nbytes > MAX_CHUNK_NBYTES:
+        n_z = subscriptions.count(z_topic)
+        chunk = self._compress(pixels) if n_z else None
+        if chunk is None:
             n_z = 0
         wire = 0
         payload = pixels.nbytes
-        if n_z and self.compression:
-            chunk = compress_frame(pixels, self.compression)
+        if chunk is not None:
             z_meta = encode_zmq_meta(attrs.evolve(meta, encoding="blosc2"))
             sock.send_multipart([z_topic, z_meta, chunk], copy=False)
             wire += n_z * (len(z_topic) + len(z_meta) + len(chunk))
@@ -479,6 +479,17 @@ class ZmqPublisher:
             sock.send_multipart([raw_topic, raw_meta, pixels.data], copy=False)
             wire += n_raw * (len(raw_topic) + len(raw_meta) + pixels.nbytes)
         return wire, payload if wire else 0
+
+    def _compress(self, pixels: NDArray[Any]) -> bytes | None:
+        """Return the Blosc2 chunk of a frame; None when not compressed (off, too big, failed)."""
+        if self.compression is None or pixels.nbytes > MAX_CHUNK_NBYTES:
+            return None
+        try:
+            return compress_frame(pixels, self.compression)
+        except (RuntimeError, ValueError) as exc:  # a codec failure: this frame goes raw
+            self._counters.error = f"compression failed: {exc}"
+            logger.warning("zmq-pub %s: compression failed: %s", self.stream_name, exc)
+            return None
 
 
 def _other_copy(meta: ZmqMeta, other: ZmqMeta | None) -> bool:
