@@ -532,3 +532,23 @@ def test_status_line_shows_ratio_and_wire_mbps_for_zmq_links_only() -> None:
     assert tcp.snapshot().ratio == 1.0
     assert tcp.snapshot().wire_nbytes == 4000
     assert "ratio" not in tcp.snapshot().line()
+
+
+def test_a_codec_failure_sends_raw_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_pixels: np.ndarray, _codec: str) -> bytes:
+        raise RuntimeError("codec exploded")
+
+    monkeypatch.setattr(link_zmq, "compress_frame", broken)
+    with (
+        Writer("cam", SHAPE, fps=200),
+        ZmqPublisher("cam", bind="tcp://127.0.0.1:*", max_fps=50) as pub,
+        ZmqSubscriber(pub.endpoint, "cam", timeout=10.0) as sub,
+    ):
+        for _ in range(4):
+            frame, meta = sub.recv()
+            assert meta.encoding == "raw"
+            assert np.array_equal(frame, noisy_frame(meta.cnt0))
+        status = pub.status()
+        assert status.error is not None
+        assert "compression failed: codec exploded" in status.error
+        assert status.frames >= 4
