@@ -487,8 +487,10 @@ class ZmqPublisher:
         try:
             return compress_frame(pixels, self.compression)
         except (RuntimeError, ValueError) as exc:  # a codec failure: this frame goes raw
-            self._counters.error = f"compression failed: {exc}"
-            logger.warning("zmq-pub %s: compression failed: %s", self.stream_name, exc)
+            error = f"compression failed: {exc}"
+            if self._counters.error != error:  # once, not at every frame
+                logger.warning("zmq-pub %s: %s; sending raw frames", self.stream_name, error)
+            self._counters.error = error
             return None
 
 
