@@ -112,11 +112,8 @@ def test_subarray_exposure_readout_reach_the_camera(vcam1, api) -> None:
     assert dev.values[0x00200320] == 4  # cooler MAX
     vcam1.configure(_settings("ONEARC", readout=ReadoutMode.SLOW, tint=0.05))
     assert dev.values[0x00400110] == 1  # ultra quiet
-    cam = vcam1._cam
-    readout = cam.get_frame_readout_time()
-    assert readout == pytest.approx(
-        load_camera_table("vcam1").readout_time(dev.crop(), ReadoutMode.SLOW)
-    )
+    model = load_camera_table("vcam1").readout_time(dev.crop(), ReadoutMode.SLOW)
+    assert vcam1.readout_time == pytest.approx(model)  # DCAM's TIMING READOUT TIME
 
 
 def test_slow_readout_limits_exposure(vcam1) -> None:
@@ -145,8 +142,13 @@ def test_frames_bytes_timestamps_and_lost_frames(vcam1, api) -> None:
     assert timing.acquisition_time == pytest.approx(frame.timestamp[0] + frame.timestamp[1] * 1e-6)
     assert vcam1.skipped == 0
     api.lose_frames(5, index=1)
-    stamps = [_grab(vcam1, out)[1].framestamp for _ in range(4)]
-    assert vcam1.skipped >= 5
+    stamps = []
+    for _ in range(1000):  # frames already in DCAM's ring come first
+        stamps.append(_grab(vcam1, out)[1].framestamp)
+        if vcam1.skipped:
+            break
+    assert vcam1.skipped >= 5  # (more only if this reader fell 64 frames behind)
+    assert stamps[-1] - stamps[-2] >= 6
     assert np.array_equal(out, deterministic_frame((536, 536), stamps[-1]))
     vcam1.stop()
 

@@ -67,6 +67,7 @@ _SOURCE = {"internal": 1, "external": 2, "software": 3}
 _FRAMEREADY = 0x0002
 _TIMEOUT, _ABORT, _LOSTFRAME = (c - (1 << 32) for c in (0x80000106, 0x80000102, 0x80000301))
 _ALIGN = 4
+_READOUT_TOLERANCE = 0.1  # the row model is +-10 % (vampires-practice 1.2)
 _TIME_SANITY = 86400.0  # [s] DCAM timestamps further than this from now are re-based
 
 #: The library pylablib was last initialised with (one per process).
@@ -260,6 +261,8 @@ class DcamBackend:
         self.label = f"camera {device}" if device is not None else "camera 0"
         #: frames lost (gaps in DCAM's framestamp, ring overruns)
         self.skipped = 0
+        #: DCAM's readout time of the configured subarray [s] (TIMING READOUT TIME)
+        self.readout_time = math.nan
 
     # -- protocol --------------------------------------------------------------------------
     @property
@@ -463,6 +466,18 @@ class DcamBackend:
         if tuple(int(v) for v in roi[:4]) != want:
             msg = f"dcam {self.label}: camera set subarray {roi[:4]} instead of {want}"
             raise CameraError(msg)
+        with _dcam_errors("TIMING READOUT TIME"):
+            self.readout_time = float(cam.get_frame_readout_time())
+        table = self._table
+        if table is not None:  # the row model of the table vs the camera's own figure
+            model = table.readout_time(crop, settings.readout)
+            if abs(self.readout_time - model) > _READOUT_TOLERANCE * model:
+                logger.warning(
+                    "dcam %s: readout time of %s in %s is %.6g s, the table's row model says "
+                    "%.6g s: correct [readout.%s] line_time in a site TOML",
+                    self.label, crop.name, settings.readout.value, self.readout_time, model,
+                    settings.readout.value,
+                )  # fmt: skip
 
     def _apply_exposure(self, cam: Any, settings: AcquisitionSettings) -> None:  # noqa: ANN401
         with _dcam_errors("EXPOSURE TIME limits"):
