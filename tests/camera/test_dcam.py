@@ -307,3 +307,18 @@ def test_real_orca_quest_frames() -> None:
         assert 150 < backend.temperature() < 320
     finally:
         backend.close()
+
+
+def test_table_row_model_checked_against_dcam_readout_time(api, tmp_path, caplog) -> None:
+    """A table whose line time is off by > 10 % is reported (DCAM's figure is the truth)."""
+    site = tmp_path / "site.toml"
+    site.write_text("[readout.FAST]\nline_time = 9e-6\n")  # the camera's is 7.2 us
+    backend = _backend(api, device="000123")
+    backend.open(load_camera_table("vcam1", site=site))
+    try:
+        with caplog.at_level("WARNING", logger="vampires.camera.backends.dcam"):
+            backend.configure(_settings())
+        assert "line_time" in caplog.text
+        assert backend.readout_time == pytest.approx(268 * 7.2e-6)
+    finally:
+        backend.close()
