@@ -18,16 +18,30 @@ from vampires.errors import CameraError
 from vampires.testing.backend import BackendTests
 from vampires.testing.genicam import FakeGenicamCamera, fake_camera_available
 
-_WHY = fake_camera_available()
+
+def _aravis_missing() -> str | None:
+    try:
+        from vampires.camera.backends.genicam import load_aravis
+
+        load_aravis()
+    except CameraError as exc:
+        return str(exc)
+    return None
+
+
+_WHY = _aravis_missing()
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(_WHY is not None, reason=f"GenICam fake camera unavailable: {_WHY}"),
+    pytest.mark.skipif(_WHY is not None, reason=f"Aravis unavailable: {_WHY}"),
 ]
 
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeGenicamCamera]:
     """The fake camera, shared by the module (restarted by the tests that kill it)."""
+    why = fake_camera_available()
+    if why is not None:
+        pytest.skip(f"GenICam fake camera unavailable: {why}")
     with FakeGenicamCamera(serial="VTEST01") as cam:
         yield cam
 
