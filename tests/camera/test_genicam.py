@@ -206,7 +206,7 @@ def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path,
     from astropy.io import fits
 
     from vampires.camera.camera import Camera
-    from vampires.cli import camstart, camstop
+    from vampires.cli import camctl, camstart, camstop
     from vampires.fitslog.logger import Logger
     from vampires.fitslog.policy import CubePolicy
     from vampires.stream import Stream
@@ -251,6 +251,8 @@ def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path,
             status = cam.status()
             assert "stopped answering" in status.error
             assert fake.device_id in status.error
+            assert camctl.get_fps(["-c", "vpupcam"]) == 1  # the operator sees it
+            assert "vpupcam: FAILED: " in capsys.readouterr().out
             fake.start()
             _wait(lambda: cam.status().error is None, timeout=60)
             with Stream.open("vpupcam") as stream:
