@@ -322,3 +322,23 @@ def test_table_row_model_checked_against_dcam_readout_time(api, tmp_path, caplog
         assert backend.readout_time == pytest.approx(268 * 7.2e-6)
     finally:
         backend.close()
+
+
+def test_unplugged_camera_stops_acquisition_with_a_clear_error() -> None:
+    """A DCAM error while waiting: the Camera stops acquiring and reports it."""
+    from vampires.camera.camera import Camera
+    from vampires.testing.fake_dcam import FakeDcamApi, FakeOrcaQuest
+
+    api = FakeDcamApi([FakeOrcaQuest(serial="S/N: 000321")])
+    with Camera("vcam1", backend=_backend(api), crop="ONEARC", restore=False) as cam:
+        deadline = time.monotonic() + 10
+        while cam.status().frames < 3:
+            assert time.monotonic() < deadline, "no frames"
+            time.sleep(0.02)
+        api.unplug()
+        while cam.status().error is None:
+            assert time.monotonic() < deadline, "the pulled cable was not reported"
+            time.sleep(0.02)
+        assert "waiting for a frame failed" in cam.status().error
+        assert "NOCAMERA" in cam.status().error
+        assert not cam.running

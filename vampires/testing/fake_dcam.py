@@ -36,7 +36,8 @@ Frames come from :class:`~vampires.camera.backends.simulated.SimulatedBackend`
 framestamp when ``deterministic=True`` -- and its external-trigger handling):
 :meth:`FakeDcamApi.pulse` is a pulse on the camera's trigger input, and
 :meth:`FakeDcamApi.lose_frames` makes the camera skip framestamps (frames
-lost on the link), which a backend must count.
+lost on the link), which a backend must count, and :meth:`FakeDcamApi.unplug`
+makes every wait fail as with a pulled cable.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ class _Device:
         self.thread: threading.Thread | None = None
         self.sim: SimulatedBackend | None = None
         self.snap_frames = 0
+        self.unplugged = False
 
     # -- derived properties --------------------------------------------------------------
     def value(self, pid: int) -> float:
@@ -329,6 +331,8 @@ class _Device:
         with self.cond:
             events, stopped, aborts = self.events, self.stopped_events, self.aborts
             while True:
+                if self.unplugged:
+                    return _ERR["NOCAMERA"], 0
                 if self.aborts != aborts:
                     return _ERR["ABORT"], 0
                 if mask & _FRAMEREADY and self.events != events:
@@ -414,6 +418,13 @@ class FakeDcamApi:
         for dev in list(self._open.values()):
             if dev.sim is not None and dev.values[0x00100110] == 2:
                 dev.sim.trigger()
+
+    def unplug(self, index: int = 0) -> None:
+        """Pull camera ``index``'s cable: waits fail with DCAMERR_NOCAMERA from now on."""
+        dev = self.device(index)
+        with dev.cond:
+            dev.unplugged = True
+            dev.cond.notify_all()
 
     def lose_frames(self, n: int, index: int = 0) -> None:
         """Make camera ``index`` skip ``n`` framestamps before its next frame."""
