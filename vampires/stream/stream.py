@@ -150,6 +150,11 @@ def suggested_circular_buffer(
     return max(4, min(64, nbytes // frame))
 
 
+#: After a wake that finds ``cnt0`` unchanged, how long a reader polls for it to move
+#: (writers that post before counting, as pyMilk's ``set_data``), and its poll steps.
+_POST_BEFORE_COUNT_S = 0.25
+_POLL_FIRST_S = 20e-6
+_POLL_MAX_S = 5e-3
 #: Torn copies tolerated in a row before giving up on one read.
 _MAX_TORN = 200
 _MD_SIZE = METADATA_DTYPE.itemsize
@@ -1963,21 +1968,58 @@ class StreamReader:
         return self._stream.cnt0
 
     def _await_new(self, timeout: float) -> None:
+        """Return once ``cnt0`` differs from the last frame returned.
+
+        A wake that finds ``cnt0`` unchanged is either a post left over from a
+        frame already read or a writer that posts its semaphores *before* it
+        increments ``cnt0`` (pyMilk's ``set_data``). For the latter the count
+        moves microseconds later and no other post will come until the next
+        frame: so after such a wake the reader polls ``cnt0`` for a short,
+        bounded time (:data:`_POST_BEFORE_COUNT_S`), sleeping on the
+        semaphore between polls with growing steps (a new post ends the step
+        at once), instead of sleeping until the next frame or its timeout.
+        """
         sem = self._live()
         v = self._stream._views()
         if not timeout >= 0:
             msg = f"timeout must be >= 0 s (got {timeout!r})"
             raise StreamError(msg)
+        cnt0 = v.cnt0
+        last = self._last
+        if int(cnt0[0]) != last:
+            return
         deadline = time.monotonic() + timeout
-        while int(v.cnt0[0]) == self._last:
-            remaining = deadline - time.monotonic()
-            woke = remaining > 0 and sem.wait(remaining)
+        poll_until = -math.inf
+        step = _POLL_FIRST_S
+        while True:
+            now = time.monotonic()
+            remaining = deadline - now
+            polling = now < poll_until
+            if polling:
+                slice_s = min(step, remaining, poll_until - now)
+                step = min(step * 2, _POLL_MAX_S)
+            else:
+                slice_s = remaining
+            woke = slice_s > 0 and sem.wait(slice_s)
             self._live()  # closed while waiting
-            if not woke:
-                if int(v.cnt0[0]) != self._last:
-                    break
+            if int(cnt0[0]) != last:
+                return
+            if woke:
+                if not polling:  # posted before counted, or a post left over: poll a while
+                    poll_until = time.monotonic() + _POST_BEFORE_COUNT_S
+                    step = _POLL_FIRST_S
+            elif time.monotonic() >= deadline:
                 msg = f"stream {self._stream.name!r}: no new frame within {timeout:g} s"
                 raise StreamTimeout(msg)
+
+    def _settle(self, cnt0: int) -> None:
+        """Wait (bounded, sleeping) until ``cnt0`` moves past a frame a writer is replacing."""
+        v = self._stream._views()
+        end = time.monotonic() + _POST_BEFORE_COUNT_S
+        step = _POLL_FIRST_S
+        while int(v.cnt0[0]) == cnt0 and time.monotonic() < end:
+            time.sleep(step)
+            step = min(step * 2, _POLL_MAX_S)
 
     def _info(self, cnt0: int, cnt1: int, times: tuple[int, int, int, int]) -> FrameInfo:
         missed = max(0, cnt0 - self._last - 1)
@@ -2053,9 +2095,12 @@ class StreamReader:
         self._await_new(timeout)
         stream = self._stream
         data = stream._check_out(out) if out is not None else np.empty_like(stream._views().data)
-        behind = self._behind_slot(stream._views())
-        if behind is not None:
-            info = self._from_slot(stream._views(), *behind, lambda view: np.copyto(data, view))
+
+        def copy(view: NDArray[Any]) -> None:
+            np.copyto(data, view)
+
+        for _ in range(_MAX_TORN):
+            info = self._take(copy)
             if info is not None:
                 return Frame(
                     data=data,
@@ -2065,17 +2110,12 @@ class StreamReader:
                     write_time=info.write_time,
                     missed=info.missed,
                 )
-        cnt0, cnt1, asec, ansec, wsec, wnsec, torn = stream._read_into(data)
-        self.torn += torn
-        info = self._info(cnt0, cnt1, (asec, ansec, wsec, wnsec))
-        return Frame(
-            data=data,
-            cnt0=info.cnt0,
-            cnt1=info.cnt1,
-            acquisition_time=info.acquisition_time,
-            write_time=info.write_time,
-            missed=info.missed,
+            logger.debug("stream %r: torn copy, retrying", stream.name)
+        msg = (
+            f"stream {stream.name!r}: {_MAX_TORN} torn copies in a row (the writer "
+            "overwrites frames faster than they can be copied)"
         )
+        raise TornFrameError(msg)
 
     def next_into(self, func: Callable[[NDArray[Any]], object], timeout: float) -> FrameInfo:
         """Wait for a new frame and let ``func`` copy it from the zero-copy view.
@@ -2100,6 +2140,23 @@ class StreamReader:
             frame. The frame counts as missed at the next call.
         """
         self._await_new(timeout)
+        info = self._take(func)
+        if info is None:
+            msg = (
+                f"stream {self._stream.name!r}: frame {self._stream.cnt0} was overwritten while "
+                "it was being copied (torn); skip it"
+            )
+            raise TornFrameError(msg)
+        return info
+
+    def _take(self, func: Callable[[NDArray[Any]], object]) -> FrameInfo | None:
+        """Let ``func`` copy the next frame (from its slot if buffered); None if torn.
+
+        Raises
+        ------
+        TornFrameError
+            The write flag stayed up (writer died mid-frame).
+        """
         v = self._stream._views()
         behind = self._behind_slot(v)
         if behind is not None:
@@ -2119,7 +2176,9 @@ class StreamReader:
                 msg = f"stream {self._stream.name!r}: write flag stuck (writer died mid-frame?)"
                 raise TornFrameError(msg)
             time.sleep(0)
+        sem = self._live()
         c0 = int(v.cnt0[0])
+        posted = sem.value()  # after c0: a post for a frame already counted is no tear
         view = v.data.view()
         view.flags.writeable = False
         func(view)
@@ -2127,9 +2186,11 @@ class StreamReader:
         times = (int(v.atime[0]), int(v.atime[1]), int(v.writetime[0]), int(v.writetime[1]))
         if v.write[0] or int(v.cnt0[0]) != c0:
             self.torn += 1
-            msg = (
-                f"stream {self._stream.name!r}: frame {c0} was overwritten while it was "
-                "being copied (torn); skip it"
-            )
-            raise TornFrameError(msg)
+            return None
+        if sem.value() > posted:
+            # posted during the copy but not counted yet: a writer that posts before it
+            # counts (pyMilk) replaced the pixels under this copy
+            self.torn += 1
+            self._settle(c0)
+            return None
         return self._info(c0, cnt1, times)
