@@ -63,6 +63,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -184,6 +185,55 @@ def _sendmsg_all(sock: socket.socket, buffers: list[memoryview]) -> None:
             else:
                 pending[0] = first[sent:]
                 sent = 0
+
+
+class _Replaced(Exception):
+    """A newer sender connected while this connection was quiet: it takes over."""
+
+    def __init__(self, conn: _Connection) -> None:
+        super().__init__("a new sender replaces this connection")
+        self.conn = conn
+
+
+class _Connection:
+    """One accepted sender connection and what belongs to it alone.
+
+    ``hello`` is the HELLO received on *this* connection: a FRAME before it
+    is refused, never published with another connection's metadata. Reads
+    wait in short slices (``SO_RCVTIMEO``); between slices without a byte
+    :meth:`recv_exact` asks ``on_stall`` whether to go on, so a connection
+    stuck in the middle of a message does not hold off a newer sender (it
+    replaces this one at once) and goes silent for ``idle_timeout`` at most.
+    """
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.hello: Hello | None = None
+        self.last_byte = time.monotonic()
+        self.on_stall: Callable[[_Connection], None] | None = None
+
+    def recv_exact(self, view: memoryview) -> None:
+        """Fill ``view``; raise ConnectionError at end of stream (``on_stall`` may raise)."""
+        got = 0
+        size = len(view)
+        while got < size:
+            try:
+                n = self.sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
+            except BlockingIOError:  # a slice without a byte (SO_RCVTIMEO)
+                if self.on_stall is None:
+                    raise
+                self.on_stall(self)
+                continue
+            if n == 0:
+                msg = f"peer closed the connection ({got} of {size} bytes received)"
+                raise ConnectionError(msg)
+            got += n
+            self.last_byte = time.monotonic()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class _Worker:
@@ -835,10 +885,12 @@ class TcpReceiver(_Worker):
         self.port: int = self._listener.getsockname()[1]
         self._counters.endpoint = f"{bind}:{self.port}"
         self._stream: Stream | None = None
-        self._hello: Hello | None = None
         self._last_cnt0: int | None = None
         self._generation: int | None = None
-        self._conn: socket.socket | None = None
+        self._conn: _Connection | None = None
+        self._prefix = bytearray(PREFIX.size)
+        self._fixed = bytearray(FRAME_FIXED.size)
+        self._trailer = bytearray(TRAILER.size)
         self._closed = False
 
     @staticmethod
@@ -912,89 +964,115 @@ class TcpReceiver(_Worker):
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.close()
+            self._conn.close()
             self._conn = None
         self._counters.connected = False
         self._counters.peer = None
 
-    def _accept(self, timeout: float) -> socket.socket | None:
+    def _accept(self, timeout: float) -> _Connection | None:
         ready, _, _ = select.select([self._listener], [], [], timeout)
         if not ready:
             return None
         try:
-            conn, addr = self._listener.accept()
+            sock, addr = self._listener.accept()
         except OSError as exc:
             logger.warning("tcp-recv :%d: accept failed: %s", self.port, exc)
             return None
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        _set_os_timeouts(conn, self.idle_timeout)
-        self._counters.peer = f"{addr[0]}:{addr[1]}"
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        _set_os_timeouts(sock, self.idle_timeout)
+        # reads wait in short slices: between them, a newer sender, stop and the
+        # idle timeout are checked (_Connection.recv_exact, _stalled)
+        whole = int(_WAIT_SLICE_S)
+        slice_tv = struct.pack("ll", whole, int((_WAIT_SLICE_S - whole) * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, slice_tv)
+        conn = _Connection(sock, f"{addr[0]}:{addr[1]}")
+        conn.on_stall = self._stalled
+        self._counters.peer = conn.peer
         self._counters.connected = True
-        logger.info("tcp-recv :%d: sender connected from %s", self.port, self._counters.peer)
+        logger.info("tcp-recv :%d: sender connected from %s", self.port, conn.peer)
         return conn
 
-    def _session(self) -> None:
-        """Read messages from the current connection until stop, BYE or an error."""
-        prefix_view = memoryview(bytearray(PREFIX.size))
-        fixed_view = memoryview(bytearray(FRAME_FIXED.size))
-        trailer_view = memoryview(bytearray(TRAILER.size))
-        last_message = time.monotonic()
-        next_listener_check = 0.0
-        while not self._stop.is_set() and self._conn is not None:
-            # A newer connection replaces this one (the sender restarted while the
-            # old connection was half-open): the newest sender wins. Checked a few
-            # times a second, not at every frame.
-            newer: list[socket.socket] = []
-            if time.monotonic() >= next_listener_check:
-                next_listener_check = time.monotonic() + _WAIT_SLICE_S
-                newer, _, _ = select.select([self._listener], [], [], 0)
-            if newer:
-                replacement = self._accept(timeout=0)
-                if replacement is not None:
-                    logger.info("tcp-recv :%d: a new sender replaces the old one", self.port)
-                    self._counters.reconnects += 1
-                    self._conn.close()
-                    self._conn = replacement
-                    self._counters.connected = True
-                    last_message = time.monotonic()
-            conn = self._conn
-            readable, _, _ = select.select([conn], [], [], 0.2)
-            if not readable:
-                if time.monotonic() - last_message > self.idle_timeout:
-                    # no frame, no heartbeat: the sender's host is gone without a FIN
-                    msg = f"nothing received for {self.idle_timeout:g} s (heartbeats stopped)"
-                    raise LinkTimeout(msg)
-                continue
-            last_message = time.monotonic()
-            _recv_exact(conn, prefix_view)
-            kind = decode_prefix(prefix_view)
-            if kind is MessageKind.FRAME:
-                if self._hello is None or self._stream is None:
-                    msg = "frame received before any hello"
-                    raise ProtocolError(msg)
-                _recv_exact(conn, fixed_view)
-                header = decode_frame_header(fixed_view, expected_nbytes=self._hello.nbytes)
-                self._receive_frame(conn, header, trailer_view)
-            elif kind is MessageKind.HELLO:
-                self._receive_hello(conn)
-            elif kind is MessageKind.HEARTBEAT:
-                continue
-            elif kind is MessageKind.BYE:
-                logger.info("tcp-recv :%d: sender said bye", self.port)
-                self._drop_connection()
-            else:
-                msg = f"unexpected {kind.name} message from the sender"
-                raise ProtocolError(msg)
+    def _stalled(self, conn: _Connection) -> None:
+        """Between read slices without a byte: give up the connection if it must go."""
+        if self._stop.is_set():
+            msg = "receiver stopping"
+            raise LinkError(msg)
+        newer = self._newer_connection()
+        if newer is not None:
+            raise _Replaced(newer)
+        if time.monotonic() - conn.last_byte > self.idle_timeout:
+            # no frame, no heartbeat: the sender's host is gone without a FIN
+            msg = f"nothing received for {self.idle_timeout:g} s (heartbeats stopped)"
+            raise LinkTimeout(msg)
 
-    def _receive_hello(self, conn: socket.socket) -> None:
+    def _newer_connection(self) -> _Connection | None:
+        """Accept a sender waiting on the listener, if any (the newest sender wins)."""
+        ready, _, _ = select.select([self._listener], [], [], 0)
+        return self._accept(timeout=0) if ready else None
+
+    def _session(self) -> None:
+        """Read messages from the current connection until stop, BYE or an error.
+
+        A newer connection replaces the current one (a sender that restarted
+        while the old connection was half-open, or stuck in the middle of a
+        message): everything learnt on the old connection (its HELLO) goes
+        with it.
+        """
+        while not self._stop.is_set() and self._conn is not None:
+            conn = self._conn
+            try:
+                self._message(conn)
+            except _Replaced as replaced:
+                logger.info(
+                    "tcp-recv :%d: a new sender (%s) replaces %s",
+                    self.port,
+                    replaced.conn.peer,
+                    conn.peer,
+                )
+                self._counters.reconnects += 1
+                conn.close()
+                self._conn = replaced.conn
+
+    def _message(self, conn: _Connection) -> None:
+        """Wait for and handle one message (or return after a quiet slice)."""
+        ready, _, _ = select.select([conn.sock, self._listener], [], [], 0.2)
+        if self._listener in ready:
+            newer = self._accept(timeout=0)
+            if newer is not None:
+                raise _Replaced(newer)
+        if conn.sock not in ready:
+            self._stalled(conn)
+            return
+        prefix_view = memoryview(self._prefix)
+        conn.recv_exact(prefix_view)
+        kind = decode_prefix(prefix_view)
+        if kind is MessageKind.FRAME:
+            if conn.hello is None or self._stream is None:
+                msg = "frame received before any hello on this connection"
+                raise ProtocolError(msg)
+            fixed_view = memoryview(self._fixed)
+            conn.recv_exact(fixed_view)
+            header = decode_frame_header(fixed_view, expected_nbytes=conn.hello.nbytes)
+            self._receive_frame(conn, header)
+        elif kind is MessageKind.HELLO:
+            self._receive_hello(conn)
+        elif kind is MessageKind.HEARTBEAT:
+            return
+        elif kind is MessageKind.BYE:
+            logger.info("tcp-recv :%d: sender said bye", self.port)
+            self._drop_connection()
+        else:
+            msg = f"unexpected {kind.name} message from the sender"
+            raise ProtocolError(msg)
+
+    def _receive_hello(self, conn: _Connection) -> None:
         from vampires.stream import Stream, suggested_circular_buffer
 
         length_buf = bytearray(HELLO_FIXED.size)
-        _recv_exact(conn, memoryview(length_buf))
+        conn.recv_exact(memoryview(length_buf))
         body = bytearray(decode_hello_length(length_buf))
-        _recv_exact(conn, memoryview(body))
+        conn.recv_exact(memoryview(body))
         hello = decode_hello_body(body)
         local = self.name or hello.name
         try:
@@ -1047,15 +1125,15 @@ class TcpReceiver(_Worker):
                 )
             self._apply_keywords(stream, hello.keywords)
         except StreamError as exc:
-            conn.sendall(encode_ack(ok=False, reason=str(exc)))
+            conn.sock.sendall(encode_ack(ok=False, reason=str(exc)))
             msg = f"cannot create local stream {local}: {exc}"
             raise LinkError(msg) from exc
         if self._generation != hello.generation:
             self._generation = hello.generation
             self._last_cnt0 = None
-        self._hello = hello
+        conn.hello = hello
         self._counters.stream = local
-        conn.sendall(encode_ack())
+        conn.sock.sendall(encode_ack())
 
     @staticmethod
     def _apply_keywords(stream: Stream, cards: tuple[tuple[str, Any, str], ...]) -> None:
@@ -1066,25 +1144,24 @@ class TcpReceiver(_Worker):
         if cards:
             stream.keywords.update({name: (value, comment) for name, value, comment in cards})
 
-    def _receive_frame(
-        self, conn: socket.socket, header: FrameHeader, trailer_view: memoryview
-    ) -> None:
+    def _receive_frame(self, conn: _Connection, header: FrameHeader) -> None:
         stream = self._stream
         assert stream is not None  # noqa: S101 - checked by the caller
         keywords: dict[str, object] | None = None
         if header.keywords_changed:
             block = bytearray(header.keywords_nbytes)
-            _recv_exact(conn, memoryview(block))
+            conn.recv_exact(memoryview(block))
             cards = decode_keywords(block)
             stale = [n for n in stream.keywords if n not in {c[0] for c in cards}]
             for name in stale:
                 del stream.keywords[name]
             keywords = {name: (value, comment) for name, value, comment in cards}
         status: list[FrameStatus] = []
+        trailer_view = memoryview(self._trailer)
 
         def fill(pixels: Any) -> None:  # noqa: ANN401 - numpy array of the stream
-            _recv_exact(conn, pixels.data.cast("B"))
-            _recv_exact(conn, trailer_view)
+            conn.recv_exact(pixels.data.cast("B"))
+            conn.recv_exact(trailer_view)
             status.append(decode_trailer(trailer_view))
             if status[0] is not FrameStatus.VALID:
                 raise _TornOnSender
