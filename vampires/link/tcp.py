@@ -301,11 +301,13 @@ class _Worker:
 class _Queued:
     """One frame waiting in the ring to be sent.
 
-    ``slot`` is None when ``pixels`` is a send buffer the grabber copied the
-    frame into (owned by the ring); otherwise ``pixels`` is a read-only view
-    of the stream's circular-buffer slot ``slot`` and ``slot_cnt0`` the
-    ``cnt0`` column of the slot metadata: the frame is still there while
-    ``slot_cnt0[slot] == cnt0`` (the writer zeroes it before reusing the slot).
+    ``still_there`` is None when ``pixels`` is a send buffer the grabber
+    copied the frame into (owned by the ring, always whole). Otherwise
+    ``pixels`` views shared memory -- the frame's circular-buffer slot, or
+    the stream's live pixel array (``live``) -- and ``still_there()`` tells
+    whether the frame is still there (the slot's ``cnt0``; for the live
+    array: write flag down, ``cnt0`` unchanged and no post since the frame
+    was taken).
     """
 
     pixels: NDArray[Any]
@@ -316,14 +318,12 @@ class _Queued:
     generation: int
     kw_version: int
     kw_bytes: bytes
-    slot: int | None = None
-    slot_cnt0: NDArray[np.uint64] | None = None
+    still_there: Callable[[], bool] | None = None
+    live: bool = False
 
-    def in_slot(self) -> bool:
-        """Tell whether a frame sent from its slot is still there (always True for a copy)."""
-        return self.slot is None or (
-            self.slot_cnt0 is not None and int(self.slot_cnt0[self.slot]) == self.cnt0
-        )
+    def whole(self) -> bool:
+        """Tell whether the frame is still whole where ``pixels`` views it."""
+        return self.still_there is None or self.still_there()
 
 
 class _Ring:
@@ -342,8 +342,13 @@ class _Ring:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Queued] = collections.deque()
         self._free: list[NDArray[Any]] = []
+        self._live = False  # a frame of the live pixel array is queued or being sent
         self.hello: Hello | None = None
         self.hello_serial = 0
+        #: seconds the last pixel sends took (moving average, written by the socket thread)
+        self.send_s = 0.0
+        #: monotonic time until which frames are copied, not sent live (after a torn live send)
+        self.copy_until = 0.0
 
     def set_hello(self, hello: Hello) -> None:
         with self._cond:
@@ -357,12 +362,14 @@ class _Ring:
         No room means the socket is behind: the grabber then reads nothing
         (no CPU or memory bandwidth spent on frames that would be dropped) and
         takes the next frame once there is room; the frames in between are
-        skipped (counter gaps).
+        skipped (counter gaps). While a frame of the live pixel array waits
+        or is sent, the grabber waits too: that memory holds one frame, and
+        the post-send check needs the semaphore posts left alone.
         """
         with self._cond:
-            if len(self._queue) >= limit:
+            if self._live or len(self._queue) >= limit:
                 self._cond.wait(timeout)
-            return len(self._queue) < limit
+            return not self._live and len(self._queue) < limit
 
     def spare(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
         """Return a free send buffer of this shape and dtype (allocated if none)."""
@@ -374,10 +381,11 @@ class _Ring:
         return np.empty(shape, dtype)
 
     def release(self, item: _Queued | NDArray[Any]) -> None:
-        """Give a send buffer back (a frame sent from its slot owns none)."""
+        """Give a send buffer back (a frame sent from shared memory owns none)."""
         if isinstance(item, _Queued):
-            if item.slot is not None:
+            if item.still_there is not None:
                 with self._cond:
+                    self._live = self._live and not item.live
                     self._cond.notify_all()
                 return
             item = item.pixels
@@ -388,6 +396,7 @@ class _Ring:
 
     def put(self, item: _Queued) -> None:
         with self._cond:
+            self._live = self._live or item.live
             self._queue.append(item)
             self._cond.notify_all()
 
@@ -412,8 +421,9 @@ class _Ring:
         with self._cond:
             while self._queue:
                 item = self._queue.popleft()
-                if item.slot is None:
+                if item.still_there is None:
                     self._free.append(item.pixels)
+            self._live = False
             del self._free[self.depth + 1 :]
             self._cond.notify_all()
             return self.hello, self.hello_serial
@@ -424,39 +434,86 @@ def _catch_up_lag(cbsize: int) -> int | None:
     return max(0, cbsize - max(3, cbsize // 4)) if cbsize else None
 
 
+#: A frame of the live pixel array is sent from it (no copy) while a send takes less than
+#: this fraction of the frame period: the writer then leaves it alone during the send.
+_LIVE_FRACTION = 0.5
+#: After a torn live send, frames are copied for this long before live sends are tried again.
+_LIVE_BACKOFF_S = 2.0
+#: Weight of the newest sample in the moving averages of the send time and frame period.
+_EWMA = 0.1
+
+
 class _Source:
-    """Where the grabber takes each frame from: its circular-buffer slot, or a copy.
+    """Where the grabber takes each frame from: its slot, the live pixel array, or a copy.
 
     A frame our writer also put in the stream's circular buffer (camera and
     mirror streams) is handed to the socket thread as a read-only view of its
     slot: no copy; the slot is rewritten only ``CBsize`` frames later, and the
     socket thread checks after sending that it still holds the frame
-    (``_Queued.in_slot``, the check of ``StreamReader.next_into``). Frames
-    without a slot (no circular buffer, or a writer that does not fill its
-    metadata, e.g. the C library) are copied once into a ring buffer through
-    the torn-frame check of ``StreamReader.next_into``.
+    (``_Queued.whole``, the check of ``StreamReader.next_into``).
 
-    Reads the slot metadata through the stream's internal views (the same
-    ``cnt0`` column ``StreamReader`` checks). The reader catches up at most
-    :func:`_catch_up_lag` frames, so that a frame's slot is not reused before
-    it is sent: further behind, it jumps to the newest frame.
+    Frames without a slot (no circular buffer, or a writer that does not fill
+    the slot metadata: the C library, pyMilk, camstack) live only in the
+    stream's pixel array, which the writer overwrites in place. While a send
+    takes well under a frame period (``send_s < _LIVE_FRACTION`` x the period
+    measured from the frames' write times), the frame is sent straight from
+    that array, and the grabber waits until the send is over; after the send
+    the socket thread checks that the write flag stayed down, ``cnt0`` did not
+    move and nothing was posted (a writer that posts before it counts), and
+    the trailer says ``VALID`` or ``TORN``. Otherwise (a camera about as fast
+    as the link, or after a torn live send) the frame is copied once into a
+    ring buffer through the torn-frame check of ``StreamReader.next_into``,
+    and the next frame can be taken while it is sent.
+
+    Reads the slot metadata, write flag and semaphore through the stream's
+    internal views (the same fields ``StreamReader`` checks). The reader
+    catches up at most :func:`_catch_up_lag` frames, so that a frame's slot
+    is not reused before it is sent: further behind, it jumps to the newest
+    frame.
     """
 
     def __init__(self, stream: Stream, reader: StreamReader, ring: _Ring) -> None:
         self._reader = reader
         self._ring = ring
-        views = stream._views()  # private: circular-buffer metadata (class doc)
+        views = stream._views()  # private: slot metadata, write flag, semaphore (class doc)
+        self._views = views
         self.cbsize = stream.circular_buffer
         self._main_ptr = int(views.data.ctypes.data)
         self._cb_ptr = int(views.cbdata.ctypes.data)
         self._nbytes = stream.nbytes
         self.slot_cnt0: NDArray[np.uint64] = views.cbmd["cnt0"]
-        # frames sent from their slot: one waits while one is sent (the socket
+        #: the last frame returned is the live pixel array (sent from it)
+        self.live = False
+        self._period = 0.0  # moving average of the writer's frame period
+        self._last: tuple[int, float] | None = None  # cnt0, write time of the last frame
+        # frames sent from shared memory: one waits while one is sent (the socket
         # never idles, and a frame is picked as late as possible); copies: depth
         self.queue_limit = 1 if self.cbsize else ring.depth
 
-    def next(self, timeout: float) -> tuple[NDArray[Any], int | None, FrameInfo]:
-        """Wait for the next frame; return (pixels, slot or None for a copy, info).
+    def _live_ok(self) -> bool:
+        """Tell whether the next frame of the live array may be sent from it."""
+        ring = self._ring
+        return (
+            0.0 < ring.send_s < _LIVE_FRACTION * self._period
+            and time.monotonic() >= ring.copy_until
+        )
+
+    def _learn_period(self, info: FrameInfo) -> None:
+        if self._last is not None:
+            frames = info.cnt0 - self._last[0]
+            elapsed = info.write_time - self._last[1]
+            if frames > 0 and elapsed > 0:
+                period = elapsed / frames
+                self._period = (
+                    period if not self._period else self._period + _EWMA * (period - self._period)
+                )
+        self._last = (info.cnt0, info.write_time)
+
+    def next(self, timeout: float) -> tuple[NDArray[Any], Callable[[], bool] | None, FrameInfo]:
+        """Wait for the next frame; return (pixels, its ``still_there`` check or None, info).
+
+        ``still_there`` is None for a copy; it is the live array's check when
+        ``pixels is`` the live array (see :attr:`live`).
 
         Raises
         ------
@@ -468,11 +525,18 @@ class _Source:
         reader = self._reader
         chosen: list[NDArray[Any]] = []
         copy: list[NDArray[Any]] = []
+        live = self._live_ok()
+        self.live = False
 
         def take(view: NDArray[Any]) -> None:
-            if self.cbsize and int(view.ctypes.data) != self._main_ptr:
+            if int(view.ctypes.data) != self._main_ptr:
                 chosen[:] = [view]  # a circular-buffer slot: send straight from it
                 return
+            if live:
+                chosen[:] = [view]  # the live array: send straight from it, check after
+                self.live = True
+                return
+            self.live = False
             if not copy:
                 copy.append(self._ring.spare(view.shape, view.dtype))
             np.copyto(copy[0], view)
@@ -484,6 +548,7 @@ class _Source:
             if copy:
                 self._ring.release(copy[0])
             raise
+        self._learn_period(info)
         pixels = chosen[0]
         if copy and pixels is not copy[0]:
             self._ring.release(copy[0])
@@ -491,8 +556,21 @@ class _Source:
             self.queue_limit = self._ring.depth
             return pixels, None, info
         self.queue_limit = 1
+        if self.live:
+            return pixels, self._live_check(info.cnt0), info
+        slot_cnt0, cnt0 = self.slot_cnt0, info.cnt0
         slot = (int(pixels.ctypes.data) - self._cb_ptr) // self._nbytes
-        return pixels, slot, info
+        return pixels, lambda: int(slot_cnt0[slot]) == cnt0, info
+
+    def _live_check(self, cnt0: int) -> Callable[[], bool]:
+        """Return the check that frame ``cnt0`` is still whole in the live pixel array.
+
+        The reader's own check (write flag, ``cnt0``, posts without a count);
+        the grabber waits while a live frame is queued or sent, so the socket
+        thread is then the reader's only user.
+        """
+        reader = self._reader
+        return lambda: reader._still_whole(cnt0)
 
 
 class TcpSender(_Worker):
@@ -647,7 +725,7 @@ class TcpSender(_Worker):
                     self._counters.torn += 1
                     logger.debug("tcp-send %s: %s", self.stream_name, exc)
                     continue
-                pixels, slot, info = got
+                pixels, still_there, info = got
                 version = stream.keywords.version
                 if version != kw_version:
                     kw_version = version
@@ -662,8 +740,8 @@ class TcpSender(_Worker):
                         generation=generation,
                         kw_version=kw_version,
                         kw_bytes=kw_bytes,
-                        slot=slot,
-                        slot_cnt0=source.slot_cnt0 if slot is not None else None,
+                        still_there=still_there,
+                        live=source.live,
                     )
                 )
 
@@ -779,9 +857,12 @@ class TcpSender(_Worker):
             try:
                 if item.generation != hello.generation:
                     continue
-                if not item.in_slot():
-                    # the writer reused its slot while it waited: nothing sent
+                if not item.whole():
+                    # the writer reused its slot or rewrote the live array while it
+                    # waited: nothing sent
                     self._counters.torn += 1
+                    if item.live:
+                        self._ring.copy_until = time.monotonic() + _LIVE_BACKOFF_S
                     continue
                 sent_kw_version, valid = self._send_frame(sock, item, sent_kw_version)
             finally:
@@ -802,10 +883,12 @@ class TcpSender(_Worker):
         """Send one FRAME; return the keyword version the receiver has, and if it was VALID.
 
         A copied frame goes out in one ``sendmsg`` (header, keywords, pixels,
-        trailer). A frame sent from its circular-buffer slot goes out straight
-        from the shared memory; once ``sendmsg`` has returned, the kernel holds
-        every byte, and the trailer says whether the slot still held the frame
-        then: ``TORN`` makes the receiver drop the bytes (never published).
+        trailer). A frame sent from shared memory (its circular-buffer slot or
+        the live pixel array) goes out straight from it; once ``sendmsg`` has
+        returned, the kernel holds every byte, and the trailer says whether
+        the frame was still whole then: ``TORN`` makes the receiver drop the
+        bytes (never published). The time each send takes is averaged in
+        ``_Ring.send_s`` (what decides between live sends and copies).
         """
         keywords = b""
         if item.kw_version != sent_kw_version:
@@ -822,14 +905,23 @@ class TcpSender(_Worker):
             )
         )
         parts = [memoryview(header), memoryview(keywords), payload]
-        if item.slot is None:
+        ring = self._ring
+        start = time.monotonic()
+        if item.still_there is None:
             _sendmsg_all(sock, [*parts, memoryview(_VALID_TRAILER)])
+            valid = True
+        else:
+            _sendmsg_all(sock, parts)
+            valid = item.whole()
+        took = time.monotonic() - start
+        ring.send_s = took if not ring.send_s else ring.send_s + _EWMA * (took - ring.send_s)
+        if item.still_there is None:
             return item.kw_version, True
-        _sendmsg_all(sock, parts)
-        valid = item.in_slot()
         sock.sendall(_VALID_TRAILER if valid else _TORN_TRAILER)
         if valid:
             return item.kw_version, True
+        if item.live:
+            ring.copy_until = time.monotonic() + _LIVE_BACKOFF_S
         self._counters.torn += 1
         logger.debug(
             "tcp-send %s: frame %d was overwritten while it was sent (torn, dropped)",

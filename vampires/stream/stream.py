@@ -1868,6 +1868,9 @@ class StreamReader:
         self._sem: Semaphore | None = v.sems[self._index]
         self._sem.flush()
         self._last = int(v.cnt0[0])
+        # posts consumed minus counts seen since then (see _ahead)
+        self._posts = 0
+        self._counted = self._last
         self.torn = 0
         self.missed = 0
 
@@ -1965,6 +1968,7 @@ class StreamReader:
         """
         self._live().wait_or_raise(timeout, f"stream {self._stream.name!r}")
         self._live()  # closed while waiting
+        self._posts += 1
         return self._stream.cnt0
 
     def _await_new(self, timeout: float) -> None:
@@ -2002,6 +2006,7 @@ class StreamReader:
                 slice_s = remaining
             woke = slice_s > 0 and sem.wait(slice_s)
             self._live()  # closed while waiting
+            self._posts += woke
             if int(cnt0[0]) != last:
                 return
             if woke:
@@ -2009,17 +2014,52 @@ class StreamReader:
                     poll_until = time.monotonic() + _POST_BEFORE_COUNT_S
                     step = _POLL_FIRST_S
             elif time.monotonic() >= deadline:
+                if not polling:
+                    self._resync()  # quiet for the whole timeout: the stream is at rest
                 msg = f"stream {self._stream.name!r}: no new frame within {timeout:g} s"
                 raise StreamTimeout(msg)
 
-    def _settle(self, cnt0: int) -> None:
-        """Wait (bounded, sleeping) until ``cnt0`` moves past a frame a writer is replacing."""
+    def _ahead(self, sem: Semaphore) -> int:
+        """Consume the pending posts; return posts seen minus counts seen.
+
+        A writer posts once per frame (while the semaphore is below
+        ``SEMAPHORE_MAXVAL``). ImageStreamIO counts before it posts, so this
+        is <= 0; a positive value is a post whose count has not come yet (a
+        writer that posts before it counts, pyMilk's ``set_data``): the pixel
+        array already holds a frame ``cnt0`` does not show. Posts the writer
+        skipped while the semaphore was full would make the balance drift: it
+        starts again from here after such a drain.
+        """
+        drained = sem.flush()
+        cnt0 = int(self._stream._views().cnt0[0])
+        self._posts += drained - (cnt0 - self._counted)
+        self._counted = cnt0
+        if drained >= SEMAPHORE_MAXVAL - 1:
+            # posts may have been skipped: keep what either order allows right after a drain
+            self._posts = min(max(self._posts, -1), 0)
+        return self._posts
+
+    def _resync(self) -> None:
+        """Start the post balance again: the stream is at rest (or the balance proved wrong)."""
+        if self._sem is not None:
+            self._sem.flush()
+        self._posts = 0
+        self._counted = int(self._stream._views().cnt0[0])
+
+    def _settle(self, cnt0: int) -> bool:
+        """Wait (bounded, sleeping) until ``cnt0`` moves past a frame a writer is replacing.
+
+        Returns whether it moved.
+        """
         v = self._stream._views()
         end = time.monotonic() + _POST_BEFORE_COUNT_S
         step = _POLL_FIRST_S
-        while int(v.cnt0[0]) == cnt0 and time.monotonic() < end:
+        while int(v.cnt0[0]) == cnt0:
+            if time.monotonic() >= end:
+                return False
             time.sleep(step)
             step = min(step * 2, _POLL_MAX_S)
+        return True
 
     def _info(self, cnt0: int, cnt1: int, times: tuple[int, int, int, int]) -> FrameInfo:
         missed = max(0, cnt0 - self._last - 1)
@@ -2170,27 +2210,42 @@ class StreamReader:
             info = self._from_slot(v, *latest, func)
             if info is not None:
                 return info
+        sem = self._live()
+        if self._ahead(sem) > 0:
+            # a post whose count has not come yet: the writer posts before it counts
+            # (pyMilk) and the pixels already hold the next frame: wait for its count
+            if self._settle(int(v.cnt0[0])):
+                self._ahead(sem)
+            else:
+                self._resync()  # no count came: the balance was wrong
         start = time.monotonic()
         while v.write[0]:
             if time.monotonic() - start > _STUCK_WRITE_S:
                 msg = f"stream {self._stream.name!r}: write flag stuck (writer died mid-frame?)"
                 raise TornFrameError(msg)
             time.sleep(0)
-        sem = self._live()
         c0 = int(v.cnt0[0])
-        posted = sem.value()  # after c0: a post for a frame already counted is no tear
         view = v.data.view()
         view.flags.writeable = False
         func(view)
         cnt1 = int(v.cnt1[0])
         times = (int(v.atime[0]), int(v.atime[1]), int(v.writetime[0]), int(v.writetime[1]))
-        if v.write[0] or int(v.cnt0[0]) != c0:
+        if not self._still_whole(c0):
             self.torn += 1
-            return None
-        if sem.value() > posted:
-            # posted during the copy but not counted yet: a writer that posts before it
-            # counts (pyMilk) replaced the pixels under this copy
-            self.torn += 1
-            self._settle(c0)
+            if int(v.cnt0[0]) == c0 and not self._settle(c0):
+                self._resync()  # no count came after the post: the balance was wrong
             return None
         return self._info(c0, cnt1, times)
+
+    def _still_whole(self, cnt0: int) -> bool:
+        """Tell whether frame ``cnt0`` taken from the pixel array is still whole there.
+
+        The write flag is down, ``cnt0`` did not move, and no post came
+        without its count (a writer that posts before it counts, pyMilk,
+        replaced the pixels; see :meth:`_ahead`). A sender that sends the
+        frame straight from the pixel array calls it after the send, while no
+        other thread uses this reader.
+        """
+        v = self._stream._views()
+        sem = self._live()
+        return not v.write[0] and int(v.cnt0[0]) == cnt0 and self._ahead(sem) <= 0
