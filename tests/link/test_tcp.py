@@ -28,6 +28,13 @@ from vampires.errors import ConfigError, LinkError, StreamTimeout
 from vampires.link import protocol as p
 from vampires.link.tcp import TcpReceiver, TcpSender
 from vampires.stream import Stream
+from vampires.testing.cwriter import (
+    CWriterProcess,
+    count_tags,
+    frame_tag,
+    make_base_frame,
+    tag_frame,
+)
 
 SHAPE = (24, 40)
 
@@ -591,6 +598,54 @@ def test_10000_frames_mirrored_byte_exact_between_processes(
     assert tx.stop() == 0
     assert rx.stop() == 0
     assert "mirroring cam into local stream mirror" in rx.output()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["isio", "pymilk"])
+def test_10000_frames_of_a_c_like_writer_mirrored_byte_exact(
+    link_process: Callable[..., LinkProcess], order: str
+) -> None:
+    """A writer like C code (in place, no circular buffer), both post orders, in its own process.
+
+    Every frame that reaches the mirror is byte-exact under the counter it was
+    written with (a frame sent while being overwritten is never published,
+    nor one taken before its count moved), in order; every frame not carried
+    is counted by the sender.
+    """
+    n = 10_000
+    port = free_port()
+    rx = link_process("tcp-recv", str(port), "--name", "mirror")
+    base = make_base_frame(SHAPE, np.uint16)
+    with CWriterProcess("cam", SHAPE, fps=1000, frames=n, order=order, start_delay=1.0) as w:  # type: ignore[arg-type]
+        tx = link_process("tcp-send", "cam", f"127.0.0.1:{port}")
+        mirror = open_when_ready("mirror", timeout=30)
+        tags: list[int] = []
+        with mirror, mirror.reader(catch_up=True) as reader:
+            expected = base.copy()
+            while not tags or tags[-1] < n - 1:
+                frame = reader.next(timeout=30.0)
+                tag = frame_tag(frame.data)
+                assert tag >= 0, f"torn frame published at cnt0 {frame.cnt0}"
+                assert frame.cnt0 == tag + 1, f"frame {tag} published as cnt0 {frame.cnt0}"
+                tag_frame(expected, tag)
+                assert np.array_equal(frame.data, expected), f"frame {tag} is not byte-exact"
+                tags.append(tag)
+        w.wait(timeout=60)
+    assert all(b > a for a, b in itertools.pairwise(tags)), "frames out of order"
+    _missed, duplicated, torn = count_tags(tags, n)
+    assert (duplicated, torn) == (0, 0)
+    recv = wait_for(
+        lambda: (s := _status("mirror.tcp-recv"))["last_cnt0"] == n and s, what="receiver"
+    )
+    sent = _status("cam.tcp-send")
+    # every frame of the source is either mirrored or counted as skipped by the sender
+    first = n - int(recv["frames"]) - int(recv["skipped"]) + 1
+    assert int(sent["frames"]) + int(sent["skipped"]) == n - first + 1
+    assert int(recv["torn"]) <= int(sent["torn"])
+    assert recv["malformed"] == 0
+    assert tx.stop() == 0
+    assert rx.stop() == 0
 
 
 @pytest.mark.integration

@@ -155,6 +155,10 @@ def suggested_circular_buffer(
 _POST_BEFORE_COUNT_S = 0.25
 _POLL_FIRST_S = 20e-6
 _POLL_MAX_S = 5e-3
+#: A writer seen counting at most this long after its post is taken to post before counting.
+_POST_FIRST_MAX_S = 1e-3
+#: Longest second look at a frame taken from such a writer (see StreamReader._take).
+_POST_FIRST_GRACE_S = 200e-6
 #: Torn copies tolerated in a row before giving up on one read.
 _MAX_TORN = 200
 _MD_SIZE = METADATA_DTYPE.itemsize
@@ -1871,6 +1875,8 @@ class StreamReader:
         # posts consumed minus counts seen since then (see _ahead)
         self._posts = 0
         self._counted = self._last
+        # how long after its post the writer counts, if it posts first (pyMilk), else 0
+        self._post_first_s = 0.0
         self.torn = 0
         self.missed = 0
 
@@ -2008,6 +2014,8 @@ class StreamReader:
             self._live()  # closed while waiting
             self._posts += woke
             if int(cnt0[0]) != last:
+                if polling and not woke:  # counted after its post: a writer that posts first
+                    self._learn_post_first(time.monotonic() + _POST_BEFORE_COUNT_S - poll_until)
                 return
             if woke:
                 if not polling:  # posted before counted, or a post left over: poll a while
@@ -2018,6 +2026,13 @@ class StreamReader:
                     self._resync()  # quiet for the whole timeout: the stream is at rest
                 msg = f"stream {self._stream.name!r}: no new frame within {timeout:g} s"
                 raise StreamTimeout(msg)
+
+    def _learn_post_first(self, delay: float) -> None:
+        """Note how long after its post a writer counted (a writer that posts first)."""
+        if delay < _POST_FIRST_MAX_S:
+            delay = max(delay, _POLL_FIRST_S)
+            known = self._post_first_s
+            self._post_first_s = delay if not known else known + 0.1 * (delay - known)
 
     def _ahead(self, sem: Semaphore) -> int:
         """Consume the pending posts; return posts seen minus counts seen.
@@ -2035,8 +2050,10 @@ class StreamReader:
         self._posts += drained - (cnt0 - self._counted)
         self._counted = cnt0
         if drained >= SEMAPHORE_MAXVAL - 1:
-            # posts may have been skipped: keep what either order allows right after a drain
-            self._posts = min(max(self._posts, -1), 0)
+            # the writer may have skipped posts (semaphore full): forget the counts they
+            # would have matched. (A count whose post is still to come then shows as a
+            # post ahead once: a short settle, resynchronised if no count follows.)
+            self._posts = max(self._posts, 0)
         return self._posts
 
     def _resync(self) -> None:
@@ -2230,7 +2247,17 @@ class StreamReader:
         func(view)
         cnt1 = int(v.cnt1[0])
         times = (int(v.atime[0]), int(v.atime[1]), int(v.writetime[0]), int(v.writetime[1]))
-        if not self._still_whole(c0):
+        whole = self._still_whole(c0)
+        if whole and self._post_first_s:
+            # A writer that posts before it counts rewrites the pixels, lowers the write
+            # flag and only then posts: a frame replaced just before the check above shows
+            # no sign of it yet. Its post follows within about the post-to-count delay
+            # seen at the wakes: look again after twice that (decaying, for a writer
+            # wrongly taken for one).
+            time.sleep(min(2 * self._post_first_s, _POST_FIRST_GRACE_S))
+            self._post_first_s *= 0.99
+            whole = self._still_whole(c0)
+        if not whole:
             self.torn += 1
             if int(v.cnt0[0]) == c0 and not self._settle(c0):
                 self._resync()  # no count came after the post: the balance was wrong
