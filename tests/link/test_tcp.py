@@ -589,11 +589,10 @@ def test_10000_frames_mirrored_byte_exact_between_processes(
     assert first >= 1
     assert int(recv["frames"]) == int(sent["frames"])
     assert int(sent["frames"]) + int(sent["skipped"]) == n - first + 1
-    # frames sent from their slot may be overwritten on a loaded machine: then
-    # the receiver dropped them (never published, the check above saw none)
+    # frames sent from shared memory (their slot, or the live pixel array of a
+    # stream without one) may be overwritten on a loaded machine: then the
+    # receiver dropped them (never published, the check above saw none)
     assert int(recv["torn"]) <= int(sent["torn"])
-    if not cbsize:
-        assert recv["torn"] == 0
     assert recv["malformed"] == 0
     assert tx.stop() == 0
     assert rx.stop() == 0
