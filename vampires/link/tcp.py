@@ -8,8 +8,8 @@ re-creates) the local stream and publishes each frame with the *sender's*
 counters as the camera host. Wire format: :mod:`vampires.link.protocol`,
 ``docs/protocols.md``.
 
-Copies: none on a camera stream, one otherwise
------------------------------------------------
+Copies: none, or one when a camera writing in place is as fast as the link
+---------------------------------------------------------------------------
 The receiver ``recv_into`` s the pixel bytes straight into the destination
 stream (``Stream.write_with``): no receive buffer, no copy.
 
@@ -27,10 +27,14 @@ previous frame back from the mirror's own circular-buffer slot, so a
 counted (``torn``, both sides) and show as a counter gap (``skipped``).
 
 Streams without that slot metadata (no circular buffer, or written by the C
-library) take the copy path: the grabber copies each frame once, through the
-torn-frame check of ``StreamReader.next_into``, into one of a few send buffers
-(``depth``), in parallel with the previous frame's send; their trailer is
-always ``VALID``.
+library, camstack or pyMilk: frames overwritten in place) are sent straight
+from the live pixel array while a send takes under half a frame period, with
+the same check after the send (write flag, ``cnt0``, and no post without its
+count, for writers that post before they count); the grabber waits during
+such a send. A camera about as fast as the link leaves no time for that: then
+the grabber copies each frame once, through the torn-frame check of
+``StreamReader.next_into``, into one of a few send buffers (``depth``), in
+parallel with the previous frame's send; their trailer is always ``VALID``.
 
 The grabber thread waits on the stream's semaphore and hands frames (slot
 views or copies) to the socket thread through a small queue: one frame waits
@@ -579,8 +583,10 @@ class TcpSender(_Worker):
     Two threads: a *grabber* wakes on the stream's semaphore and takes each
     new frame, either as a view of its circular-buffer slot (camera streams:
     sent without a copy, checked after the send, ``TORN`` if the writer
-    reused the slot meanwhile) or as one torn-checked copy into a ring of send
-    buffers (streams without slot metadata); the *socket* thread sends them
+    reused the slot meanwhile), as a view of the live pixel array (streams
+    written in place, while a send takes under half a frame period: checked
+    the same way) or as one torn-checked copy into a ring of send buffers (a
+    camera writing in place about as fast as the link); the *socket* thread sends them
     in order. When the link stays slower than the camera, the grabber takes a
     frame only when there is room and then the next one (see ``catch_up``),
     so the camera never waits. Frames not sent show as counter gaps and are
