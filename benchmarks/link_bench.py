@@ -371,7 +371,7 @@ def cwriter_paced(
     duplicated, torn; latency from the writer's write to the mirror reader's
     wake (p50 / p99).
     """
-    from vampires.errors import StreamTimeout
+    from vampires.errors import StreamTimeout, TornFrameError
     from vampires.stream import Stream
     from vampires.testing.cwriter import CWriterProcess, count_tags, frame_tag
 
@@ -393,16 +393,20 @@ def cwriter_paced(
         Stream.open("mirror", shm_dir=rig.shm) as mirror,
         mirror.reader(catch_up=True) as reader,
     ):
+        seen: list[int] = []
 
         def take(view: np.ndarray) -> None:
-            tags.append(frame_tag(view))  # 16 bytes read: the counter costs no copy
+            seen[:] = [frame_tag(view)]  # 16 bytes read: the counter costs no copy
 
         while not tags or tags[-1] < n - 1:
             try:
                 info = reader.next_into(take, 2.0 if tags else 30.0)
             except StreamTimeout:
                 break
+            except TornFrameError:  # a mirror slot reused while read: counted as missed
+                continue
             latencies.append(time.time() - info.acquisition_time)
+            tags.append(seen[0])  # only frames next_into vouched for
         result = writer.wait(timeout=60)
     missed, duplicated, torn = count_tags(tags, n)
     lat = np.array(latencies) * 1e3
