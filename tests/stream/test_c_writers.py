@@ -61,12 +61,16 @@ def test_reader_takes_every_frame_of_a_c_like_writer(order: str, method: str) ->
                         continue
 
         tags, arrivals = _read_all(take, frames)
-        w.wait(timeout=30)
+        result = w.wait(timeout=30)
     missed, duplicated, torn = count_tags(tags, frames)
-    assert (missed, duplicated, torn) == (0, 0, 0), f"tags seen: {tags}"
+    assert (duplicated, torn) == (0, 0), f"tags seen: {tags}"
+    # A writer descheduled for a frame period catches up on its absolute deadlines
+    # with frames back to back: the one before may be overwritten before anyone can
+    # read it (no circular buffer). Apart from that, nothing is missed.
+    assert missed <= result.late, f"{missed} missed, writer late {result.late}: {tags}"
     # frame i is written at t0 + i / fps: none may arrive seconds after its time
-    base = min(t - i / fps for i, t in enumerate(arrivals))
-    lateness = max(t - i / fps - base for i, t in enumerate(arrivals))
+    base = min(t - tag / fps for tag, t in zip(tags, arrivals, strict=True))
+    lateness = max(t - tag / fps - base for tag, t in zip(tags, arrivals, strict=True))
     assert lateness < 1.5, f"a frame arrived {lateness:.2f} s late"
 
 

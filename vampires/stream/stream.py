@@ -2017,10 +2017,9 @@ class StreamReader:
                 if polling and not woke:  # counted after its post: a writer that posts first
                     self._learn_post_first(time.monotonic() + _POST_BEFORE_COUNT_S - poll_until)
                 return
-            if woke:
-                if not polling:  # posted before counted, or a post left over: poll a while
-                    poll_until = time.monotonic() + _POST_BEFORE_COUNT_S
-                    step = _POLL_FIRST_S
+            if woke:  # posted before counted, or a post left over: poll a while
+                poll_until = time.monotonic() + _POST_BEFORE_COUNT_S
+                step = _POLL_FIRST_S
             elif time.monotonic() >= deadline:
                 if not polling:
                     self._resync()  # quiet for the whole timeout: the stream is at rest
