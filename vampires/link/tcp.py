@@ -324,6 +324,8 @@ class _Queued:
     kw_bytes: bytes
     still_there: Callable[[], bool] | None = None
     live: bool = False
+    #: monotonic time the grabber took the frame (queue wait + send = its exposure)
+    taken: float = 0.0
 
     def whole(self) -> bool:
         """Tell whether the frame is still whole where ``pixels`` views it."""
@@ -349,7 +351,8 @@ class _Ring:
         self._live = False  # a frame of the live pixel array is queued or being sent
         self.hello: Hello | None = None
         self.hello_serial = 0
-        #: seconds the last pixel sends took (moving average, written by the socket thread)
+        #: seconds from taking a frame to the end of its send (moving average, written by
+        #: the socket thread): how long a frame sent from the live array must stay there
         self.send_s = 0.0
         #: monotonic time until which frames are copied, not sent live (after a torn live send)
         self.copy_until = 0.0
@@ -458,9 +461,10 @@ class _Source:
 
     Frames without a slot (no circular buffer, or a writer that does not fill
     the slot metadata: the C library, pyMilk, camstack) live only in the
-    stream's pixel array, which the writer overwrites in place. While a send
-    takes well under a frame period (``send_s < _LIVE_FRACTION`` x the period
-    measured from the frames' write times), the frame is sent straight from
+    stream's pixel array, which the writer overwrites in place. While taking a
+    frame and sending it (the socket thread's wake-up and the send) takes well
+    under a frame period (``send_s < _LIVE_FRACTION`` x the period measured
+    from the frames' write times), the frame is sent straight from
     that array, and the grabber waits until the send is over; after the send
     the socket thread checks that the write flag stayed down, ``cnt0`` did not
     move and nothing was posted (a writer that posts before it counts), and
@@ -748,6 +752,7 @@ class TcpSender(_Worker):
                         kw_bytes=kw_bytes,
                         still_there=still_there,
                         live=source.live,
+                        taken=time.monotonic(),
                     )
                 )
 
@@ -893,8 +898,9 @@ class TcpSender(_Worker):
         the live pixel array) goes out straight from it; once ``sendmsg`` has
         returned, the kernel holds every byte, and the trailer says whether
         the frame was still whole then: ``TORN`` makes the receiver drop the
-        bytes (never published). The time each send takes is averaged in
-        ``_Ring.send_s`` (what decides between live sends and copies).
+        bytes (never published). The time from taking a frame to the end of
+        its send is averaged in ``_Ring.send_s`` (what decides between live
+        sends and copies).
         """
         keywords = b""
         if item.kw_version != sent_kw_version:
@@ -912,14 +918,15 @@ class TcpSender(_Worker):
         )
         parts = [memoryview(header), memoryview(keywords), payload]
         ring = self._ring
-        start = time.monotonic()
         if item.still_there is None:
             _sendmsg_all(sock, [*parts, memoryview(_VALID_TRAILER)])
             valid = True
         else:
             _sendmsg_all(sock, parts)
             valid = item.whole()
-        took = time.monotonic() - start
+        # how long a frame taken from the live array would have had to stay there:
+        # its wait in the queue (the socket thread's wake-up) and its send
+        took = time.monotonic() - item.taken
         ring.send_s = took if not ring.send_s else ring.send_s + _EWMA * (took - ring.send_s)
         if item.still_there is None:
             return item.kw_version, True
