@@ -24,6 +24,15 @@ Reader (:class:`StreamReader`)
     filled by our writer, the frame is copied from its slot instead, which
     the writer rewrites only ``CBsize`` frames later. ``Frame.missed`` counts
     frames published but skipped since the previous frame this reader returned.
+    Writers that post the semaphores *before* they increment ``cnt0`` (pyMilk's
+    ``set_data``) are handled: a wake that finds ``cnt0`` unchanged is followed
+    by a short bounded poll for the count, the reader keeps a balance of posts
+    against counts (a post whose count has not come yet means the pixels already
+    hold the next frame: it waits for the count), and a frame taken from the
+    pixel array of such a writer is looked at once more a moment later. (This
+    order leaves a writer preempted between its pixels and its post invisible
+    for as long as it is preempted: the second look bounds that window, it
+    cannot close it; ImageStreamIO's order has no such window.)
 
 Axis order: numpy order. milk's ``size[0]`` is the fastest axis (FITS NAXIS1,
 the width), so ``stream.shape == (size[1], size[0])`` for an image, and
