@@ -383,3 +383,77 @@ def test_no_numba_or_astropy_on_command_paths(shm_dir: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+class _Terminal(io.StringIO):
+    """stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _run_cmd(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_startlog_keeps_the_cube_count_prepared_by_preplog(
+    writer: Writer,
+    cleanup: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # issue 13 item 1: the operator's sequence, as processes, stdin not a terminal
+    out_dir = tmp_path / "night"
+    prep = _run_cmd(["vampires_preplog"], stdin=f"50\n2\n-1\nn\nDARK\n{out_dir}\n")
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    assert status("vcam1")["cubes"] == 2
+    start = _run_cmd(["vampires_startlog"])
+    assert start.returncode == 0, start.stdout + start.stderr
+    assert "vcam1: on ok" in start.stdout
+    assert status("vcam1")["cubes"] == 2
+    assert status("vcam2")["cubes"] == 2
+    assert stoplog.main(["--no-kill"]) == 0
+    # on a terminal, Enter keeps the prepared count; a typed answer wins
+    monkeypatch.setattr(sys, "stdin", _Terminal("\n"))
+    assert startlog.main(["-c", "1"]) == 0
+    assert "Enter keeps the prepared count" in capsys.readouterr().out
+    assert status("vcam1")["cubes"] == 2
+    assert stoplog.main(["--no-kill", "-c", "1"]) == 0
+    monkeypatch.setattr(sys, "stdin", _Terminal("5\n"))
+    assert startlog.main(["-c", "1"]) == 0
+    assert status("vcam1")["cubes"] == 5
+    assert stoplog.main(["--no-kill", "-c", "1"]) == 0
+    # an explicit -z wins, -1 included
+    assert startlog.main(["-c", "1", "-z", "-1"]) == 0
+    assert status("vcam1")["cubes"] == -1
+
+
+def test_preplog_refuses_bad_options_before_saying_where_files_go(
+    shm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in (["-n", "-5", "-t", "DARK"], ["-n", "5", "-t", "FOO"], ["-n", "5", "-z", "0"]):
+        argv = [*bad, "-c", "1", "-na", "-d", str(tmp_path)]
+        if "-z" not in bad:
+            argv += ["-z", "-1"]
+        assert preplog.main(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "", argv
+        assert captured.err.startswith("vampires_preplog: "), argv
+    # a camera that fails says what failed, not where its files would go
+    assert (
+        preplog.main(["-n", "5", "-z", "-1", "-c", "1", "-na", "-t", "DARK", "-d", str(tmp_path)])
+        == 1
+    )
+    out = capsys.readouterr().out
+    assert "vcam1: FAILED" in out
+    assert "files go to" not in out
+    assert discover("logger") == []

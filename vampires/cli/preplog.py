@@ -151,10 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vampires.cli._logcams import CAMERAS
     from vampires.config import Config
     from vampires.errors import VampiresError
-    from vampires.fitslog.control import prepare_loggers, suggest_frames
+    from vampires.fitslog.control import check_prep, prepare_loggers, suggest_frames
 
     args = _parser().parse_args(argv)
     try:
+        _check_options(args)  # refuse bad options before any question
         config = Config.load()
         frames = args.frames
         if frames is None:
@@ -181,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = str(config.archive_root)
         else:
             base = args.directory or _ask("Please enter save directory", str, str(config.data_root))
+        check_prep(frames=frames, cubes=cubes, data_type=data_type, timeout=args.timeout)
         print(f"Saving to {base}/<UT date>/<camera>")
         results = prepare_loggers(
             cameras,
@@ -199,6 +201,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ok:
         print("Loggers ready: start saving with vampires_startlog")
     return 0 if ok else 1
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse bad option values at once (before questions and messages)."""
+    from vampires.fitslog.control import check_prep
+
+    check_prep(
+        frames=args.frames if args.frames is not None else 1,
+        cubes=args.cubes if args.cubes is not None else -1,
+        data_type=args.data_type,
+        timeout=args.timeout,
+    )
 
 
 def _data_type(choices: Sequence[str]) -> Callable[[str], str]:

@@ -38,6 +38,7 @@ __all__ = [
     "KIND",
     "LoggerGroup",
     "PrepResult",
+    "check_prep",
     "describe",
     "logger_argv",
     "prepare_loggers",
@@ -438,9 +439,10 @@ class PrepResult:
 
     def line(self) -> str:
         """One human line for this camera."""
-        status = "ok" if self.ok else "FAILED"
         dt = f", DATA-TYP {self.data_type} ({self.data_type_via})" if self.data_type else ""
-        return f"{self.name}: {status}: {self.message}; files go to {self.folder}{dt}"
+        if not self.ok:  # nothing goes anywhere: say what failed, not where files would go
+            return f"{self.name}: FAILED: {self.message}{dt}"
+        return f"{self.name}: ok: {self.message}; files go to {self.folder}{dt}"
 
 
 def suggest_frames(
@@ -589,6 +591,30 @@ def _prepare_one(
     )
 
 
+def check_prep(
+    *, frames: int, cubes: int, data_type: str | None, timeout: float | None = None
+) -> None:
+    """Check what :func:`prepare_loggers` would be given, changing nothing.
+
+    Parameters
+    ----------
+    frames, cubes, data_type, timeout
+        As for :func:`prepare_loggers`.
+
+    Raises
+    ------
+    ConfigError
+        Bad frames, cubes, timeout or data type.
+    """
+    from vampires.camera.modes import DATA_TYPES
+    from vampires.fitslog.policy import CubePolicy
+
+    CubePolicy(frames_per_cube=frames, cubes=cubes, timeout=timeout)  # validates
+    if data_type is not None and data_type.strip().upper() not in DATA_TYPES:
+        msg = f"data type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})"
+        raise ConfigError(msg)
+
+
 def prepare_loggers(
     names: Sequence[str],
     *,
@@ -632,13 +658,7 @@ def prepare_loggers(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from vampires.camera.modes import DATA_TYPES
-    from vampires.fitslog.policy import CubePolicy
-
-    CubePolicy(frames_per_cube=frames, cubes=cubes, timeout=timeout)  # validates
-    if data_type is not None and data_type.strip().upper() not in DATA_TYPES:
-        msg = f"data type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})"
-        raise ConfigError(msg)
+    check_prep(frames=frames, cubes=cubes, data_type=data_type, timeout=timeout)
     names = [validate_name(n) for n in names]
     root = Path(os.path.abspath(base))
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
