@@ -510,6 +510,8 @@ class StreamKeywords:
     :class:`~vampires.errors.KeywordError` and writes nothing; so does a full
     table. Like ``astropy.io.fits.Header``: ``kw["EXPTIME"] = (1e-3, "[s]")``
     sets value and comment, ``kw["EXPTIME"] = 2e-3`` keeps the comment.
+    ``del kw["X"]`` moves the keywords after ``X`` up one slot: the table has
+    no hole, since milk and pyMilk stop reading at the first empty entry.
     """
 
     __slots__ = ("_stream",)
@@ -569,12 +571,22 @@ class StreamKeywords:
         idx = self._index(name)
         if idx is None:
             raise KeyError(name)
-        entry = self._table[idx : idx + 1]
-        entry["type"] = b"N"
-        entry["name"] = b""
-        entry["valstr"] = b""
-        entry["comment"] = b""
-        entry["cnt"] += 1
+        # Compact: milk and pyMilk stop reading at the first 'N' entry (and pyMilk
+        # writes its next keyword there), so the keywords after ``name`` move up
+        # one slot and the table never has a hole.
+        table = self._table
+        keep = [i for i in self._live() if i != idx]
+        end = max(idx, *keep) + 1 if keep else idx + 1
+        moved = table[keep].copy()
+        moved["cnt"] += 1
+        n = len(keep)
+        table[:n] = moved
+        tail = table[n:end]
+        tail["type"] = b"N"
+        tail["name"] = b""
+        tail["valstr"] = b""
+        tail["comment"] = b""
+        tail["cnt"] += 1
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._index(name) is not None
