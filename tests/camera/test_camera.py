@@ -327,3 +327,24 @@ def test_one_writer_per_stream(cam):
     other.start()  # free once the first one stopped
     assert other.running
     other.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ABCDEFGHIJKLMNOP", 1), ("OBSERVER", "A" * 16), ("MY KEY", 1), ("NOTE", "caf\u00e9")],
+)
+def test_keyword_over_the_stream_limits_is_refused_before_anything_changes(cam, name, value):
+    # issue 13 item 4: the camera checked 16/16/80, the stream allows 15/15/79
+    cam.set_keyword("OBSERVER", "lestat")
+    with Stream.open("vcam1") as stream:
+        before = stream.keywords.to_dict()
+    with pytest.raises(ConfigError, match="camera vcam1"):
+        cam.set_keyword(name, value)
+    assert cam.keywords == {"OBSERVER": "lestat"}
+    with Stream.open("vcam1") as stream:
+        assert stream.keywords.to_dict().keys() == before.keys()
+        assert stream.keywords["OBSERVER"] == "lestat"
+    assert cam.set_crop("TWOARC").name == "TWOARC"  # the camera is not poisoned
+    with Stream.open("vcam1") as stream:
+        assert stream.keywords["_CROP"] == "TWOARC"
+        assert stream.keywords["OBSERVER"] == "lestat"

@@ -718,7 +718,7 @@ class Camera:
                     self.backend.configure(new.settings)
                     self._state = new
                     self._write_keywords()
-            except CameraError:
+            except (CameraError, StreamError):
                 self._state = old
                 with contextlib.suppress(CameraError):
                     self.backend.configure(old.settings)
@@ -1013,10 +1013,11 @@ class Camera:
         Parameters
         ----------
         name
-            Keyword name (at most 16 ASCII characters), not one the camera
-            manages (``EXPTIME`` ...: use the dedicated setter).
+            Keyword name (at most 15 printable ASCII characters, no spaces: the
+            stream's limit), not one the camera manages (``EXPTIME`` ...: use
+            the dedicated setter).
         value
-            int, float, str (at most 16 characters) or bool.
+            int, float, str (at most 15 characters) or bool.
 
         Raises
         ------

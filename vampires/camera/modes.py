@@ -48,6 +48,7 @@ import attrs
 
 from vampires.config import Config
 from vampires.errors import ConfigError
+from vampires.stream.layout import KEYWORD_STRING_MAX
 
 __all__ = [
     "DATA_TYPES",
@@ -81,7 +82,8 @@ DATA_TYPES = (
     "TEST",
 )
 
-_NAME_MAX = 16
+#: A crop name is written to the stream as the string keyword ``_CROP``.
+_NAME_MAX = KEYWORD_STRING_MAX
 
 
 class ReadoutMode(enum.StrEnum):
@@ -254,7 +256,7 @@ class CropMode:
     Attributes
     ----------
     name
-        Mode name (``STANDARD``, ``MBI`` ...), at most 16 characters.
+        Mode name (``STANDARD``, ``MBI`` ...), at most 15 characters (a stream string keyword).
     x0, y0
         Origin: first column and row, 0-based full-sensor pixels.
     width, height

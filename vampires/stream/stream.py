@@ -750,6 +750,25 @@ class StreamKeywords:
         """Number of keyword slots (``NBkw``)."""
         return int(self._table.shape[0])
 
+    @staticmethod
+    def check(items: Mapping[str, object]) -> None:
+        """Check keywords as :meth:`update` would, writing nothing (no stream needed).
+
+        The limits are the layout's (``KEYWORD_NAME_MAX``, ``KEYWORD_STRING_MAX``,
+        ``KEYWORD_COMMENT_MAX``); free slots are not checked.
+
+        Parameters
+        ----------
+        items
+            ``name -> value`` or ``name -> (value, comment)``.
+
+        Raises
+        ------
+        KeywordError
+            Any bad name, value or comment.
+        """
+        _cards_from(items)
+
     def _apply(self, cards: list[_Card]) -> None:
         self._write(self._plan(cards))
 
