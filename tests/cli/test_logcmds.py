@@ -457,3 +457,28 @@ def test_preplog_refuses_bad_options_before_saying_where_files_go(
     assert "vcam1: FAILED" in out
     assert "files go to" not in out
     assert discover("logger") == []
+
+
+def test_oversized_values_are_refused_and_the_logger_keeps_saving(
+    writer: Writer, cleanup: None, tmp_path: Path
+) -> None:
+    # issue 13 item 6: 'set -n 999...' answered ok, then 'on' killed the writer thread
+    assert logger_cli.main(["start", "vcam1", "-n", "20", "--root", str(tmp_path)]) == 0
+    huge = "99999999999999999999999999999"
+    for argv in (["-n", huge], ["-z", huge], ["--timeout", "1e300"], ["--dir", "/proc/nope"]):
+        done = _run_cmd(["vampires", "logger", "set", "vcam1", *argv])
+        assert done.returncode == 1, argv
+        assert "vcam1: set FAILED" in done.stdout, done.stdout
+    done = _run_cmd(["vampires", "logger", "set", "vcam1", "-n", huge])
+    assert "must be <= 2.14748e+09" in done.stdout
+    done = _run_cmd(["vampires", "logger", "set", "vcam1", "--dir", "/proc/nope"])
+    assert "cannot create the folder /proc/nope" in done.stdout
+    st = status("vcam1")
+    assert (st["cube_size"], st["cubes"], st["timeout"]) == (20, -1, 0.0)
+    assert st["folder"] == ""
+    done = _run_cmd(["vampires", "logger", "on", "vcam1"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: status("vcam1")["logger"]["files"] >= 2, 30, "two cubes")  # type: ignore[index]
+    st = status("vcam1")
+    assert st["logger"]["error"] is None  # type: ignore[index]
+    assert st["worker_failure"] is None

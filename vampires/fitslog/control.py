@@ -181,10 +181,12 @@ class LoggerGroup:
             args["cubes"] = cubes
         if timeout is not None:
             args["timeout"] = timeout
+        # relative folders are this process's, as for start_logger (the daemon
+        # refuses relative ones: its cwd is not ours)
         if root is not None:
-            args["root"] = str(root)
+            args["root"] = os.path.abspath(root) if str(root) else ""
         if folder is not None:
-            args["folder"] = str(folder)
+            args["folder"] = os.path.abspath(folder) if str(folder) else ""
         return self.call("set", args)
 
     def get(self) -> GroupResult:
@@ -253,7 +255,11 @@ def status_table(result: GroupResult) -> list[str]:
             lines.append(f"{r.name:<10} {label:<10} {r.error}")
             continue
         st = r.reply.get("logger") or {}
-        last = f"ERROR: {st['error']}" if st.get("error") else st.get("current_file") or "-"
+        last = st.get("current_file") or "-"
+        if st.get("error"):
+            last = f"ERROR: {st['error']}"
+        elif r.reply.get("worker_failure"):
+            last = f"RECOVERED: {r.reply['worker_failure']}"
         lines.append(
             f"{r.name:<10} {r.state or '?':<10} {r.reply.get('pid', '?'):>7} "
             f"{r.reply.get('cube_size', '?'):>6} {r.reply.get('cubes', '?'):>5} "
@@ -398,16 +404,10 @@ def start_logger(
 
 def _check_writable_folder(stream: str, folder: str | None) -> None:
     """Refuse a folder the logger could never write to, before any daemon starts."""
-    if folder is None:
-        return
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        msg = f"logger {stream}: cannot create the folder {folder}: {exc.strerror or exc}"
-        raise ConfigError(msg) from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        msg = f"logger {stream}: the folder {folder} is not writable by this user"
-        raise ConfigError(msg)
+    from vampires.fitslog.names import check_folder
+
+    if folder is not None:
+        check_folder(folder, f"logger {stream}")
 
 
 @attrs.frozen(kw_only=True)
