@@ -482,3 +482,46 @@ def test_oversized_values_are_refused_and_the_logger_keeps_saving(
     st = status("vcam1")
     assert st["logger"]["error"] is None  # type: ignore[index]
     assert st["worker_failure"] is None
+
+
+def test_logger_daemon_survives_its_stream_file_shrinking(cleanup: None, tmp_path: Path) -> None:
+    # issue 13 item 7: truncating a mapped stream killed the logger daemon with SIGBUS
+    from vampires.errors import StreamError
+
+    stream = Stream.create("vcam1", SHAPE, np.uint16)
+    frame = np.zeros(SHAPE, np.uint16)
+
+    def pump(s: Stream, n: int) -> None:
+        for i in range(n):
+            frame.fill(i)
+            s.write(frame, acquisition_time=time.time())
+            time.sleep(0.003)
+
+    assert logger_cli.main(["start", "vcam1", "-n", "10", "--root", str(tmp_path)]) == 0
+    pid = status("vcam1")["pid"]
+    assert startlog.main(["-c", "1", "-z", "-1"]) == 0
+    wait_for(lambda: status("vcam1")["logger"]["attached"], 10, "the logger to attach")  # type: ignore[index]
+    pump(stream, 30)
+    wait_for(lambda: status("vcam1")["logger"]["files"] >= 1, 20, "a first cube")  # type: ignore[index]
+    os.truncate(stream.path, 0)  # the logger's reader is blocked in its semaphore wait
+    with pytest.raises(StreamError, match="shrank"):
+        stream.write(frame)
+    stream.close()
+
+    def error() -> str:
+        return str(status("vcam1")["logger"]["error"] or "")  # type: ignore[index]
+
+    wait_for(lambda: "vcam1" in error(), 20, "the error in the status")
+    assert pid_alive(int(pid))  # type: ignore[arg-type]
+    files = status("vcam1")["logger"]["files"]  # type: ignore[index]
+    stream = Stream.create("vcam1", SHAPE, np.uint16, exist_ok=True)
+    try:
+        deadline = time.monotonic() + 30
+        while status("vcam1")["logger"]["files"] < files + 2:  # type: ignore[index,operator]
+            assert time.monotonic() < deadline, f"no new cube after re-creation: {error()}"
+            pump(stream, 10)
+        assert status("vcam1")["pid"] == pid
+        assert status("vcam1")["state"] == "saving"
+        assert error() == ""
+    finally:
+        stream.destroy()

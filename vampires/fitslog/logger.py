@@ -847,6 +847,10 @@ class Logger:
                 self._wake.wait(_IDLE_POLL)  # do not spin a core on a dead stream
                 self._check_stale(force=True)
             return  # the reader counts that frame as missed with the next one
+        except StreamError as exc:  # e.g. the file shrank under us: re-attach when re-created
+            self._set_error(f"cannot read stream {self._name!r}: {exc}")
+            self._check_stale(force=True)
+            return
         now = self._clock()
         self._update_period(now)
         cube = self._cube
