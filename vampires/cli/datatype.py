@@ -9,6 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from vampires.cli import pipe_safe
+
 __all__ = ["main"]
 
 
@@ -26,6 +28,7 @@ def _prompt(types: Sequence[str]) -> str | None:
     return answer
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Set DATA-TYP on each camera; 0 if all accepted it."""
     from vampires.camera.modes import DATA_TYPES, parse_data_type

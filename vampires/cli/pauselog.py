@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from vampires.cli import pipe_safe
 from vampires.cli._logcams import OPTION_SCHEME, add_camera, add_timeout, report
 
 __all__ = ["main"]
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_pauselog [-c CAM] [-w]``; exit 1 if any camera failed."""
     from vampires.errors import VampiresError

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from vampires.cli import pipe_safe
 from vampires.cli._logcams import OPTION_SCHEME, camera_names, int_arg
 from vampires.errors import ConfigError
 
@@ -145,6 +146,7 @@ def _yes_no(text: str) -> bool:
     raise ValueError(msg)
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_preplog``; exit 1 if any camera failed."""
     from vampires.camera.modes import DATA_TYPES

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from vampires.cli import pipe_safe
 from vampires.cli._logcams import OPTION_SCHEME, add_camera, add_timeout, int_arg, report
 
 __all__ = ["main"]
@@ -48,6 +49,7 @@ def _ask_cubes() -> int | None:
     return int(answer) if answer else None
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_startlog [-c CAM] [-z NCUBES]``; exit 1 if any camera failed."""
     from vampires.errors import VampiresError

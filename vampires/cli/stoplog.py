@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from vampires.cli import pipe_safe
 from vampires.cli._logcams import OPTION_SCHEME, add_camera, add_timeout, report
 
 __all__ = ["main"]
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_stoplog [-c CAM] [--kill/--no-kill]``; exit 1 if any camera failed."""
     from vampires.errors import VampiresError
