@@ -1159,10 +1159,14 @@ class RemoteCamera:
         self._client = ControlClient("camera", name, timeout=timeout, shm_dir=shm_dir)
 
     def _not_running(self, why: str) -> CameraError:
-        msg = (
-            f"camera {self.name}: no camera daemon is running ({why}); "
-            f"start it with 'vampires camstart {self.name} --sim'"
-        )
+        from vampires.camera.modes import known_cameras
+
+        known = known_cameras()
+        if self.name in known:
+            advice = f"start it with 'vampires camstart {self.name} --sim'"
+        else:  # camstart would refuse it too: do not advise a command that fails
+            advice = f"{self.name!r} is not a known camera (known: {', '.join(known)})"
+        msg = f"camera {self.name}: no camera daemon is running ({why}); {advice}"
         return CameraError(msg)
 
     def _call(self, command: str, /, *, slow: bool = False, **args: Any) -> dict[str, Any]:  # noqa: ANN401

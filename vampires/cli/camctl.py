@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from vampires.cli import pipe_safe
+from vampires.cli._logcams import CAMERA_HELP
 from vampires.errors import VampiresError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def parse_cameras(values: Sequence[str] | None) -> list[str]:
             key = part.strip().lower()
             found = _ALIASES.get(key, (key,) if key.replace("_", "").isalnum() else None)
             if not found:
-                msg = f"invalid camera {part!r} (use 1, 2, both, or a name such as vcam1)"
+                msg = f"invalid camera {part!r} (use 1, 2, -1 or both, or a name such as vcam1)"
                 raise ValueError(msg)
             names += [n for n in found if n not in names]
     return names
@@ -105,7 +106,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "-c", "--camera", action="append",
-        help="camera: 1, 2, both (default), or a name (vcam1, vpupcam); repeatable",
+        help=f"{CAMERA_HELP} or vpupcam; repeatable",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per reply")
     return parser

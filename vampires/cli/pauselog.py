@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from vampires.cli import pipe_safe
-from vampires.cli._logcams import OPTION_SCHEME, add_camera, add_timeout, report
+from vampires.cli._logcams import add_camera, add_timeout, option_scheme, report
 
 __all__ = ["main"]
 
@@ -21,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vampires_pauselog",
         description="Pause saving on the VAMPIRES cameras (both by default).",
-        epilog=OPTION_SCHEME,
+        epilog=option_scheme("c"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_camera(parser)

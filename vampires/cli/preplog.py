@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="cameras",
         type=camera_names,
         metavar="CAM",
-        help="camera: 1, 2, -1 = both, or a stream name",
+        help="camera: 1, 2, -1 or both, or a stream name such as vcam1 (asked when omitted)",
     )
     arch = parser.add_mutually_exclusive_group()
     arch.add_argument(

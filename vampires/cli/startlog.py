@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from vampires.cli import pipe_safe
-from vampires.cli._logcams import OPTION_SCHEME, add_camera, add_timeout, int_arg, report
+from vampires.cli._logcams import add_camera, add_timeout, int_arg, option_scheme, report
 
 __all__ = ["main"]
 
@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vampires_startlog",
         description="Start saving FITS cubes on the VAMPIRES cameras (both by default).",
-        epilog=OPTION_SCHEME,
+        epilog=option_scheme("zc"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_camera(parser)
