@@ -348,3 +348,25 @@ def test_keyword_over_the_stream_limits_is_refused_before_anything_changes(cam, 
     with Stream.open("vcam1") as stream:
         assert stream.keywords["_CROP"] == "TWOARC"
         assert stream.keywords["OBSERVER"] == "lestat"
+
+
+def test_constructing_a_camera_is_quiet_and_stream_needs_start(caplog):
+    # issue 13 item 11: every Camera() warned about HALFARC, a crop nobody chose,
+    # and Camera(...).stream.read() on a camera not started was AttributeError on None
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        cam = Camera("vcam1", crop="ONEARC")
+        Camera("vcam2")
+    assert not [r for r in caplog.records if "HALFARC" in r.getMessage()]
+    with pytest.raises(CameraError, match="not started, so it has no stream; call start"):
+        cam.stream.read()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        cam.set_crop("HALFARC")  # the operator chose the off-grid crop: now it is said
+    assert [r for r in caplog.records if "HALFARC" in r.getMessage()]
+    cam.start()
+    try:
+        assert cam.stream.shape == (cam.crop.height, cam.crop.width)
+    finally:
+        cam.close()

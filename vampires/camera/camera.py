@@ -1081,9 +1081,22 @@ class Camera:
         return self.backend.temperature()
 
     @property
-    def stream(self) -> Stream | None:
-        """The camera's stream while running (do not close it)."""
-        return self._stream
+    def stream(self) -> Stream:
+        """The camera's stream while running (do not close it).
+
+        Raises
+        ------
+        CameraError
+            The camera is not started (no stream yet): call :meth:`start`.
+        """
+        stream = self._stream
+        if stream is None:
+            msg = (
+                f"camera {self.name}: not started, so it has no stream; call start() "
+                f"(or open the stream of a running camera with Stream.open({self.name!r}))"
+            )
+            raise CameraError(msg)
+        return stream
 
     def status(self) -> CameraStatus:
         """Return a snapshot of the camera."""
