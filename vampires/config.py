@@ -12,6 +12,13 @@ TOML file is ``$VAMPIRES_CONFIG`` or ``~/.config/vampires/config.toml``::
     data_root = "/mnt/fuuu"          # VAMPIRES_DATA_ROOT
     archive_root = "/mnt/fuuu/ARCHIVED_DATA"   # VAMPIRES_ARCHIVE_ROOT
     stream_mode = "0666"             # VAMPIRES_STREAM_MODE: new stream files (octal)
+    [backends]                       # which driver runs each camera (``vampires camstart``)
+    vcam1 = "dcam:S/N: 000123"
+    vpupcam = "genicam:0"
+
+Tables such as ``[backends]`` and ``[cameras.<name>]`` are kept in
+:attr:`Config.sites`; :mod:`vampires.camera.backends.factory` reads the
+first, :mod:`vampires.camera.modes` the second.
 """
 
 from __future__ import annotations
