@@ -177,6 +177,9 @@ def test_mirror_counters_keywords_and_deletions(
         mirror = open_when_ready("mirror")
         with mirror:
             wait_for(lambda: receiver.status().connected, what="connection")
+            # the receiver creates the stream, then writes the hello's keywords and
+            # names the stream in its status: wait for that, not just the connection
+            wait_for(lambda: receiver.status().stream == "mirror", what="hello applied")
             assert mirror.nkeywords >= 80
             assert mirror.keywords.to_dict() == {"EXPTIME": 0.25, "OLD": "x"}
             with mirror.reader() as reader:

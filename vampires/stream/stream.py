@@ -74,7 +74,9 @@ import attrs
 import numpy as np
 
 from vampires.config import shm_dir as _default_shm_dir
+from vampires.config import stream_mode
 from vampires.errors import (
+    ConfigError,
     KeywordError,
     StreamClosedError,
     StreamError,
@@ -528,6 +530,8 @@ class StreamKeywords:
     :class:`~vampires.errors.KeywordError` and writes nothing; so does a full
     table. Like ``astropy.io.fits.Header``: ``kw["EXPTIME"] = (1e-3, "[s]")``
     sets value and comment, ``kw["EXPTIME"] = 2e-3`` keeps the comment.
+    ``del kw["X"]`` moves the keywords after ``X`` up one slot: the table has
+    no hole, since milk and pyMilk stop reading at the first empty entry.
     """
 
     __slots__ = ("_stream",)
@@ -587,12 +591,22 @@ class StreamKeywords:
         idx = self._index(name)
         if idx is None:
             raise KeyError(name)
-        entry = self._table[idx : idx + 1]
-        entry["type"] = b"N"
-        entry["name"] = b""
-        entry["valstr"] = b""
-        entry["comment"] = b""
-        entry["cnt"] += 1
+        # Compact: milk and pyMilk stop reading at the first 'N' entry (and pyMilk
+        # writes its next keyword there), so the keywords after ``name`` move up
+        # one slot and the table never has a hole.
+        table = self._table
+        keep = [i for i in self._live() if i != idx]
+        end = max(idx, *keep) + 1 if keep else idx + 1
+        moved = table[keep].copy()
+        moved["cnt"] += 1
+        n = len(keep)
+        table[:n] = moved
+        tail = table[n:end]
+        tail["type"] = b"N"
+        tail["name"] = b""
+        tail["valstr"] = b""
+        tail["comment"] = b""
+        tail["cnt"] += 1
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._index(name) is not None
@@ -755,6 +769,25 @@ class StreamKeywords:
     def capacity(self) -> int:
         """Number of keyword slots (``NBkw``)."""
         return int(self._table.shape[0])
+
+    @staticmethod
+    def check(items: Mapping[str, object]) -> None:
+        """Check keywords as :meth:`update` would, writing nothing (no stream needed).
+
+        The limits are the layout's (``KEYWORD_NAME_MAX``, ``KEYWORD_STRING_MAX``,
+        ``KEYWORD_COMMENT_MAX``); free slots are not checked.
+
+        Parameters
+        ----------
+        items
+            ``name -> value`` or ``name -> (value, comment)``.
+
+        Raises
+        ------
+        KeywordError
+            Any bad name, value or comment.
+        """
+        _cards_from(items)
 
     def _apply(self, cards: list[_Card]) -> None:
         self._write(self._plan(cards))
@@ -932,6 +965,8 @@ class Stream:
         self._fd = -1  # a descriptor of the mapped file (set by _attach), for claim locks
         self._size = layout.total
         self._v: _Views | None = _build_views(mm, layout, self._shape, self._dtype, name)
+        for sem in self._v.sems:  # waits check the file size before touching the mapping
+            sem.guard = self._check_size
         self._keywords = StreamKeywords(self)
         self._readers: list[StreamReader] = []
         self._scratch: NDArray[Any] | None = None
@@ -950,6 +985,7 @@ class Stream:
         circular_buffer: int = 0,
         exist_ok: bool = False,
         shm_dir: str | os.PathLike[str] | None = None,
+        mode: int | None = None,
     ) -> Stream:
         """Create a stream file laid out exactly as the C library would.
 
@@ -973,6 +1009,10 @@ class Stream:
             :meth:`is_stale`). Without it an existing stream raises.
         shm_dir
             Folder; defaults to the C library's (``$MILK_SHM_DIR``, ``/milk/shm``, ``/tmp``).
+        mode
+            File permissions; default :func:`vampires.config.stream_mode`
+            (``$VAMPIRES_STREAM_MODE``, else 0666 like the C library: any local
+            user may attach, and so also damage the stream).
 
         Returns
         -------
@@ -991,6 +1031,10 @@ class Stream:
         nkw = _check_count(nkeywords, "nkeywords", 0, 65535)
         nsem = _check_count(nsemaphores, "nsemaphores", 1, 65535)
         cbsize = _check_count(circular_buffer, "circular_buffer", 0, 2**32 - 1)
+        try:
+            perms = stream_mode(mode)
+        except ConfigError as exc:
+            raise StreamError(str(exc)) from exc
         folder = _resolve_dir(shm_dir)
         path = folder / f"{name}{_SUFFIX}"
         if os.path.lexists(path):
@@ -1021,12 +1065,12 @@ class Stream:
         )
         tmp = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, perms)
         except OSError as exc:
             msg = f"cannot create stream {name!r} in {folder}: {exc.strerror}"
             raise StreamError(msg) from exc
         try:
-            os.fchmod(fd, 0o666)  # as the C library (umask 0): any user may attach
+            os.fchmod(fd, perms)  # whatever the umask (the C library's 0666 by default)
             os.ftruncate(fd, layout.total)
             inode = os.fstat(fd).st_ino
             mm = mmap.mmap(fd, layout.total)
@@ -1073,8 +1117,10 @@ class Stream:
         """
         name = _check_name(name)
         path = _resolve_dir(shm_dir) / f"{name}{_SUFFIX}"
+        # O_NONBLOCK: a FIFO (or device) named like a stream must not block the
+        # open; _check_file then refuses anything but a regular file
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             msg = (
                 f"no stream {name!r} in {path.parent} ({path.name} not found); is its writer "
@@ -1089,7 +1135,7 @@ class Stream:
         finally:
             os.close(fd)
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             msg = (
                 f"cannot open stream {name!r} ({path}) read-write: {exc.strerror}; readers "
@@ -1184,10 +1230,34 @@ class Stream:
             return -1
 
     def _views(self) -> _Views:
-        if self._v is None:
+        v = self._v
+        if v is None:
             msg = f"stream {self._name!r} is closed; open it again with Stream.open"
             raise StreamClosedError(msg)
-        return self._v
+        self._check_size()
+        return v
+
+    def _check_size(self) -> None:
+        """Refuse to touch the mapping once the file is shorter than it (SIGBUS otherwise).
+
+        Anyone who may write the file (mode 0666, as the C library) can truncate
+        it; touching a mapped page past the new end kills the process with
+        SIGBUS, which Python cannot catch. One ``fstat`` (~0.5 us) before every
+        use of the mapping turns that into a :class:`StreamLayoutError`.
+        """
+        if self._fd < 0:
+            return
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError:
+            return
+        if size < self._size:
+            msg = (
+                f"stream {self._name!r}: its file shrank to {size} bytes under this process "
+                f"(the mapping needs {self._size}): truncated by another process or being "
+                "re-created; open the stream again"
+            )
+            raise StreamLayoutError(msg)
 
     def is_stale(self, max_age: float = 0.0) -> bool:
         """Tell whether the file vanished or was re-created (other inode or size).
@@ -1621,7 +1691,7 @@ class Stream:
                     raise TornFrameError(msg)
                 time.sleep(0)
                 continue
-            np.copyto(out, v.data)
+            self._copy_pixels(out, v.data)
             cnt1 = int(v.cnt1[0])
             asec, ansec = int(v.atime[0]), int(v.atime[1])
             wsec, wnsec = int(v.writetime[0]), int(v.writetime[1])
@@ -1635,6 +1705,26 @@ class Stream:
                     "overwrites frames faster than they can be copied)"
                 )
                 raise TornFrameError(msg)
+
+    def _copy_pixels(self, out: NDArray[Any], data: NDArray[Any]) -> None:
+        """Copy the main pixel buffer into ``out`` with ``preadv`` from the file.
+
+        Same cost as a memcpy from the mapping (the kernel copies from the same
+        page-cache pages), but a file truncated meanwhile gives a short read
+        (:class:`StreamLayoutError`) instead of a SIGBUS that kills the process.
+        """
+        if self._fd < 0 or not out.flags.c_contiguous or out.nbytes != data.nbytes:
+            np.copyto(out, data)
+            return
+        try:
+            got = os.preadv(self._fd, [out.data.cast("B")], self._layout.data)
+        except OSError as exc:
+            msg = f"stream {self._name!r}: cannot read its pixels: {exc.strerror}"
+            raise StreamLayoutError(msg) from exc
+        if got != out.nbytes:
+            self._check_size()
+            msg = f"stream {self._name!r}: short read of its pixels ({got} of {out.nbytes} bytes)"
+            raise StreamLayoutError(msg)
 
     @staticmethod
     def _read_slot(
@@ -1879,7 +1969,12 @@ class StreamReader:
         v = stream._views()
         self._index = self._claim(stream, v, index)
         self._sem: Semaphore | None = v.sems[self._index]
-        self._sem.flush()
+        try:
+            self._sem.flush()  # bounded: a damaged semaphore raises
+        except StreamError:
+            if int(v.read_pid[self._index]) == os.getpid():
+                v.read_pid[self._index] = 0
+            raise
         self._last = int(v.cnt0[0])
         # posts consumed minus counts seen since then (see _ahead)
         self._posts = 0
@@ -1948,7 +2043,7 @@ class StreamReader:
         sem, self._sem = self._sem, None
         if sem is None:
             return
-        with contextlib.suppress(StreamClosedError):
+        with contextlib.suppress(StreamError):  # closed, or the file shrank: leave it
             self._stream._views()
             sem.post()  # wake our own waiter, if any (the next claimer flushes)
             pids = self._stream._views().read_pid
