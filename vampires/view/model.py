@@ -27,9 +27,49 @@ from vampires.view.status import LoggerWatch, RateMeter, StatusLine
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["StreamView", "load_dark", "save_frame"]
+__all__ = ["KEY_HELP", "StreamView", "default_max_fps", "load_dark", "save_frame"]
+
+#: Keyboard shortcuts of the window (shown by ``h``), in help order.
+KEY_HELP = (
+    ("h  ?", "show / hide this help"),
+    ("space  p", "pause / resume the display (the camera goes on)"),
+    ("s", "next stretch: linear, sqrt, log, asinh"),
+    ("c", "next colour map"),
+    ("l", "next percentile limits: 0.5-99.5, 1-99, 5-95, min-max"),
+    ("m", "freeze the current limits (manual); l goes back to percentiles"),
+    ("b", "display binning: auto, 1, 2, 3, 4"),
+    ("d", "binning: block mean / decimation"),
+    ("t", "saturation highlight on / off"),
+    ("o", "MBI field outlines on / off"),
+    ("w", "write the frame shown to <save dir>/<stream>_<UT>.fits"),
+    ("k  K", "subtract a dark from a FITS file / stop subtracting"),
+    ("r  0", "reset zoom (wheel: zoom, drag: pan)"),
+    ("q  Esc", "close the viewer"),
+)
+#: Display rate when the X display is local, and over X forwarding (ssh -X).
+LOCAL_FPS = 60.0
+FORWARDED_FPS = 10.0
 
 logger = logging.getLogger(__name__)
+
+
+def default_max_fps(display: str | None) -> float:
+    """Display rate for an X display: full on a local screen, reduced over X forwarding.
+
+    Parameters
+    ----------
+    display
+        The ``DISPLAY`` value (``:0``, ``localhost:10.0`` under ``ssh -X``), or None.
+
+    Returns
+    -------
+    float
+        :data:`LOCAL_FPS`, or :data:`FORWARDED_FPS` when the display is on
+        another host (a host name before the colon, other than ``unix``).
+    """
+    host = (display or "").rpartition(":")[0]
+    local = not host or host == "unix" or host.startswith("/")  # macOS launchd socket path
+    return LOCAL_FPS if local else FORWARDED_FPS
 
 
 def load_dark(path: str | os.PathLike[str]) -> NDArray[np.float32]:
@@ -167,7 +207,7 @@ class StreamView:
         *,
         settings: RenderSettings | None = None,
         watch_logger: bool = True,
-        shm_dir: str | Path | None = None,
+        shm_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.source: FrameSource = (
             open_source(source, shm_dir=shm_dir) if isinstance(source, str) else source

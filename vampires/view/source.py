@@ -19,6 +19,7 @@ publisher comes back.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -172,11 +173,20 @@ class LocalSource:
         Stream name; it may not exist yet (the state says the viewer waits).
     shm_dir
         Shm folder; default ``MILK_SHM_DIR`` resolution.
+    silent_after
+        Seconds without a new frame after which :attr:`state` says so.
     """
 
-    def __init__(self, name: str, *, shm_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        shm_dir: str | os.PathLike[str] | None = None,
+        silent_after: float = SILENT_AFTER_S,
+    ) -> None:
         self._target = ViewTarget(name=check_stream_name(name, "stream name"))
         self._shm_dir = shm_dir
+        self._silent_after = silent_after
         self._stream: Stream | None = None
         self._buf: NDArray[Any] | None = None
         self._last_cnt0: int | None = None
@@ -254,7 +264,7 @@ class LocalSource:
         cnt0 = stream.cnt0
         if cnt0 == self._last_cnt0:
             silent = time.monotonic() - self._last_change
-            if silent > SILENT_AFTER_S:
+            if silent > self._silent_after:
                 self._state = f"no new frame of {self._target.name} for {silent:.0f} s"
             return None
         assert self._buf is not None  # noqa: S101 - set with the stream
@@ -309,14 +319,25 @@ class RemoteSource:
         Stream name (the topic).
     curve_dir
         CURVE key folder (client side), None for none.
+    silent_after
+        Seconds without a frame after which :attr:`state` says the publisher
+        seems gone.
     """
 
-    def __init__(self, endpoint: str, name: str, *, curve_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        name: str,
+        *,
+        curve_dir: str | Path | None = None,
+        silent_after: float = SILENT_AFTER_S,
+    ) -> None:
         self._target = ViewTarget(name=check_stream_name(name, "stream name"), endpoint=endpoint)
         if not endpoint.startswith(_SCHEMES):
             msg = f"endpoint must be tcp://HOST:PORT or ipc://PATH (got {endpoint!r})"
             raise ConfigError(msg)
         self._curve_dir = curve_dir
+        self._silent_after = silent_after
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._latest: SourceFrame | None = None
@@ -342,7 +363,7 @@ class RemoteSource:
             waited = now - self._started
             return f"waiting for frames from {where} ({waited:.0f} s; is the publisher running?)"
         silent = now - self._last_arrival
-        if silent > SILENT_AFTER_S:
+        if silent > self._silent_after:
             return f"no frame from {where} for {silent:.0f} s: publisher gone? reconnecting"
         return ""
 
@@ -406,7 +427,7 @@ class RemoteSource:
 def open_source(
     target: ViewTarget | str,
     *,
-    shm_dir: str | Path | None = None,
+    shm_dir: str | os.PathLike[str] | None = None,
     curve_dir: str | Path | None = None,
 ) -> FrameSource:
     """Open the source for a target.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -214,7 +215,7 @@ class LoggerWatch:
     """
 
     def __init__(
-        self, name: str, *, period: float = 1.0, shm_dir: str | Path | None = None
+        self, name: str, *, period: float = 1.0, shm_dir: str | os.PathLike[str] | None = None
     ) -> None:
         self._name = name
         self._period = period
@@ -228,7 +229,8 @@ class LoggerWatch:
         from vampires.errors import VampiresError
         from vampires.fitslog.control import LoggerGroup
 
-        group = LoggerGroup([self._name], timeout=0.5, shm_dir=self._shm_dir)
+        shm_dir = Path(self._shm_dir) if self._shm_dir is not None else None
+        group = LoggerGroup([self._name], timeout=0.5, shm_dir=shm_dir)
         while not self._stop.is_set():
             try:
                 result = group.status().results[0]
