@@ -262,7 +262,8 @@ def auto_factor(frame_shape: tuple[int, ...], view_size: tuple[int, int]) -> int
     """
     height, width = int(frame_shape[0]), int(frame_shape[1])
     view_w, view_h = max(int(view_size[0]), 1), max(int(view_size[1]), 1)
-    return max(1, min(width // view_w, height // view_h, 64))
+    # the frame is fitted with its aspect kept: the tighter axis sets the scale
+    return max(1, min(int(max(width / view_w, height / view_h)), 64))
 
 
 def _saturation_level(settings: RenderSettings, dtype: np.dtype[Any]) -> float:

@@ -262,6 +262,9 @@ class LocalSource:
             if stream is None:
                 return None
         cnt0 = stream.cnt0
+        if cnt0 == 0:
+            self._state = f"stream {self._target.name} exists but no frame was written yet"
+            return None
         if cnt0 == self._last_cnt0:
             silent = time.monotonic() - self._last_change
             if silent > self._silent_after:

@@ -32,7 +32,7 @@ from vampires.view.model import KEY_HELP, StreamView, default_max_fps
 from vampires.view.render import COLORMAPS, STRETCHES, RenderSettings, auto_factor
 
 try:
-    import pyqtgraph as pg  # type: ignore[import-untyped]
+    import pyqtgraph as pg
     from PySide6 import QtCore, QtGui, QtWidgets
 except ImportError as exc:  # pragma: no cover - depends on the install
     _msg = (
