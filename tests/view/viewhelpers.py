@@ -32,10 +32,10 @@ def camera_cards(camera: str, crop_name: str, *, data_type: str = "OBJECT") -> d
 def scene(
     shape: tuple[int, int], cnt0: int, spots: tuple[tuple[float, float], ...] = ()
 ) -> np.ndarray:
-    """A frame: bias + a bright moving square (changes with cnt0) + a PSF at each spot."""
+    """A frame: bias + gradient + a bright moving square (changes with cnt0) + a PSF at each spot."""
     height, width = shape
-    frame = np.full(shape, 200, np.uint16)
     yy, xx = np.mgrid[0:height, 0:width]
+    frame = (200 + (xx * 600) // width + (yy * 200) // height).astype(np.uint16)  # a gradient
     for x, y in spots:
         frame += (3000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 200.0)).astype(np.uint16)
     side = max(4, min(shape) // 8)

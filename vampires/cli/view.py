@@ -76,10 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VampiresError as exc:
         print(f"vampires view: {exc}", file=sys.stderr)
         return 2
-    with viewer:
-        if args.exit_after is None:
-            return viewer.run()
-        viewer.run_for(max(args.exit_after, 0.0))
-        if args.screenshot:
-            viewer.save_screenshot(args.screenshot)
+    try:
+        with viewer:
+            if args.exit_after is None:
+                return viewer.run()
+            viewer.run_for(max(args.exit_after, 0.0))
+            if args.screenshot:
+                viewer.save_screenshot(args.screenshot)
+    except KeyboardInterrupt:  # Ctrl-C before the window's handler was installed
+        return 0
     return 0

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from vampires.view.overlay import FieldOutline, WcsPoint
 
-__all__ = ["Viewer"]
+__all__ = ["OUTLINE_RGB", "WCS_RGB", "Viewer"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ logger = logging.getLogger(__name__)
 PERCENTILE_PRESETS = ((0.5, 99.5), (1.0, 99.0), (5.0, 95.0), (0.0, 100.0))
 #: Binning choices of the ``b`` key (0 = auto: fit the window).
 BIN_CHOICES = (0, 1, 2, 3, 4)
-_OUTLINE_COLOUR = (0, 220, 255)
-_WCS_COLOUR = (255, 170, 0)
+#: Colour of the MBI field outlines and labels.
+OUTLINE_RGB = (0, 220, 255)
+#: Colour of the WCS reference point markers.
+WCS_RGB = (255, 170, 0)
 _STATUS_PERIOD_S = 0.25
 
 
@@ -90,6 +92,10 @@ class _Panel(QtWidgets.QWidget):
             label.setFont(mono)
             label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setWordWrap(True)
+        # two lines, always: the image area keeps its size whatever the status says
+        lines = QtGui.QFontMetrics(mono).lineSpacing()
+        self.status_label.setFixedHeight(2 * lines + 4)
+        self.cursor_label.setFixedHeight(lines + 2)
         self.status_label.setObjectName("status")
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -112,7 +118,7 @@ class _Panel(QtWidgets.QWidget):
         self.image.setImage(rendered.rgb, autoLevels=False, levels=None)
         if self._rect != (height, width):
             self.image.setRect(QtCore.QRectF(0, 0, width, height))
-            self.box.autoRange(padding=0.0)
+            self.box.autoRange(padding=0.0, items=[self.image])
             self._rect = (height, width)
         self._draw_overlays()
 
@@ -144,10 +150,10 @@ class _Panel(QtWidgets.QWidget):
         rect = QtWidgets.QGraphicsRectItem(
             field.x0, field.y0, field.x1 - field.x0, field.y1 - field.y0
         )
-        pen = pg.mkPen(_OUTLINE_COLOUR, width=2)
+        pen = pg.mkPen(OUTLINE_RGB, width=2)
         pen.setCosmetic(True)
         rect.setPen(pen)
-        label = pg.TextItem(field.label, color=_OUTLINE_COLOUR, anchor=(0.0, 0.0))
+        label = pg.TextItem(field.label, color=OUTLINE_RGB, anchor=(0.0, 0.0))
         label.setPos(field.x0 + 4, field.y1 - 4)
         for item in (rect, label):
             self.box.addItem(item)
@@ -155,7 +161,7 @@ class _Panel(QtWidgets.QWidget):
 
     def _add_wcs(self, point: WcsPoint) -> None:
         marker = pg.ScatterPlotItem(
-            [point.x], [point.y], symbol="+", size=14, pen=pg.mkPen(_WCS_COLOUR, width=2),
+            [point.x], [point.y], symbol="+", size=14, pen=pg.mkPen(WCS_RGB, width=2),
             brush=None,
         )  # fmt: skip
         self.box.addItem(marker)
@@ -536,7 +542,7 @@ class Viewer:
     def reset_zoom(self) -> None:
         """Show the whole frame again."""
         for panel in self._window.panels:
-            panel.box.autoRange(padding=0.0)
+            panel.box.autoRange(padding=0.0, items=[panel.image])
 
     def _write(self) -> None:
         try:
