@@ -328,7 +328,10 @@ def test_command_without_a_display_says_so(monkeypatch, capsys):
 
 
 def test_command_stays_light_until_the_window_opens():
-    code = "import sys, vampires.cli.view; print(sorted(m for m in ('numba', 'astropy', 'PySide6', 'pyqtgraph') if m in sys.modules))"
+    code = (
+        "import sys, vampires.cli.view; heavy = ('numba', 'astropy', 'PySide6', 'pyqtgraph'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     env = dict(os.environ)

@@ -32,7 +32,7 @@ def camera_cards(camera: str, crop_name: str, *, data_type: str = "OBJECT") -> d
 def scene(
     shape: tuple[int, int], cnt0: int, spots: tuple[tuple[float, float], ...] = ()
 ) -> np.ndarray:
-    """A frame: bias + gradient + a bright moving square (changes with cnt0) + a PSF at each spot."""
+    """A frame: bias + gradient + a moving bright square (by cnt0) + a PSF at each spot."""
     height, width = shape
     yy, xx = np.mgrid[0:height, 0:width]
     frame = (200 + (xx * 600) // width + (yy * 200) // height).astype(np.uint16)  # a gradient
