@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -339,3 +340,33 @@ def test_command_stays_light_until_the_window_opens():
         _command("--help"), capture_output=True, text=True, check=True, env=env
     ).stdout
     assert "tcp://HOST:PORT/vcam1" in help_
+
+
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "viewer-mbi.png"
+
+
+@pytest.mark.integration
+def test_operator_guide_screenshot(viewer_factory, tmp_path):
+    """The picture of docs/operators.md: vcam1 in MBI from the simulated camera.
+
+    Run with ``VAMPIRES_UPDATE_SCREENSHOTS=1`` to rewrite the committed PNG.
+    """
+    from vampires.camera.camera import Camera
+
+    with Camera("vcam1", crop="MBI", restore=False) as cam:
+        cam.set_fps(60.0)  # PSF peaks below saturation
+        cam.set_data_type("OBJECT")
+        viewer = viewer_factory(
+            ["vcam1"], stretch="asinh", colormap="inferno", percentiles=(1.0, 99.99), size=(1100, 640)
+        )
+        assert viewer.wait_for(lambda: "crop MBI" in viewer.status_text(), timeout=30)
+        viewer.run_for(1.5)  # a few rate samples
+        viewer.hover(1195.5 - 920, 1420.5 - 596)  # on the F670 PSF (hotspot - crop origin)
+        shot = viewer.save_screenshot(tmp_path / "viewer-mbi.png")
+        pixels = viewer.grab()
+    assert pixels.std() > 20
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("VAMPIRES_UPDATE_SCREENSHOTS"):
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        DOCS_SCREENSHOT.write_bytes(shot.read_bytes())
+    assert DOCS_SCREENSHOT.is_file(), "run with VAMPIRES_UPDATE_SCREENSHOTS=1 once"

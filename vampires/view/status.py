@@ -101,10 +101,10 @@ def _fmt_exptime(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "?"
     if value >= 1:
-        return f"{value:g} s"
+        return f"{value:.4g} s"
     if value >= 1e-3:
-        return f"{value * 1e3:g} ms"
-    return f"{value * 1e6:g} us"
+        return f"{value * 1e3:.4g} ms"
+    return f"{value * 1e6:.4g} us"
 
 
 @attrs.frozen(kw_only=True)

@@ -161,7 +161,7 @@ class _Panel(QtWidgets.QWidget):
 
     def _add_wcs(self, point: WcsPoint) -> None:
         marker = pg.ScatterPlotItem(
-            [point.x], [point.y], symbol="+", size=14, pen=pg.mkPen(WCS_RGB, width=2),
+            [point.x], [point.y], symbol="+", size=9, pen=pg.mkPen(WCS_RGB, width=1),
             brush=None,
         )  # fmt: skip
         self.box.addItem(marker)
