@@ -147,6 +147,8 @@ def test_bad_frames_are_refused(frame):
 
 def test_auto_factor_fits_the_view():
     assert auto_factor((1096, 2236), (1100, 600)) == 2
+    assert auto_factor((1096, 2236), (1200, 700)) == 2  # 1.86: rounded
+    assert auto_factor((1096, 2236), (1600, 900)) == 1
     assert auto_factor((536, 536), (1100, 600)) == 1
     assert auto_factor((2304, 4096), (1000, 560)) == 4
     assert auto_factor((10, 10), (0, 0)) == 10

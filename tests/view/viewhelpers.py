@@ -37,7 +37,7 @@ def scene(
     yy, xx = np.mgrid[0:height, 0:width]
     frame = (200 + (xx * 600) // width + (yy * 200) // height).astype(np.uint16)  # a gradient
     for x, y in spots:
-        frame += (3000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 200.0)).astype(np.uint16)
+        frame += (3000 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 800.0)).astype(np.uint16)
     side = max(4, min(shape) // 8)
     x0 = (cnt0 * side) % max(1, width - side)
     frame[:side, x0 : x0 + side] = 4000

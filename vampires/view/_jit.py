@@ -35,30 +35,39 @@ def reduce_frame(
     when a raw pixel of the block (all of them, also when decimating) is at or
     above ``saturation``.
     """
+    if factor == 1:  # the common full-resolution case without the block loops
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                v = frame[i, j]
+                sat[i, j] = 1 if v >= saturation else 0
+                out[i, j] = v - dark[i, j] if has_dark else v
+        return
     norm = 1.0 / (factor * factor)
     for i in range(out.shape[0]):
+        y0 = i * factor
         for j in range(out.shape[1]):
-            flag = 0
+            x0 = j * factor
             acc = 0.0
+            top = frame[y0, x0]
             for a in range(factor):
-                y = i * factor + a
+                row = frame[y0 + a]
                 for b in range(factor):
-                    x = j * factor + b
-                    v = frame[y, x]
-                    if v >= saturation:
-                        flag = 1
-                    if not sample:
-                        acc += v
-                        if has_dark:
-                            acc -= dark[y, x]
+                    v = row[x0 + b]
+                    acc += v
+                    top = max(top, v)
+            sat[i, j] = 1 if top >= saturation else 0
             if sample:
-                acc = frame[i * factor, j * factor]
+                acc = frame[y0, x0]
                 if has_dark:
-                    acc -= dark[i * factor, j * factor]
+                    acc -= dark[y0, x0]
                 out[i, j] = acc
             else:
+                if has_dark:
+                    for a in range(factor):
+                        drow = dark[y0 + a]
+                        for b in range(factor):
+                            acc -= drow[x0 + b]
                 out[i, j] = acc * norm
-            sat[i, j] = flag
 
 
 @numba.njit(**_JIT)  # type: ignore[untyped-decorator]

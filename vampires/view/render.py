@@ -257,13 +257,14 @@ def auto_factor(frame_shape: tuple[int, ...], view_size: tuple[int, int]) -> int
     Returns
     -------
     int
-        The largest factor that still shows at least one frame pixel per
-        screen pixel, at least 1 (an MBI frame in a 1100-pixel window: 2).
+        The frame-to-screen ratio rounded to the nearest integer, at least 1
+        (an MBI frame, 2236 wide, in a 1200-pixel window: 2): no more pixels
+        are rendered than the screen shows, give or take a third.
     """
     height, width = int(frame_shape[0]), int(frame_shape[1])
     view_w, view_h = max(int(view_size[0]), 1), max(int(view_size[1]), 1)
     # the frame is fitted with its aspect kept: the tighter axis sets the scale
-    return max(1, min(int(max(width / view_w, height / view_h)), 64))
+    return max(1, min(int(max(width / view_w, height / view_h) + 0.5), 64))
 
 
 def _saturation_level(settings: RenderSettings, dtype: np.dtype[Any]) -> float:

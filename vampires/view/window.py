@@ -69,6 +69,18 @@ def _app() -> QtWidgets.QApplication:
     return app
 
 
+class _Image(pg.ImageItem):  # type: ignore[misc]
+    """An image item that says when it was last painted (frames are drawn once each)."""
+
+    def __init__(self) -> None:
+        super().__init__(axisOrder="row-major")
+        self.painted = True
+
+    def paint(self, *args: Any) -> None:  # noqa: ANN401 - Qt painter arguments
+        super().paint(*args)
+        self.painted = True
+
+
 class _Panel(QtWidgets.QWidget):
     """One stream: image, overlays, cursor read-out and status line."""
 
@@ -83,7 +95,7 @@ class _Panel(QtWidgets.QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("k")
         self.box = self.graphics.addViewBox(lockAspect=True, enableMenu=False)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = _Image()
         self.box.addItem(self.image)
         self.status_label = QtWidgets.QLabel(view.name)
         self.cursor_label = QtWidgets.QLabel("")
@@ -116,6 +128,7 @@ class _Panel(QtWidgets.QWidget):
             return
         height, width = rendered.frame_shape
         self.image.setImage(rendered.rgb, autoLevels=False, levels=None)
+        self.image.painted = False
         if self._rect != (height, width):
             self.image.setRect(QtCore.QRectF(0, 0, width, height))
             self.box.autoRange(padding=0.0, items=[self.image])
@@ -397,6 +410,8 @@ class Viewer:
         """Take the newest frame of every stream and draw it (the timer calls this)."""
         for panel in self._window.panels:
             view = panel.view
+            if not panel.image.painted:  # the screen has not shown the last frame yet:
+                continue  # take the newest frame at the next tick instead of queueing work
             if view.shape is not None:
                 factor = panel.factor_for(view.shape)
                 if factor != view.settings.factor:
