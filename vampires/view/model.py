@@ -223,7 +223,6 @@ class StreamView:
         self._stream_rate = RateMeter()
         self._shown_rate = RateMeter()
         self._shown = 0
-        self._shape_changes = 0
         target = self.source.target
         self._logger: LoggerWatch | None = None
         if watch_logger and not target.remote:
@@ -247,26 +246,21 @@ class StreamView:
         bool
             True when a new frame was rendered.
         """
+        if self.paused:  # the source keeps the frame shown: do not poll it
+            return False
         frame = self.source.poll()
         if frame is None:
             return False
         self._stream_rate.add(frame.acquisition_time, frame.cnt0)
-        if self.paused:
-            return False
-        if self._raw is None or self._raw.shape != frame.data.shape:
-            if self._raw is not None:
-                self._shape_changes += 1
-            self._raw = np.empty_like(frame.data)
-            if self.dark is not None and self.dark.shape != frame.data.shape:
-                self.message = (
-                    f"dark {self.dark_name} is {self.dark.shape}, frames are now "
-                    f"{frame.data.shape}: dark subtraction off"
-                )
-                self.dark = None
-                self.dark_name = None
-        elif self._raw.dtype != frame.data.dtype:
-            self._raw = np.empty_like(frame.data)
-        np.copyto(self._raw, frame.data)
+        if self.dark is not None and self.dark.shape != frame.data.shape:
+            self.message = (
+                f"dark {self.dark_name} is {self.dark.shape}, frames are now "
+                f"{frame.data.shape}: dark subtraction off"
+            )
+            self.dark = None
+            self.dark_name = None
+        # the source's buffer, valid until its next poll (no second copy of the frame)
+        self._raw = frame.data
         self.frame = frame
         self.rendered = self.renderer.render(self._raw, self.dark)
         self._shown += 1
