@@ -292,7 +292,10 @@ def test_command_ctrl_c_closes_and_frees_everything():
             _command("vcam1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         try:
-            time.sleep(2.0)  # let it start (Ctrl-C at any moment is handled anyway)
+            assert proc.stderr is not None
+            started = proc.stderr.readline()  # printed once the window exists
+            assert "vampires view: vcam1 at <= 60 fps" in started, started
+            time.sleep(0.5)  # a few frames (Ctrl-C at any moment is handled anyway)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
         finally:

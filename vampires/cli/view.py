@@ -58,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
+        return _view(args)
+    except KeyboardInterrupt:  # Ctrl-C before the window's own handler was installed
+        return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    try:
         from vampires.view.window import Viewer
 
         viewer = Viewer(
@@ -76,13 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VampiresError as exc:
         print(f"vampires view: {exc}", file=sys.stderr)
         return 2
-    try:
-        with viewer:
-            if args.exit_after is None:
-                return viewer.run()
-            viewer.run_for(max(args.exit_after, 0.0))
-            if args.screenshot:
-                viewer.save_screenshot(args.screenshot)
-    except KeyboardInterrupt:  # Ctrl-C before the window's handler was installed
-        return 0
+    with viewer:
+        if args.exit_after is None:
+            print(
+                f"vampires view: {' '.join(args.targets)} at <= {viewer.max_fps:g} fps "
+                "(h in the window: keys; q or Ctrl-C: close)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return viewer.run()
+        viewer.run_for(max(args.exit_after, 0.0))
+        if args.screenshot:
+            viewer.save_screenshot(args.screenshot)
     return 0
