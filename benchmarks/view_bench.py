@@ -24,6 +24,7 @@ Usage: ``python benchmarks/view_bench.py [--quick]``
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import socket
@@ -78,7 +79,9 @@ def _display() -> Iterator[None]:
             app = QtWidgets.QApplication.instance()
             if app is not None:
                 app.processEvents()
+                gc.collect()  # Python wrappers of Qt objects go first, while the app lives
                 shiboken6.delete(app)
+                gc.collect()
         os.environ.pop("DISPLAY", None)
         _XSERVER.clear()
         proc.terminate()

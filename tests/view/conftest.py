@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -60,4 +61,6 @@ def _drop_qt_application() -> None:
         widget.close()
         widget.deleteLater()
     app.processEvents()
+    gc.collect()  # Python wrappers of Qt objects go first, while the application lives
     shiboken6.delete(app)
+    gc.collect()
