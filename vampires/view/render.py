@@ -69,7 +69,7 @@ COLORMAPS: Mapping[str, tuple[tuple[float, int, int, int], ...]] = MappingProxyT
 #: Entries of the stretch + colour lookup table.
 LUT_SIZE = 4096
 #: Most pixels looked at to compute percentile limits.
-LIMIT_SAMPLE = 65536
+LIMIT_SAMPLE = 16384
 #: Colour of saturated pixels (pure red is in none of the colour maps' middles).
 SATURATION_RGB = (255, 0, 0)
 #: log stretch: ``log(1 + a t) / log(1 + a)`` (as DS9's log with exponent 1000).

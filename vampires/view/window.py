@@ -89,6 +89,7 @@ class _Panel(QtWidgets.QWidget):
         self.view = view
         self.bin_choice = 0
         self.show_outlines = True
+        self.last_draw = 0.0
         self._overlay_key: object = None
         self._overlay_items: list[QtWidgets.QGraphicsItem] = []
         self._rect: tuple[int, int] | None = None
@@ -335,7 +336,9 @@ class Viewer:
             panel.bin_choice = bin
         self._window.resize(*(size or (min(1400, 700 * len(self.views)), 700)))
         self._timer = QtCore.QTimer()
-        self._timer.setInterval(max(1, round(1000.0 / self._options.max_fps)))
+        # poll twice per display period; a panel draws at most max_fps frames per second
+        self._timer.setInterval(max(1, round(500.0 / self._options.max_fps)))
+        self._period = 1.0 / self._options.max_fps
         self._timer.timeout.connect(self.tick)
         self._last_status = 0.0
         self._closed = False
@@ -412,6 +415,8 @@ class Viewer:
             view = panel.view
             if not panel.image.painted:  # the screen has not shown the last frame yet:
                 continue  # take the newest frame at the next tick instead of queueing work
+            if time.monotonic() - panel.last_draw < 0.9 * self._period:  # timer jitter
+                continue
             if view.shape is not None:
                 factor = panel.factor_for(view.shape)
                 if factor != view.settings.factor:
@@ -431,6 +436,7 @@ class Viewer:
                     )
                     view.rerender()
                 panel.draw()
+                panel.last_draw = time.monotonic()
         now = time.monotonic()
         if now - self._last_status > _STATUS_PERIOD_S:
             self._last_status = now
