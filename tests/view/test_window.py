@@ -381,3 +381,18 @@ def test_operator_guide_screenshot(viewer_factory, tmp_path):
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         DOCS_SCREENSHOT.write_bytes(shot.read_bytes())
     assert DOCS_SCREENSHOT.is_file(), "run with VAMPIRES_UPDATE_SCREENSHOTS=1 once"
+
+
+def test_qt_calls_do_not_drain_the_reference_count_of_none(viewer_factory):
+    """PySide6 6.12.0 dropped a reference to None at every void call: on Python 3.11 a viewer
+    then dies at exit ('none_dealloc'). pyproject keeps that version out; this catches it."""
+    with _static_stream("vcam1", SHAPE):
+        viewer = viewer_factory(["vcam1"])
+        assert viewer.wait_for(_shown(viewer))
+        panel = viewer._window.panels[0]
+        before = sys.getrefcount(None)
+        for _ in range(500):
+            panel.update_status()  # QLabel.setText
+            panel.graphics.viewport().repaint()  # paint overrides
+            viewer._app.processEvents()
+        assert sys.getrefcount(None) - before > -100
