@@ -396,3 +396,16 @@ def test_qt_calls_do_not_drain_the_reference_count_of_none(viewer_factory):
             panel.graphics.viewport().repaint()  # paint overrides
             viewer._app.processEvents()
         assert sys.getrefcount(None) - before > -100
+
+
+def test_forwarded_display_gets_the_reduced_rate(viewer_factory, monkeypatch):
+    from vampires.view.model import FORWARDED_FPS, LOCAL_FPS
+
+    with _static_stream("vcam1", SHAPE):
+        assert viewer_factory(["vcam1"]).max_fps == LOCAL_FPS
+        # the Qt application is already connected: only the rate choice reads DISPLAY now
+        monkeypatch.setenv("DISPLAY", "localhost:10.0")
+        viewer = viewer_factory(["vcam1"])
+        assert viewer.max_fps == FORWARDED_FPS
+        assert viewer.wait_for(_shown(viewer))
+        assert viewer_factory(["vcam1"], max_fps=2.5).max_fps == 2.5
