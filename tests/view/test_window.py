@@ -367,7 +367,7 @@ def test_operator_guide_screenshot(viewer_factory, tmp_path):
             ["vcam1"],
             stretch="asinh",
             colormap="inferno",
-            percentiles=(1.0, 99.99),
+            percentiles=(1.0, 99.9),
             size=(1100, 640),
         )
         assert viewer.wait_for(lambda: "crop MBI" in viewer.status_text(), timeout=30)
