@@ -211,9 +211,12 @@ def test_two_streams_side_by_side_and_remote_through_zmq(viewer_factory):
 
 def test_unknown_stream_waits_then_shows_and_follows_a_new_size(viewer_factory):
     viewer = viewer_factory(["vcam1"])
-    assert viewer.wait_for(lambda: "waiting for stream vcam1" in viewer.status_text())
+    assert viewer.wait_for(lambda: "waiting for stream vcam1" in viewer.notice_text())
+    assert "is its writer running" in viewer.notice_text()
+    assert "no frame yet" in viewer.status_text()
     with _static_stream("vcam1", SHAPE) as stream:
         assert viewer.wait_for(_shown(viewer))
+        assert viewer.wait_for(lambda: viewer.notice_text() == "")
         assert viewer.views[0].rendered.frame_shape == SHAPE
         stream.destroy()
     assert viewer.wait_for(lambda: "vcam1" in viewer.status_text())
@@ -232,10 +235,10 @@ def test_publisher_gone_is_reported_and_reconnected(viewer_factory):
     viewer = viewer_factory([view])
     with Writer("vcam1", SHAPE, fps=40), ZmqPublisher("vcam1", bind=f"{endpoint}", max_fps=20):
         assert viewer.wait_for(_shown(viewer))
-    assert viewer.wait_for(lambda: "publisher gone? reconnecting" in viewer.status_text())
+    assert viewer.wait_for(lambda: "publisher gone? reconnecting" in viewer.notice_text())
     with Writer("vcam1", (40, 50), fps=40), ZmqPublisher("vcam1", bind=endpoint, max_fps=20):
         assert viewer.wait_for(lambda: viewer.views[0].rendered.frame_shape == (40, 50))
-        assert viewer.wait_for(lambda: "publisher gone" not in viewer.status_text())
+        assert viewer.wait_for(lambda: viewer.notice_text() == "")
 
 
 def test_closing_leaves_no_semaphore_claimed(viewer_factory):

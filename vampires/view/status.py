@@ -176,8 +176,18 @@ class StatusLine:
             **fields,
         )
 
-    def text(self) -> str:
-        """Return the line shown under the image."""
+    def text(self, *, message: bool = True) -> str:
+        """Return the line shown under the image.
+
+        Parameters
+        ----------
+        message
+            Append :attr:`message` (the window shows it over the image instead).
+
+        Returns
+        -------
+        str
+        """
         if self.cnt0 is None:
             head = f"{self.name}  no frame yet"
         else:
@@ -196,7 +206,7 @@ class StatusLine:
             parts.append(f"dark {self.dark}")
         if self.paused:
             parts.append("PAUSED")
-        if self.message:
+        if self.message and message:
             parts.append(self.message)
         return "  |  ".join(parts)
 

@@ -110,6 +110,14 @@ class _Panel(QtWidgets.QWidget):
         self.status_label.setFixedHeight(2 * lines + 4)
         self.cursor_label.setFixedHeight(lines + 2)
         self.status_label.setObjectName("status")
+        # what is wrong (waiting for a stream, publisher gone ...) over the image, in full
+        self.notice = QtWidgets.QLabel("", self.graphics)
+        self.notice.setObjectName("notice")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet(
+            "QLabel#notice { background: rgba(20, 20, 60, 210); color: white; padding: 8px; }"
+        )
+        self.notice.hide()
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.graphics, stretch=1)
@@ -189,7 +197,14 @@ class _Panel(QtWidgets.QWidget):
         )
 
     def update_status(self) -> None:
-        self.status_label.setText(self.view.status().text())
+        status = self.view.status()
+        self.status_label.setText(status.text(message=False))
+        if status.message and status.message != self.notice.text():
+            self.notice.setText(status.message)
+            self.notice.setFixedWidth(max(100, self.graphics.width() - 20))
+            self.notice.adjustSize()
+            self.notice.move(10, 10)
+        self.notice.setVisible(bool(status.message))
 
 
 class _Window(QtWidgets.QMainWindow):
@@ -663,6 +678,11 @@ class Viewer:
     def status_text(self, index: int = 0) -> str:
         """Return the status line of one stream as the window shows it."""
         return self._window.panels[index].status_label.text()
+
+    def notice_text(self, index: int = 0) -> str:
+        """Return the notice shown over the image of one stream ("" when none)."""
+        notice = self._window.panels[index].notice
+        return notice.text() if notice.isVisible() else ""
 
     def cursor_text(self, index: int = 0) -> str:
         """Return the cursor read-out line of one stream."""
