@@ -432,24 +432,16 @@ class Viewer:
                 continue  # take the newest frame at the next tick instead of queueing work
             if time.monotonic() - panel.last_draw < 0.9 * self._period:  # timer jitter
                 continue
-            if view.shape is not None:
-                factor = panel.factor_for(view.shape)
-                if factor != view.settings.factor:
-                    view.renderer.settings = attrs.evolve(view.settings, factor=factor)
             try:
                 fresh = view.update()
-            except VampiresError as exc:
-                self.message = str(exc)
+            except VampiresError as exc:  # shown over the image; the next frame may do
+                view.message = str(exc)
                 logger.warning("view %s: %s", view.name, exc)
                 continue
             if fresh:
-                if view.rendered is not None and panel.factor_for(view.shape or (1, 1)) != (
-                    view.rendered.factor
-                ):
-                    view.renderer.settings = attrs.evolve(
-                        view.settings, factor=panel.factor_for(view.shape or (1, 1))
-                    )
-                    view.rerender()
+                wanted = panel.factor_for(view.shape or (1, 1))
+                if wanted != view.settings.factor:  # first frame, new size, resized window
+                    view.settings = attrs.evolve(view.settings, factor=wanted)
                 panel.draw()
                 panel.last_draw = time.monotonic()
         now = time.monotonic()
