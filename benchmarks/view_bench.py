@@ -18,6 +18,9 @@ Measured in one run, each against its limit in the same run:
 Needs a display: uses ``$DISPLAY`` if set, else starts Xvfb. Private shm
 folder on /dev/shm. The machine is shared: figures are noisy.
 
+Full runs take the better of two runs per viewer measure (the machine is
+shared); ``--quick`` one run of 3 s each.
+
 Usage: ``python benchmarks/view_bench.py [--quick]``
 """
 
@@ -137,11 +140,19 @@ def _shown(viewer, seconds: float, camera) -> tuple[float, float, float, float]:
     c0 = camera.cnt0 if camera is not None else 0
     x0 = _xserver_cpu()
     cpu0, t0 = time.process_time(), time.perf_counter()
-    viewer.run_for(seconds)
+    _exec_for(viewer, seconds)
     wall = time.perf_counter() - t0
     cpu = (time.process_time() - cpu0) / wall
     rate = (camera.cnt0 - c0) / wall if camera is not None else float("nan")
     return (view._shown - shown0) / wall, cpu, (_xserver_cpu() - x0) / wall, rate
+
+
+def _exec_for(viewer, seconds: float) -> None:
+    """Run Qt's own event loop (as ``vampires view`` does) for ``seconds``."""
+    from PySide6 import QtCore
+
+    QtCore.QTimer.singleShot(round(seconds * 1000), viewer._app.quit)
+    viewer._app.exec()
 
 
 _XSERVER: list[int] = []  # pid of the Xvfb this benchmark started, if any
@@ -192,8 +203,11 @@ def run(quick: bool = False) -> list[dict]:
                  "ratio": alone / target, "target": ">= 0.99 (else the machine is loaded)"}
             )  # fmt: skip
             for cap, label in ((1000.0, "uncapped"), (None, "default cap 60")):
-                with Viewer(["vcam1"], max_fps=cap, size=(1200, 700)) as viewer:
-                    shown, cpu, xcpu, rate = _shown(viewer, seconds, camera)
+                runs = []
+                for _ in range(1 if quick else 2):  # best of 2: the machine is shared
+                    with Viewer(["vcam1"], max_fps=cap, size=(1200, 700)) as viewer:
+                        runs.append(_shown(viewer, seconds, camera))
+                shown, cpu, xcpu, rate = max(runs)
                 per_frame = f"{1e3 * cpu / shown:.1f} ms per frame" if shown else "no frame"
                 rows += [
                     {"measure": f"MBI frames displayed, camera at max [fps, {label}]",
