@@ -430,7 +430,8 @@ class Viewer:
             view = panel.view
             if not panel.image.painted:  # the screen has not shown the last frame yet:
                 continue  # take the newest frame at the next tick instead of queueing work
-            if time.monotonic() - panel.last_draw < 0.9 * self._period:  # timer jitter
+            started = time.monotonic()
+            if started - panel.last_draw < 0.9 * self._period:  # timer jitter
                 continue
             try:
                 fresh = view.update()
@@ -443,7 +444,7 @@ class Viewer:
                 if wanted != view.settings.factor:  # first frame, new size, resized window
                     view.settings = attrs.evolve(view.settings, factor=wanted)
                 panel.draw()
-                panel.last_draw = time.monotonic()
+                panel.last_draw = started  # the period counts from frame to frame
         now = time.monotonic()
         if now - self._last_status > _STATUS_PERIOD_S:
             self._last_status = now
