@@ -13,7 +13,6 @@ import collections
 import logging
 import os
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -254,8 +253,3 @@ class LoggerWatch:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
-
-
-def now() -> float:
-    """Monotonic seconds (one clock for the rates)."""
-    return time.monotonic()

@@ -245,7 +245,6 @@ class _Window(QtWidgets.QMainWindow):
 
 @attrs.frozen(kw_only=True)
 class _Options:
-    bin_choice: int
     max_fps: float
     save_dir: Path
 
@@ -326,7 +325,7 @@ class Viewer:
             saturation=saturation,
         )
         folder = Path(save_dir) if save_dir is not None else Path.cwd()
-        self._options = _Options(bin_choice=bin, max_fps=float(rate), save_dir=folder)
+        self._options = _Options(max_fps=float(rate), save_dir=folder)
         self.views: list[StreamView] = []
         try:
             for target in targets:
@@ -358,7 +357,6 @@ class Viewer:
         self._last_status = 0.0
         self._closed = False
         self.last_saved: list[Path] = []
-        self.message = ""
 
     # ------------------------------------------------------------------ running
 
@@ -577,7 +575,6 @@ class Viewer:
         try:
             self.save()
         except VampiresError as exc:
-            self.message = str(exc)
             for view in self.views:
                 view.message = str(exc)
 
