@@ -27,6 +27,7 @@ SUBCOMMANDS = MappingProxyType(
         "link": ("vampires.cli.link", "TCP mirror and ZMQ publish/subscribe daemons"),
         "recover": ("vampires.cli.recover", "turn .tmp cubes left by a killed logger into FITS"),
         "watch": ("vampires.cli.fitswatcher", "live panel of FITS cubes (same as fitswatcher)"),
+        "view": ("vampires.cli.view", "live image viewer of streams, local or over ZMQ"),
     }
 )
 
