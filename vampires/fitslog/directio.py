@@ -46,6 +46,7 @@ __all__ = [
     "phase_of",
     "write_all",
     "write_cube_file",
+    "write_direct",
 ]
 
 #: Alignment of offsets, lengths and addresses for ``O_DIRECT`` (4 KiB sectors included).
@@ -133,7 +134,7 @@ def _set_direct(fd: int, on: bool) -> bool:
     return True
 
 
-def _write_direct(
+def write_direct(
     fd: int,
     body: NDArray[np.uint8],
     write_chunk: WriteChunk,
@@ -228,7 +229,7 @@ def write_cube_file(
     direct_bytes, copied = 0, False
     if direct and body_len > 0:
         body = flat[head : head + body_len]
-        direct_bytes, copied = _write_direct(fd, body, write_chunk, chunk, bounce)
+        direct_bytes, copied = write_direct(fd, body, write_chunk, chunk, bounce)
     write_all(fd, flat[head + direct_bytes :].data, write_chunk, chunk)
     write_all(fd, memoryview(bytes(padding)), write_chunk, chunk)
     return direct_bytes, direct_bytes if copied else 0
