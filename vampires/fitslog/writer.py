@@ -485,7 +485,7 @@ class CubeWriter:
             oc.fail(_describe(exc, oc.side_tmp))
         return oc
 
-    def flush(self, oc: OpenCube, nframes: int, *, tail: bool = False) -> int:
+    def flush(self, oc: OpenCube, nframes: int, *, tail: bool = False, sync: bool = True) -> int:
         """Write the sidecar rows and pixels of frames ``0 .. nframes-1`` not yet on disk.
 
         The rows go first (a frame on disk always has its row). Pixels: only
@@ -513,7 +513,8 @@ class CubeWriter:
             written = self._flush_pixels(oc, nframes * oc.frame_bytes, tail)
             now = time.monotonic()
             if (
-                self._fsync
+                sync
+                and self._fsync
                 and oc.sync_interval is not None
                 and (written or oc.unsynced)
                 and now - oc.last_sync >= oc.sync_interval
@@ -590,7 +591,7 @@ class CubeWriter:
             oc.close_files()
             oc.remove_files()
             return WrittenCube.nothing(oc.error or "cube file not created", started=oc.started)
-        self.flush(oc, job.nframes, tail=True)
+        self.flush(oc, job.nframes, tail=True, sync=False)  # fsync'd below
         if oc.error is not None:
             return self._salvage(oc, job)
         final, fits_tmp, side_tmp = oc.final, oc.fits_tmp, oc.side_tmp
@@ -813,6 +814,7 @@ class OpenCube:
     direct_bytes: int = 0
     copied_bytes: int = 0
     unsynced: bool = False
+    pending_since: float | None = None
     error: str | None = None
     started: float = attrs.field(factory=time.perf_counter)
     last_sync: float = attrs.field(factory=time.monotonic)
