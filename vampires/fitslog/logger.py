@@ -859,19 +859,20 @@ class Logger:
             return self._prepared_key == key
 
     def _begin_saving(self) -> None:
-        with self._changed:
+        with self._lock:
             self._frames = self._files = self._dropped = self._written_bytes = 0
             self._write_seconds = 0.0
             self._started_at = self._clock()
             self._started_wall = time.time()
             self._saving = True
-            self._start_pending = False
             self._drop_carry = 0
             self._run += 1
-            self._changed.notify_all()
         self._cubes_closed = 0
         self._period = self._last_frame_at = None
-        self._open_reader()
+        self._open_reader()  # before start() returns: every frame published after it is taken
+        with self._changed:
+            self._start_pending = False
+            self._changed.notify_all()
 
     def _apply(self, command: str) -> None:
         if command == "start":
@@ -1299,9 +1300,10 @@ class Logger:
                 if carry:
                     job = attrs.evolve(job, dropped_before=job.dropped_before + carry)
                 written = self._finish(job, buffer, oc)
-                carry = (0 if written is not None and written.path is not None else carry) + (
-                    job.nframes - (written.frames if written is not None else 0)
-                )
+                kept = written.frames if written is not None else 0
+                carry = job.nframes - kept  # frames of this cube in no file
+                if written is None or written.path is None:  # its LOGDROP landed nowhere
+                    carry += job.dropped_before
             if live is not None:
                 self._flush_live(live)
 

@@ -343,6 +343,10 @@ def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
     )  # fmt: skip
 
 
+def _cube_tmp(side_tmp: Path) -> Path:
+    return side_tmp.with_name(side_tmp.name.removesuffix(TXT_TMP_SUFFIX) + FITS_TMP_SUFFIX)
+
+
 def recover_folder(folder: Path, *, dry_run: bool = False) -> list[RecoverReport]:
     """Recover every ``.fits.tmp`` and orphan ``.txt.tmp`` under a folder (recursively).
 
@@ -371,6 +375,6 @@ def recover_folder(folder: Path, *, dry_run: bool = False) -> list[RecoverReport
     reports += [
         recover_tmp(p, dry_run=dry_run)
         for p in sorted(folder.rglob(f"*{TXT_TMP_SUFFIX}"))
-        if p.exists()
+        if p.exists() and not _locked(_cube_tmp(p))  # a cube being written: reported with it
     ]
     return reports
