@@ -192,6 +192,11 @@ class LoggerStatus:
         write_seconds`` is the disk throughput while busy).
     on_disk_frames
         Frames of the cube being filled already in its ``.fits.tmp``.
+    dropped_late, dropped_no_buffer, dropped_disk
+        ``dropped`` by cause: published while the reader thread was held up
+        longer than the stream keeps a frame (counter gaps: a busy machine),
+        arrived with every cube buffer still being written (the disk slower than
+        the camera), or could not be written (disk full, folder unwritable).
     """
 
     stream: str
@@ -212,6 +217,9 @@ class LoggerStatus:
     started: float | None = None
     write_seconds: float = 0.0
     on_disk_frames: int = 0
+    dropped_late: int = 0
+    dropped_no_buffer: int = 0
+    dropped_disk: int = 0
 
 
 @attrs.define(eq=False)
@@ -425,6 +433,7 @@ class Logger:
         self._uid = 0
         self._progress = 0  # bytes the writer put on disk (close() waits while it moves)
         self._on_disk_frames = 0
+        self._causes = dict.fromkeys(("late", "buffer", "disk"), 0)  # dropped, by cause
         self._period: float | None = None
         self._last_frame_at: float | None = None
         self._reattach = False
@@ -641,6 +650,9 @@ class Logger:
                 started=self._started_at,
                 write_seconds=self._write_seconds,
                 on_disk_frames=self._on_disk_frames if cube is not None and cube.n else 0,
+                dropped_late=self._causes["late"],
+                dropped_no_buffer=self._causes["buffer"],
+                dropped_disk=self._causes["disk"],
             )
 
     def wait_idle(self, timeout: float) -> bool:
@@ -781,7 +793,7 @@ class Logger:
                 self._set_error(f"cannot read stream {self._name!r}: {exc}; retrying")
                 return False
             if self._reattach or self._created_while_saving(stream):
-                self._carry(reader.last_cnt0)  # published before we could see them
+                self._carry(reader.last_cnt0, "late")  # published before we could see them
         with self._lock:
             self._stream = stream
             self._reader = reader
@@ -861,6 +873,7 @@ class Logger:
     def _begin_saving(self) -> None:
         with self._lock:
             self._frames = self._files = self._dropped = self._written_bytes = 0
+            self._causes = dict.fromkeys(self._causes, 0)
             self._write_seconds = 0.0
             self._started_at = self._clock()
             self._started_wall = time.time()
@@ -947,7 +960,8 @@ class Logger:
         self._update_period(now)
         cube = self._cube
         if cube is None or not copied[0]:
-            self._carry(1 + info.missed)  # no free buffer: writer behind the camera
+            self._carry(1, "buffer")  # no free buffer: writer behind the camera
+            self._carry(info.missed, "late")
             self._check_stale()
             return
         slot = cube.n
@@ -960,7 +974,8 @@ class Logger:
                 return
             new = self._new_cube(stream)
             if new is None:
-                self._carry(1 + info.missed)
+                self._carry(1, "buffer")
+                self._carry(info.missed, "late")
                 return
             new.buffer.cube[0] = cube.buffer.cube[slot]
             self._snapshot(stream, new)
@@ -968,7 +983,7 @@ class Logger:
             self._cube, cube, slot = new, new, 0
         else:
             cube.dropped_inside += info.missed
-        self._add_dropped(info.missed)
+        self._add_dropped(info.missed, "late")
         self._record(cube, slot, info.cnt0, info.cnt1, now, info.acquisition_time)
         self._check_stale()
 
@@ -1050,22 +1065,24 @@ class Logger:
             time_source=self._job_source(cube),
         )
 
-    def _carry(self, n: int) -> None:
+    def _carry(self, n: int, cause: str) -> None:
         """Count ``n`` lost frames, reported in the next cube's ``LOGDROP``."""
         if n > 0:
             with self._lock:
                 self._drop_carry += n
                 self._dropped += n
+                self._causes[cause] += n
 
     def _take_carry(self) -> int:
         with self._lock:
             carry, self._drop_carry = self._drop_carry, 0
         return carry
 
-    def _add_dropped(self, n: int) -> None:
+    def _add_dropped(self, n: int, cause: str) -> None:
         if n > 0:
             with self._lock:
                 self._dropped += n
+                self._causes[cause] += n
 
     def _update_period(self, now: float) -> None:
         last, self._last_frame_at = self._last_frame_at, now
@@ -1356,6 +1373,7 @@ class Logger:
                 self._written_bytes += result.nbytes
             if lost > 0:  # in no file: reported in the LOGDROP of the next cube written
                 self._dropped += lost
+                self._causes["disk"] += lost
                 self._frames -= lost
             self._error = error
             self._changed.notify_all()
