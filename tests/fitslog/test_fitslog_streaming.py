@@ -17,7 +17,7 @@ from astropy.io import fits
 from tests.fitslog.test_fitslog_logger import frame_for, publish_lockstep, stream, wait_until
 from vampires.cli.recover import main as recover_main
 from vampires.control.client import ControlClient
-from vampires.errors import VampiresError
+from vampires.errors import ConfigError, VampiresError
 from vampires.fitslog.logger import Logger
 from vampires.fitslog.policy import CubePolicy
 from vampires.fitslog.recover import ASIDE_SUFFIX
@@ -162,3 +162,27 @@ def test_recover_leaves_a_cube_being_written_alone(stream, tmp_path) -> None:
         assert log.wait_idle(30)
     assert not list(tmp_path.glob("*.tmp"))
     assert len(list(tmp_path.glob("*.fits"))) == 1
+
+
+def test_saving_begins_only_with_every_buffer_paged_in(stream, tmp_path) -> None:
+    """13.2: start() returns with the pool ready; with no wait the state says 'preparing'."""
+    policy = CubePolicy(frames_per_cube=400)
+    cube_bytes = 400 * stream.shape[0] * stream.shape[1] * 2
+    with Logger("vcam1", policy, dirname=tmp_path, start_wait=0) as log:
+        log.start()
+        first = log.status()
+        assert first.state.value in ("preparing", "saving")
+        wait_until(lambda: log.status().state.value == "saving", 60)
+        assert log.status().memory_bytes >= 2 * cube_bytes
+        log.stop()
+        log.set_policy(CubePolicy(frames_per_cube=300))  # a new pool for the next run
+        log.start(ready_timeout=60)
+        status = log.status()
+        assert status.state.value == "saving"
+        assert status.memory_bytes == 2 * 300 * stream.shape[0] * stream.shape[1] * 2
+        publish_lockstep(stream, log, 3)
+        log.stop()
+        assert log.wait_idle(30)
+        assert log.status().frames == 3
+    with pytest.raises(ConfigError, match="start_wait"):
+        Logger("vcam1", policy, dirname=tmp_path, start_wait=-1)

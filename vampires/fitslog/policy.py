@@ -192,7 +192,7 @@ class CubePolicy:
         default=FLUSH_INTERVAL, converter=_to_timeout, validator=_check_flush
     )
     sync_interval: float | None = attrs.field(
-        default=0.0, converter=_to_timeout, validator=_check_sync
+        default=1.0, converter=_to_timeout, validator=_check_sync
     )
 
     @classmethod

@@ -166,7 +166,8 @@ class WrittenCube:
     nbytes
         Bytes of ``path``.
     seconds
-        Wall time spent writing.
+        Time spent writing (the streaming flushes and the close; not the time
+        spent waiting for frames).
     error
         Human-readable error, or None when the whole cube was written.
     kept_tmp
@@ -456,6 +457,13 @@ class CubeWriter:
         """
         oc = OpenCube(job=job, sync_interval=sync_interval)
         try:
+            self._open(oc, job)
+        finally:
+            oc.busy += time.perf_counter() - oc.started
+        return oc
+
+    def _open(self, oc: OpenCube, job: CubeJob) -> OpenCube:
+        try:
             job.folder.mkdir(parents=True, exist_ok=True)
             oc.final = self._unique_final(job)
         except OSError as exc:
@@ -501,6 +509,13 @@ class CubeWriter:
         """
         if oc.error is not None or oc.fd < 0:
             return 0
+        started = time.perf_counter()
+        try:
+            return self._flush(oc, nframes, tail=tail, sync=sync)
+        finally:
+            oc.busy += time.perf_counter() - started
+
+    def _flush(self, oc: OpenCube, nframes: int, *, tail: bool, sync: bool) -> int:
         job = oc.job
         nframes = min(nframes, int(job.cube.shape[0]))
         try:
@@ -583,6 +598,7 @@ class CubeWriter:
         WrittenCube
             What is on disk now, with an error message if not all of it.
         """
+        oc.started = time.perf_counter() - oc.busy  # seconds below = time spent writing
         if job.nframes < 1 or len(job.times) != job.nframes:
             oc.close_files()
             msg = f"cube job for {job.stream} has {job.nframes} frames / {len(job.times)} times"
@@ -817,6 +833,7 @@ class OpenCube:
     pending_since: float | None = None
     error: str | None = None
     started: float = attrs.field(factory=time.perf_counter)
+    busy: float = 0.0
     last_sync: float = attrs.field(factory=time.monotonic)
 
     @property
