@@ -15,10 +15,15 @@ Threads
     A *reader* thread waits on the stream's semaphore and copies every new
     frame straight from shared memory into a slot of the current cube buffer
     with the numba kernel that also converts it to FITS storage (uint16 ->
-    big-endian int16, BZERO 32768). When a cube closes, the reader freezes an
-    immutable :class:`~vampires.fitslog.writer.CubeJob` (its own buffer, name
-    time, per-frame counters and clocks, keywords) and queues it; a *writer*
-    thread writes it (``.tmp``, fsync, rename, sidecar) and gives the buffer
+    big-endian int16, BZERO 32768). From a cube's first frame on, a *writer*
+    thread streams it to its ``.fits.tmp`` (header first, then the sidecar rows
+    and pixels of the frames taken, whenever a frame has waited half of the
+    policy's ``flush_interval`` or 64 MiB wait), so a killed logger loses at
+    most ``flush_interval`` of frames (``vampires recover``). When a cube
+    closes, the reader freezes an immutable
+    :class:`~vampires.fitslog.writer.CubeJob` (its own buffer, name time,
+    per-frame counters and clocks, keywords) and queues it; the writer writes
+    the rest, rewrites the header in place, renames, and gives the buffer
     back. Acquisition never waits on the disk: when no buffer is free the
     frame is counted as dropped.
 
@@ -26,14 +31,16 @@ Buffers
     ``buffers`` cube buffers (default 2, as milk's two log buffers: one filling,
     one being written; 3 absorbs a slow cube write) are allocated once per
     (frame shape, dtype, frames per cube) and reused; ``status().memory_bytes``
-    reports them. The writer thread allocates and pages them in as soon as the
-    stream is attached (and after a policy change), before saving starts: the
-    first touch of fresh memory can cost ~2 s per GB on a VM, and the reader
-    must never pay it inside a frame copy.
+    reports them. The writer thread maps them (``MAP_POPULATE``: paged in by
+    the kernel, GIL released) as soon as the stream is attached (and after a
+    policy change), and saving begins only once they are ready: ``start()``
+    waits for it (state ``preparing`` meanwhile), so no frame pays for the
+    first touch of fresh memory.
 
 States (:class:`LoggerState`)
-    ``idle`` (not saving, nothing left to write) -> ``saving`` (frames go into
-    cubes) -> ``finishing`` (last cube being filled after
+    ``idle`` (not saving, nothing left to write) -> ``preparing`` (start
+    asked, buffers being paged in) -> ``saving`` (frames go into cubes) ->
+    ``finishing`` (last cube being filled after
     ``stop(wait_for_cube=True)``, or saving stopped and cubes still being
     written) -> ``idle``.
 
@@ -1301,9 +1308,8 @@ class Logger:
                 self._prepare_buffers()
             elif item and item[0] == "open":
                 _, cube, opening = item
+                # an error is reported when the cube closes, with its frames counted
                 oc = self._writer.open(opening, sync_interval=cube.sync_interval)
-                if oc.error is not None:
-                    self._set_error(oc.error)
                 live = (cube, oc)
                 with self._lock:
                     self._on_disk_frames = 0
@@ -1345,8 +1351,6 @@ class Logger:
         with self._lock:
             self._progress += written
             self._on_disk_frames = oc.frames_on_disk
-            if oc.error is not None and oc.error != self._error:
-                self._error = oc.error
 
     def _finish(self, job: CubeJob, buffer: _Buffer, oc: OpenCube | None) -> WrittenCube | None:
         result: WrittenCube | None = None

@@ -8,22 +8,28 @@ Our cubes (contract 2 of the design) are one primary HDU:
   ``NAXIS3`` = frames, so ``fits.getdata(path).shape == (naxis3, naxis2, naxis1)``;
 * the header of :func:`vampires.fitslog.header.cube_header`.
 
-A cube is written by :meth:`CubeWriter.write` from an immutable
-:class:`CubeJob` (its own name, pixel buffer, per-frame times and cards, from
-the moment the cube closes until the rename), in this order:
+A cube is written *while it fills* (:meth:`CubeWriter.open`, :meth:`~CubeWriter.flush`,
+:meth:`~CubeWriter.finish`; :meth:`CubeWriter.write` does the three at once):
 
-1. ``<stem>.txt.tmp``: the sidecar (small; written first so a killed logger
-   leaves the frame times next to its partial cube);
-2. ``<name>.fits.tmp``: header, pixels, zero padding to 2880, ``fsync``; the
-   pixels go to the disk with ``O_DIRECT`` where the file system allows it
-   (no page-cache copy, see :mod:`vampires.fitslog.directio`);
-3. rename to ``<name>.fits``, then ``<stem>.txt.tmp`` to ``<stem>.txt``.
+1. ``open``: ``<name>.fits.tmp`` with the header (``NAXIS3`` = the planned
+   frames, ``LOGCLOSE = 'writing'``), locked while the logger writes it, then
+   ``<stem>.txt.tmp`` with the sidecar's ``#`` lines;
+2. ``flush``: the sidecar rows of the new frames, then their pixels: whole
+   aligned blocks with ``O_DIRECT`` straight from the cube buffer (see
+   :mod:`vampires.fitslog.directio`), and with ``tail`` the partial block after
+   them, buffered (rewritten with ``O_DIRECT`` once full); ``fdatasync`` every
+   ``sync_interval``;
+3. ``finish``: the rest, zero padding to 2880, the header rewritten in place
+   with the final ``NAXIS3``, end times and accounting (same length: every
+   card is 80 bytes), ``fsync``, the final sidecar, then the renames to
+   ``<name>.fits`` and ``<stem>.txt``.
 
-A ``*.fits`` glob therefore never sees a half-written cube. When the disk is
-full or the folder unwritable, the partial ``.tmp`` is turned into a valid
-truncated cube in place (complete frames only, see
-:mod:`vampires.fitslog.recover`) when possible, else kept for ``vampires recover``;
-:meth:`CubeWriter.write` reports what happened instead of raising, so the
+Each cube carries its own immutable :class:`CubeJob` (name, buffer, times),
+so a cube is never written under another's name. A ``*.fits`` glob never
+sees a half-written cube. When the disk is full or the folder unwritable,
+the ``.tmp`` is truncated in place to its complete frames (``LOGCLOSE =
+'recovered'``) when possible, else kept for ``vampires recover``;
+:meth:`CubeWriter.finish` reports what happened instead of raising, so the
 logger keeps running.
 """
 
