@@ -583,6 +583,46 @@ def cwriter_run(
     }
 
 
+def cwriter_floor(shape: tuple[int, int], fps: float, frames: int) -> int:
+    """The machine's floor on a C-written stream: a bare reader thread -> frames it missed."""
+    from vampires import kernels
+    from vampires.errors import StreamError
+    from vampires.stream import Stream
+    from vampires.testing.cwriter import CWriterProcess, count_tags
+
+    shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
+    slot = np.empty((1, *shape), ">i2")
+    copy = kernels.cube_copier(np.uint16, slot)
+    tags: list[int] = []
+    stop = threading.Event()
+    try:
+        with CWriterProcess("floor", shape, fps, frames, shm_dir=shm, start_delay=1.0) as writer:
+            stream = Stream.open("floor", shm_dir=shm)
+
+            def loop() -> None:
+                if NICE is not None:
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+                with stream.reader(catch_up=True) as reader:
+                    while not stop.is_set():
+                        with contextlib.suppress(StreamError):
+                            reader.next_into(lambda view: copy(view, 0), 0.05)
+                            flat = slot.reshape(-1).view(">u2")
+                            ends = np.concatenate([flat[:4], flat[-4:]]) ^ np.uint16(0x8000)
+                            head, tail = ends.astype("<u2").view("<u8")
+                            tags.append(int(head) if head == tail else -1)
+
+            thread = threading.Thread(target=loop)
+            thread.start()
+            writer.wait(timeout=frames / fps + 60)
+            time.sleep(0.1)
+            stop.set()
+            thread.join(10)
+            stream.close()
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    return count_tags(tags, frames)[0]
+
+
 KILL_CHILD = textwrap.dedent(
     """
     import sys, time
@@ -673,13 +713,14 @@ def headline_rows(quick: bool, disk: Path) -> list[dict]:
     seconds = 2.0 if quick else 15.0
     cube = 200 if quick else 2000
     std = cwriter_run(STANDARD, 400.0, int(400 * seconds), disk / "cw400", cube)
+    floor = cwriter_floor(STANDARD, 400.0, int(400 * seconds))
     rows.append(
         _row(
             f"C-written 536x536 at 400 fps, {cube}-frame cubes, {seconds:g} s: frames missed "
             f"(by tag; dup {std['duplicated']}, torn {std['torn']}, writer late {std['late']}; "
             f"late/no-buffer/disk {std['causes']})",
             f"{std['missed']} of {std['frames']}",
-            f"milk {MILK_STD400_DROPS} of 6000",
+            f"bare reader {floor}; milk {MILK_STD400_DROPS} of 6000",
             "",
             "0",
         )
