@@ -581,3 +581,18 @@ def test_a_cube_being_written_is_the_newest_line(tmp_path: Path, shm_dir: Path) 
     (folder,) = Watcher([str(folder_path)], n=5).scan()
     assert [f.shape[0] for f in folder.files] == [2, 5]
     assert not any(f.writing for f in folder.files)
+
+
+def test_a_cube_file_that_just_appeared(tmp_path: Path, make_cube) -> None:
+    from vampires.watch.tui import file_line
+
+    d = tmp_path / "vcam1"
+    make_cube(d / "vcam1_00:00:01.000000000.fits", (2, 3, 4), mtime=T0)
+    (d / "vcam1_00:00:02.000000000.fits.tmp").write_bytes(b"")
+    (folder,) = Watcher([str(d)], n=1).scan()
+    (file,) = folder.files  # n=1: the cube being written is the newest line
+    assert file.writing
+    assert file.shape == ()
+    assert file.error is None
+    assert folder.n_files == 1
+    assert "writing, no frame on disk yet" in file_line(file).plain
