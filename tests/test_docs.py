@@ -132,7 +132,9 @@ def _doc_texts(page: str) -> list[str]:
     return texts
 
 
-@pytest.mark.parametrize("page", ["operators.md", "migration.md", "examples.md", "index.md"])
+@pytest.mark.parametrize(
+    "page", ["operators.md", "migration.md", "examples.md", "index.md", "cameras.md"]
+)
 def test_documented_options_exist(page: str, capsys: pytest.CaptureFixture[str]) -> None:
     scripts = _console_scripts()
     helps: dict[tuple[str, ...], set[str]] = {}

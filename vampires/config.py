@@ -11,6 +11,13 @@ TOML file is ``$VAMPIRES_CONFIG`` or ``~/.config/vampires/config.toml``::
     shm_dir = "/milk/shm"            # only used when MILK_SHM_DIR is not set
     data_root = "/mnt/fuuu"          # VAMPIRES_DATA_ROOT
     archive_root = "/mnt/fuuu/ARCHIVED_DATA"   # VAMPIRES_ARCHIVE_ROOT
+    [backends]                       # which driver runs each camera (``vampires camstart``)
+    vcam1 = "dcam:S/N: 000123"
+    vpupcam = "genicam:0"
+
+Tables such as ``[backends]`` and ``[cameras.<name>]`` are kept in
+:attr:`Config.sites`; :mod:`vampires.camera.backends.factory` reads the
+first, :mod:`vampires.camera.modes` the second.
 """
 
 from __future__ import annotations

@@ -158,8 +158,10 @@ def test_camstart_twice_and_bad_options(cameras, capsys):
     assert camstart.main(["vpupcam", "--sim", "--mode", "NOPE"]) == 1
     out = capsys.readouterr().out
     assert "vpupcam: FAILED" in out
-    assert camstart.main(["vpupcam"]) == 1  # no hardware backend without --sim
-    assert "--sim" in capsys.readouterr().out
+    assert camstart.main(["vpupcam", "--backend", "nope"]) == 1  # unknown backend
+    assert "sim, dcam[:DEVICE], genicam[:DEVICE]" in capsys.readouterr().out
+    assert camstart.main(["vpupcam", "--sim", "--backend", "dcam"]) == 1
+    assert "contradict" in capsys.readouterr().out
     assert camstop.main(["vpupcam"]) == 0
     assert "not running" in capsys.readouterr().out
 

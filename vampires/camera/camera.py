@@ -638,14 +638,16 @@ class Camera:
             self._measured = (len(window) - 1) / span if span > 0 else 0.0
         else:
             self._measured = 0.0
-        self._temperature = self.backend.temperature()
+        temperature = self.backend.temperature()
+        aux: dict[str, tuple[KeywordValue, str]] = {
+            "MFRATE": (self._measured, "[Hz] Measured frame rate")
+        }
+        if math.isfinite(temperature):  # NaN: the device has no reading (no NaN in FITS)
+            self._temperature = temperature
+            aux["DET-TMP"] = (temperature, "[K] Detector temperature")
+        aux.update(_backend_keywords(self.backend))
         with self._lock:
-            stream.keywords.update(
-                {
-                    "MFRATE": (self._measured, "[Hz] Measured frame rate"),
-                    "DET-TMP": (self._temperature, "[K] Detector temperature"),
-                }
-            )
+            stream.keywords.update(aux)
         return stream
 
     # -- stream --------------------------------------------------------------------------
@@ -653,6 +655,7 @@ class Camera:
         temperature = self._temperature
         if not math.isfinite(temperature):
             temperature = self.backend.temperature() if self._opened else 0.0
+            temperature = temperature if math.isfinite(temperature) else 0.0
             self._temperature = temperature
         return camera_keywords(
             self.table,
@@ -1109,7 +1112,7 @@ class Camera:
             frames=frames,
             crop_generation=state.crop_generation,
             keywords=dict(state.user),
-            error=self._error,
+            error=self._error or getattr(self.backend, "error", None),
             dropped=int(getattr(self.backend, "skipped", 0)),
         )
 
@@ -1118,6 +1121,18 @@ class Camera:
         return (
             f"vampires.Camera({self.name!r}, {self.backend.kind}, {self._state.crop.name}, {state})"
         )
+
+
+def _backend_keywords(backend: Backend) -> dict[str, tuple[KeywordValue, str]]:
+    """Extra keywords a hardware backend reports (DCAM: cooler status), if any."""
+    extra = getattr(backend, "keywords", None)
+    if not callable(extra):
+        return {}
+    try:
+        return dict(extra())
+    except CameraError as exc:
+        logger.warning("backend %s: keywords unavailable: %s", backend.kind, exc)
+        return {}
 
 
 # ---------------------------------------------------------------------------------- remote

@@ -177,7 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_camera_options(parser: argparse.ArgumentParser) -> None:
     """Add the camera start-up options to ``parser``."""
-    parser.add_argument("--sim", action="store_true", help="simulated backend (no hardware)")
+    parser.add_argument(
+        "--sim", action="store_true", help="simulated backend (the default without a config entry)"
+    )
+    parser.add_argument(
+        "--backend",
+        metavar="KIND[:DEVICE]",
+        help="sim, dcam[:INDEX|SERIAL] or genicam[:ID|SERIAL|ADDRESS|INDEX] "
+        "(default: the config file's [backends] entry, else sim)",
+    )
     parser.add_argument("--mode", "--crop", dest="mode", help="crop at start (default: last used)")
     parser.add_argument("--readout", help="readout mode FAST or SLOW")
     parser.add_argument("--tint", type=float, help="exposure [s]")
@@ -220,17 +228,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vampires.control import DaemonServer
 
     try:
-        if not args.sim:
-            msg = "no hardware backend is available in this build; run with --sim"
-            raise ConfigError(msg)
-        from vampires.camera.backends.simulated import SimulatedBackend
+        from vampires.camera.backends.factory import make_backend, resolve_backend
 
         config = Config.load()
         table = load_camera_table(args.camera, config=config, site=args.site)
-        backend = SimulatedBackend(
+        spec = resolve_backend(args.camera, config, backend=args.backend, sim=args.sim)
+        backend = make_backend(
+            spec,
+            shm_dir=config.shm_dir,
             deterministic=args.deterministic,
             trigger_stream=args.trigger_stream,
-            shm_dir=config.shm_dir,
         )
         camera = Camera(
             args.camera,

@@ -198,7 +198,13 @@ def get_fps(argv: Sequence[str] | None = None) -> int:
 
     def go(cam: RemoteCamera) -> str:
         st = cam.status()
-        return f"{st.fps:.2f} Hz (max {st.max_fps:.2f} Hz, measured {st.measured_fps:.2f} Hz)"
+        text = f"{st.fps:.2f} Hz (max {st.max_fps:.2f} Hz, measured {st.measured_fps:.2f} Hz)"
+        if st.error:  # acquisition stopped, or a real camera not answering
+            from vampires.errors import CameraError
+
+            msg = f"{text}; {st.error}"
+            raise CameraError(msg)
+        return text
 
     return _run(argv, "get_fps", "Print the frame rate.", None, lambda a: go)
 

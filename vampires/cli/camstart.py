@@ -1,8 +1,11 @@
-"""``vampires camstart vcam1 [vcam2 ...] --sim [--mode MBI] ...``: start camera daemons.
+"""``vampires camstart vcam1 [vcam2 ...] [--backend dcam[:ID] | --sim] [--mode MBI] ...``.
 
-Each camera runs detached (it survives the terminal); the command returns once
-every daemon answers, printing one line per camera. Without ``--mode`` a camera
-comes back in the crop, readout mode and exposure it last had.
+Starts camera daemons. Each camera runs detached (it survives the terminal);
+the command returns once every daemon answers, printing one line per camera
+with the backend it runs on. The backend is ``--backend``, else ``--sim``,
+else the config file's ``[backends]`` entry for the camera, else the
+simulator. Without ``--mode`` a camera comes back in the crop, readout mode
+and exposure it last had.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from vampires.errors import VampiresError
 
 __all__ = ["main"]
 
-_FORWARD = ("mode", "readout", "tint", "fps", "trigger_stream", "data_type", "site")
+_FORWARD = ("mode", "readout", "tint", "fps", "trigger_stream", "data_type", "site", "backend")
 _FLAGS = ("sim", "external_trigger", "deterministic", "fresh")
 
 
@@ -32,12 +35,17 @@ def _daemon_argv(name: str, args: argparse.Namespace) -> list[str]:
 
 def _precheck(name: str, args: argparse.Namespace) -> None:
     """Refuse what can be refused before a process is started."""
+    from vampires.camera.backends.factory import check_backend, resolve_backend
     from vampires.camera.modes import _parse_readout_mode, load_camera_table, parse_data_type
-    from vampires.errors import ConfigError
+    from vampires.config import Config
 
-    if not args.sim:
-        msg = "no hardware backend is available in this build; add --sim"
+    spec = resolve_backend(name, Config.load(), backend=args.backend, sim=args.sim)
+    if spec.kind != "sim" and (args.deterministic or args.trigger_stream is not None):
+        from vampires.errors import ConfigError
+
+        msg = f"--deterministic and --trigger-stream are simulator options (backend {spec})"
         raise ConfigError(msg)
+    check_backend(spec)  # library installed, device seen: one line if not
     modes_log = logging.getLogger("vampires.camera.modes")
     level = modes_log.level
     modes_log.setLevel(logging.ERROR)  # table warnings (HALFARC grid) go to the daemon log

@@ -4,7 +4,7 @@
 
     vampires link tcp-recv 5001 --name vcam1 --bind 0.0.0.0     # on scexao6
     vampires link tcp-send vcam1 scexao6:5001                   # on scexao5
-    vampires link zmq-pub vcam1 --bind 'tcp://*:5555' --fps 20  # on scexao5
+    vampires link zmq-pub vcam1 --bind 'tcp://*:5555' --fps 20 --max-mbps 200  # on scexao5
     vampires link zmq-sub tcp://scexao5:5555 vcam1              # on sonne
     vampires link status [NAME ...]                             # any host
     vampires link stop vcam1.tcp-send
@@ -63,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("stream", help="local stream to publish")
     p.add_argument("--bind", required=True, help="endpoint, e.g. 'tcp://*:5555'")
     p.add_argument("--fps", type=float, default=20.0, help="max frames per second (0: no cap)")
+    p.add_argument(
+        "--max-mbps",
+        type=float,
+        default=0.0,
+        help="max megabits per second on the wire, all subscribers together; the frame "
+        "rate drops to stay under it (0: no cap)",
+    )
+    p.add_argument(
+        "--compression",
+        default="zstd",
+        help="codec for subscribers that accept compressed frames: zstd, lz4 or off",
+    )
     p.add_argument("--every", type=int, default=1, help="send every N-th frame")
     p.add_argument("--curve-dir", help="CURVE key folder (server side)")
     common(p)
@@ -70,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("connect", help="publisher endpoint, e.g. tcp://scexao5:5555")
     p.add_argument("stream", help="stream name (the topic)")
     p.add_argument("--local-name", help="local stream name (default: the same)")
+    p.add_argument(
+        "--raw", action="store_true", help="receive uncompressed frames only (no Blosc2)"
+    )
     p.add_argument("--curve-dir", help="CURVE key folder (client side)")
     common(p)
     p = sub.add_parser("status", help="one line per running link daemon")
@@ -105,7 +120,13 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
         from vampires.link.zmq import ZmqPublisher
 
         link = ZmqPublisher(
-            args.stream, args.bind, max_fps=args.fps, every=args.every, curve_dir=args.curve_dir
+            args.stream,
+            args.bind,
+            max_fps=args.fps,
+            max_mbps=args.max_mbps,
+            compression=args.compression,
+            every=args.every,
+            curve_dir=args.curve_dir,
         )
         target = args.stream
     else:
@@ -117,6 +138,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, str]:
             to_stream=True,
             local_name=args.local_name,
             curve_dir=args.curve_dir,
+            compression=not args.raw,
         )
         target = args.local_name or args.stream
     return link, args.control_name or daemon_name(args.role, target)

@@ -76,6 +76,13 @@ class LinkStatus:
         Seconds since the link started.
     error
         The last error seen (cleared when the link works again).
+    wire_nbytes, wire_mbps
+        Bytes the frames took on the wire (ZMQ: message sizes times the
+        subscribers they went to) and megabits (1e6) per second of it over
+        the last ~2 s; the pixel bytes on an uncompressed link.
+    ratio
+        Compression ratio so far: pixel bytes / bytes of the encoded frames
+        (1.0 on an uncompressed link).
     """
 
     role: str
@@ -95,6 +102,9 @@ class LinkStatus:
     last_cnt0: int | None
     uptime: float
     error: str | None
+    wire_nbytes: int = 0
+    wire_mbps: float = 0.0
+    ratio: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a JSON-ready dict.
@@ -118,8 +128,13 @@ class LinkStatus:
             f"{' to ' + self.peer if self.peer else ''}: {self.frames} frames, "
             f"{self.rate_fps:.1f} fps, {self.bandwidth_mbps:.1f} MB/s, skipped {self.skipped}, "
             f"torn {self.torn}, reconnects {self.reconnects}, malformed {self.malformed}"
-            f"{', error: ' + self.error if self.error else ''}"
+            f"{self._wire_summary()}{', error: ' + self.error if self.error else ''}"
         )
+
+    def _wire_summary(self) -> str:
+        if not self.role.startswith("zmq"):
+            return ""
+        return f", ratio {self.ratio:.2f}, {self.wire_mbps:.1f} Mbps on the wire"
 
 
 class LinkCounters:
@@ -150,12 +165,22 @@ class LinkCounters:
         self.recreated = 0
         self.last_cnt0: int | None = None
         self.error: str | None = None
+        self.wire_nbytes = 0
+        self._payload = 0
+        self._payload_pixels = 0
         self._lock = threading.Lock()
         self._start = time.monotonic()
-        self._samples: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=64)
-        self._samples.append((self._start, 0, 0))
+        self._samples: collections.deque[tuple[float, int, int, int]] = collections.deque(maxlen=64)
+        self._samples.append((self._start, 0, 0, 0))
 
-    def frame(self, nbytes: int, cnt0: int | None = None) -> None:
+    def frame(
+        self,
+        nbytes: int,
+        cnt0: int | None = None,
+        *,
+        wire_nbytes: int | None = None,
+        payload_nbytes: int | None = None,
+    ) -> None:
         """Count one frame carried.
 
         Parameters
@@ -164,14 +189,24 @@ class LinkCounters:
             Pixel bytes.
         cnt0
             Its counter.
+        wire_nbytes
+            Bytes it took on the wire (all copies); default ``nbytes``.
+        payload_nbytes
+            Bytes of the encoded (compressed) frame; default ``nbytes``; 0 when
+            the frame reached nobody (left out of the ratio).
         """
         with self._lock:
             self.frames += 1
             self.nbytes += nbytes
+            self.wire_nbytes += nbytes if wire_nbytes is None else wire_nbytes
+            payload = nbytes if payload_nbytes is None else payload_nbytes
+            if payload:
+                self._payload += payload
+                self._payload_pixels += nbytes
             self.last_cnt0 = cnt0
             now = time.monotonic()
             if now - self._samples[-1][0] >= _SAMPLE_EVERY_S:
-                self._samples.append((now, self.frames, self.nbytes))
+                self._samples.append((now, self.frames, self.nbytes, self.wire_nbytes))
 
     def snapshot(self) -> LinkStatus:
         """Return the current counters and rates.
@@ -191,6 +226,7 @@ class LinkCounters:
             span = now - old[0]
             rate = (self.frames - old[1]) / span if span > 0 else 0.0
             bandwidth = (self.nbytes - old[2]) / span / 1e6 if span > 0 else 0.0
+            wire = (self.wire_nbytes - old[3]) * 8 / span / 1e6 if span > 0 else 0.0
             return LinkStatus(
                 role=self.role,
                 stream=self.stream,
@@ -209,6 +245,9 @@ class LinkCounters:
                 last_cnt0=self.last_cnt0,
                 uptime=now - self._start,
                 error=self.error,
+                wire_nbytes=self.wire_nbytes,
+                wire_mbps=wire,
+                ratio=self._payload_pixels / self._payload if self._payload else 1.0,
             )
 
 

@@ -9,8 +9,12 @@ Two formats live here, both documented in ``docs/protocols.md``:
   answers ``ACK``; then one ``FRAME`` per frame (fixed header, keywords only
   when they changed, pixel bytes, trailer), ``HEARTBEAT`` while the stream is
   idle, a new ``HELLO`` when the stream is re-created, ``BYE`` on a clean stop.
-* the **ZMQ frame message**: multipart ``[topic, metadata JSON, pixel bytes]``.
-  No pickle anywhere: a peer can only ever make us parse JSON and copy bytes.
+* the **ZMQ frame message**: multipart ``[topic, metadata JSON, pixel bytes]``
+  on topic ``<name>``, or, compressed, ``[topic, metadata JSON, Blosc2 chunk]``
+  on topic ``~blosc2/<name>`` (a topic no older subscriber subscribes to, so
+  an older subscriber never sees a compressed frame).
+  No pickle anywhere: a peer can only ever make us parse JSON, copy bytes and
+  decompress a size-checked chunk.
 
 Every decoder validates what it reads and raises :class:`~vampires.errors.ProtocolError`
 with a message that says what was wrong; nothing here trusts a length field
@@ -45,6 +49,7 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "TRAILER",
     "TRAILER_MAGIC",
+    "ZMQ_COMPRESSED_PREFIX",
     "ZMQ_FORMAT_VERSION",
     "Buffer",
     "Card",
@@ -74,6 +79,7 @@ __all__ = [
     "encode_zmq_meta",
     "validate_stream_name",
     "wire_dtype",
+    "zmq_topics",
 ]
 
 #: First 4 bytes of every TCP link message.
@@ -82,6 +88,11 @@ MAGIC: Final = b"VMPL"
 PROTOCOL_VERSION: Final = 1
 #: Version field of the ZMQ metadata JSON (``"v"``).
 ZMQ_FORMAT_VERSION: Final = 1
+#: Topic prefix of compressed ZMQ frames; stream names never start with ``~``.
+ZMQ_COMPRESSED_PREFIX: Final = "~blosc2/"
+#: ``encoding`` of compressed ZMQ frames (one Blosc2 chunk); raw frames omit the field.
+_ZMQ_ENCODING_BLOSC2: Final = "blosc2"
+_ZMQ_ENCODINGS: Final = ("raw", _ZMQ_ENCODING_BLOSC2)
 #: First 4 bytes of the per-frame trailer (a cheap resynchronisation check).
 TRAILER_MAGIC: Final = b"VEND"
 
@@ -814,6 +825,9 @@ class ZmqMeta:
         Unix seconds when the publisher sent the message (latency measurement).
     keywords
         The stream keywords as ``{name: (value, comment)}``, read-only.
+    encoding
+        ``"raw"`` (pixel bytes) or ``"blosc2"`` (one compressed Blosc2 chunk,
+        sent on the topic ``~blosc2/<name>``).
     """
 
     name: str
@@ -827,6 +841,7 @@ class ZmqMeta:
     keywords: Mapping[str, tuple[KeywordValue, str]] = attrs.field(
         factory=dict, converter=_to_keyword_map
     )
+    encoding: str = "raw"
 
     @property
     def nbytes(self) -> int:
@@ -834,8 +849,27 @@ class ZmqMeta:
         return math.prod(self.shape) * np.dtype(self.dtype).itemsize
 
 
+def zmq_topics(name: str) -> tuple[bytes, bytes]:
+    """Return the raw and the compressed ZMQ topic of a stream.
+
+    Parameters
+    ----------
+    name
+        Stream name.
+
+    Returns
+    -------
+    tuple of bytes
+        ``(b"<name>", b"~blosc2/<name>")``.
+    """
+    return name.encode(), (ZMQ_COMPRESSED_PREFIX + name).encode()
+
+
 def encode_zmq_meta(meta: ZmqMeta) -> bytes:
     """Encode the JSON metadata part of a ZMQ frame message.
+
+    A raw frame's JSON is exactly the version-1 form (no ``encoding`` field),
+    so subscribers written before compression read it unchanged.
 
     Parameters
     ----------
@@ -849,8 +883,12 @@ def encode_zmq_meta(meta: ZmqMeta) -> bytes:
     Raises
     ------
     ProtocolError
-        The JSON exceeds :data:`MAX_JSON_NBYTES`.
+        The JSON exceeds :data:`MAX_JSON_NBYTES`, or an unknown encoding.
     """
+    if meta.encoding not in _ZMQ_ENCODINGS:
+        msg = f"ZMQ encoding must be one of {list(_ZMQ_ENCODINGS)}, got {meta.encoding!r}"
+        raise ProtocolError(msg)
+    extra = {} if meta.encoding == "raw" else {"encoding": meta.encoding}
     body = _dumps(
         {
             "v": ZMQ_FORMAT_VERSION,
@@ -863,6 +901,7 @@ def encode_zmq_meta(meta: ZmqMeta) -> bytes:
             "write_time": meta.write_time,
             "send_time": meta.send_time,
             "keywords": cards_to_json((k, v, c) for k, (v, c) in meta.keywords.items()),
+            **extra,
         }
     )
     if len(body) > MAX_JSON_NBYTES:
@@ -874,6 +913,11 @@ def encode_zmq_meta(meta: ZmqMeta) -> bytes:
 def decode_zmq_message(parts: list[bytes] | list[memoryview] | list[Any]) -> ZmqMeta:
     """Validate a received ZMQ frame message ``[topic, metadata, pixels]``.
 
+    A message on a topic ``~blosc2/<name>`` must carry ``"encoding": "blosc2"``
+    and its third part is a Blosc2 chunk (checked and decompressed by
+    :func:`vampires.link.codec.decompress_frame`); any other message is raw
+    and its third part must hold exactly the frame's bytes.
+
     Parameters
     ----------
     parts
@@ -883,13 +927,15 @@ def decode_zmq_message(parts: list[bytes] | list[memoryview] | list[Any]) -> Zmq
     Returns
     -------
     ZmqMeta
-        The metadata; the caller takes the pixels from ``parts[2]``.
+        The metadata; the caller takes the pixels from ``parts[2]``
+        (decompressing them when ``meta.encoding == "blosc2"``).
 
     Raises
     ------
     ProtocolError
         Not three parts, topic differs from the metadata name, bad JSON or
-        fields, unknown format version, or pixel bytes of the wrong length.
+        fields, unknown format version or encoding, or raw pixel bytes of the
+        wrong length.
     """
     if len(parts) != 3:
         msg = f"ZMQ frame message must have 3 parts (topic, metadata, pixels), got {len(parts)}"
@@ -913,8 +959,18 @@ def decode_zmq_message(parts: list[bytes] | list[memoryview] | list[Any]) -> Zmq
         msg = f"ZMQ metadata lacks the fields {missing}"
         raise ProtocolError(msg)
     name = validate_stream_name(obj["name"])
+    compressed = topic.startswith(ZMQ_COMPRESSED_PREFIX)
+    if compressed:
+        topic = topic[len(ZMQ_COMPRESSED_PREFIX) :]
     if name != topic:
         msg = f"ZMQ topic {topic!r} differs from the metadata name {name!r}"
+        raise ProtocolError(msg)
+    encoding = obj.get("encoding", "raw")
+    if encoding != (_ZMQ_ENCODING_BLOSC2 if compressed else "raw"):
+        msg = (
+            f"ZMQ encoding {encoding!r} does not match the topic "
+            f"({'compressed' if compressed else 'raw'} frames)"
+        )
         raise ProtocolError(msg)
     cards = cards_from_json(obj.get("keywords", []))
     meta = ZmqMeta(
@@ -927,8 +983,9 @@ def decode_zmq_message(parts: list[bytes] | list[memoryview] | list[Any]) -> Zmq
         write_time=_parse_time(obj["write_time"], "write_time"),
         send_time=_parse_time(obj.get("send_time", obj["write_time"]), "send_time"),
         keywords={k: (v, c) for k, v, c in cards},
+        encoding=encoding,
     )
-    if pixels.nbytes != meta.nbytes:
+    if not compressed and pixels.nbytes != meta.nbytes:
         msg = (
             f"ZMQ pixels are {pixels.nbytes} bytes but shape {list(meta.shape)} "
             f"{meta.dtype} needs {meta.nbytes}"

@@ -1,20 +1,34 @@
 """Throttled ZMQ publish / subscribe of a stream (viewers, autofocus, notebooks).
 
-The publisher (PUB) sends at most ``max_fps`` frames per second, every
-``every``-th frame of the stream, as the multipart message
-``[topic, metadata JSON, pixel bytes]`` documented in ``docs/protocols.md``
-(:mod:`vampires.link.protocol`). No pickle: a subscriber only parses JSON and
-copies bytes, so a malformed (or malicious) message is counted and dropped.
+The publisher (an XPUB socket) sends at most ``max_fps`` frames per second and
+at most ``max_mbps`` megabits per second on the wire, every ``every``-th
+frame of the stream, as the multipart message ``[topic, metadata JSON,
+pixels]`` documented in ``docs/protocols.md`` (:mod:`vampires.link.protocol`).
+No pickle: a subscriber only parses JSON, copies bytes and decompresses a
+size-checked Blosc2 chunk, so a malformed (or malicious) message is counted
+and dropped.
+
+Compression is negotiated through the topics: raw frames go on the topic
+``<name>`` (the format every subscriber reads), Blosc2-compressed frames on
+``~blosc2/<name>``. A subscriber that can decompress subscribes to both, and
+drops the raw topic as soon as a compressed frame arrives; the publisher
+reads the subscriptions (XPUB) and compresses only while someone subscribes
+to the compressed topic, sends raw frames only while someone subscribes to
+the raw topic. An older subscriber (raw topic only) never sees a compressed
+frame; a newer subscriber of an older publisher gets raw frames.
 
 Latest-frame semantics: ``ZMQ_CONFLATE`` cannot be used with multipart
 messages, so both sides keep tiny queues instead (``SNDHWM`` / ``RCVHWM`` of
 2 messages: PUB drops what a slow subscriber cannot take) and the subscriber
 drains its queue on every receive and keeps only the newest frame.
 
-The rate is paced with a deadline schedule (``deadline += 1 / max_fps``), not
-``sleep(1 / f)``: time spent copying and sending does not slow the rate down,
-and the lateness of one frame is made up by the next, so the long-run rate is
-exactly ``max_fps`` whenever the camera is faster.
+The rate is paced with deadline schedules (:class:`Pacer`), not
+``sleep(1 / f)``: time spent copying, compressing and sending does not slow
+the rate down, and the lateness of one frame is made up by the next, so the
+long-run rate is exactly ``max_fps`` (or ``max_mbps``) whenever the camera is
+faster. The bandwidth cap counts the bytes actually sent (compressed sizes,
+times the subscribers of each topic) and lowers the frame rate: frames the
+cap does not allow are not sent (counted in ``skipped``), never queued.
 
 CURVE (pyzmq ``zmq.auth``): off by default (loopback, trusted LAN); pass
 ``curve_dir`` — a key folder made by :func:`vampires.control.keys.generate_keys`
@@ -23,7 +37,9 @@ CURVE (pyzmq ``zmq.auth``): off by default (loopback, trusted LAN); pass
 
 from __future__ import annotations
 
+import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import attrs
 import numpy as np
 import zmq
 
@@ -52,11 +69,19 @@ from vampires.link._common import (
     parse_seconds,
     wait_for_stream,
 )
+from vampires.link.codec import (
+    MAX_CHUNK_NBYTES,
+    compress_frame,
+    decompress_frame,
+    parse_compression,
+    preload,
+)
 from vampires.link.protocol import (
     ZmqMeta,
     decode_zmq_message,
     encode_zmq_meta,
     wire_dtype,
+    zmq_topics,
 )
 
 if TYPE_CHECKING:
@@ -64,12 +89,15 @@ if TYPE_CHECKING:
 
     from vampires.stream import Stream
 
-__all__ = ["ZmqPublisher", "ZmqSubscriber"]
+__all__ = ["Pacer", "ZmqPublisher", "ZmqSubscriber"]
 
 logger = logging.getLogger(__name__)
 
 _HWM = 2
 _POLL_S = 0.1
+#: A subscriber that dropped the raw topic takes it again after this long without a frame
+#: (the publisher may have been replaced by one that does not compress).
+_RAW_FALLBACK_S = 2.0
 _ENDPOINT_SCHEMES = ("tcp://", "ipc://", "inproc://")
 
 
@@ -80,8 +108,93 @@ def _check_endpoint(endpoint: object, what: str) -> str:
     return endpoint
 
 
+class Pacer:
+    """When the next frame may be sent: at most ``max_fps``, at most ``max_mbps`` on the wire.
+
+    Two deadline schedules. After each frame sent at time ``now`` the frame
+    deadline moves by ``1 / max_fps`` and the byte deadline by the time the
+    bytes sent take at ``max_mbps``; the next frame may go when both have
+    passed. Lateness (waiting for the camera's next frame, compressing) is
+    made up by the next frames, but at most one period (one message) of it:
+    the long-run rate is the cap whenever the camera is faster, and an idle
+    spell never causes a burst of more than one extra message.
+
+    Pure logic with the clock passed in (tests drive it with a fake clock).
+
+    Parameters
+    ----------
+    max_fps
+        Most frames per second; 0 for no limit.
+    max_mbps
+        Most megabits (1e6 bits) per second on the wire; 0 for no limit.
+    """
+
+    def __init__(self, max_fps: float = 0.0, max_mbps: float = 0.0) -> None:
+        self._period = 1.0 / max_fps if max_fps > 0 else 0.0
+        self._seconds_per_byte = 8.0 / (max_mbps * 1e6) if max_mbps > 0 else 0.0
+        self._next_frame = -math.inf
+        self._next_byte = -math.inf
+
+    def delay(self, now: float) -> float:
+        """Return the seconds to wait before the next frame may be sent (<= 0: now).
+
+        Parameters
+        ----------
+        now
+            The current time (seconds, any monotonic clock).
+
+        Returns
+        -------
+        float
+        """
+        return max(self._next_frame, self._next_byte) - now
+
+    def sent(self, wire_nbytes: int, now: float) -> None:
+        """Account for one frame sent.
+
+        Parameters
+        ----------
+        wire_nbytes
+            Bytes it took on the wire (0 when nobody received it).
+        now
+            When it was sent (the clock of :meth:`delay`).
+        """
+        if self._period:
+            self._next_frame = max(self._next_frame, now - self._period) + self._period
+        if self._seconds_per_byte and wire_nbytes > 0:
+            cost = wire_nbytes * self._seconds_per_byte
+            self._next_byte = max(self._next_byte, now - cost) + cost
+
+
+class _Subscriptions:
+    """Subscriptions an XPUB socket reported (``XPUB_VERBOSER``: every (un)subscribe)."""
+
+    def __init__(self) -> None:
+        self._counts: collections.Counter[bytes] = collections.Counter()
+
+    def drain(self, sock: zmq.Socket[bytes]) -> None:
+        while True:
+            try:
+                message = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if not message or message[0] not in (0, 1):
+                continue
+            prefix = message[1:]
+            if message[0] == 1:
+                self._counts[prefix] += 1
+            elif self._counts[prefix] > 1:
+                self._counts[prefix] -= 1
+            else:
+                self._counts.pop(prefix, None)
+
+    def count(self, topic: bytes) -> int:
+        """Subscriptions matching ``topic`` (ZMQ matches by prefix)."""
+        return sum(n for prefix, n in self._counts.items() if topic.startswith(prefix))
+
+
 class ZmqPublisher:
-    """Publish a stream on a ZMQ PUB socket, throttled.
+    """Publish a stream on a ZMQ PUB (XPUB) socket, throttled, compressed when asked.
 
     Parameters
     ----------
@@ -92,6 +205,13 @@ class ZmqPublisher:
         a free port (read :attr:`endpoint` after :meth:`start`).
     max_fps
         Most frames per second sent; 0 for no limit.
+    max_mbps
+        Most megabits (1e6 bits) per second sent on the wire, all subscribers
+        together (compressed sizes); the frame rate drops to stay under it.
+        0 for no limit.
+    compression
+        Codec for subscribers that ask for compressed frames: ``"zstd"``
+        (default), ``"lz4"``, or ``"off"`` (raw frames only, as before).
     every
         Send only every N-th frame of the stream (by counter: a frame is sent
         when its ``cnt0`` is at least N past the last one sent).
@@ -105,7 +225,7 @@ class ZmqPublisher:
 
     Examples
     --------
-    >>> with ZmqPublisher("vcam1", bind="tcp://*:5555", max_fps=20) as pub:
+    >>> with ZmqPublisher("vcam1", bind="tcp://*:5555", max_fps=20, max_mbps=200) as pub:
     ...     stop.wait()
     """
 
@@ -115,6 +235,8 @@ class ZmqPublisher:
         bind: str = "tcp://*:5555",
         *,
         max_fps: float = 20.0,
+        max_mbps: float = 0.0,
+        compression: str | None = "zstd",
         every: int = 1,
         shm_dir: Path | str | None = None,
         curve_dir: Path | str | None = None,
@@ -123,6 +245,8 @@ class ZmqPublisher:
         self.stream_name = check_stream_name(stream_name, "stream name")
         self.bind = _check_endpoint(bind, "bind")
         self.max_fps = parse_seconds(max_fps, "max_fps", allow_zero=True)
+        self.max_mbps = parse_seconds(max_mbps, "max_mbps", allow_zero=True)
+        self.compression = parse_compression(compression)
         self.every = parse_count(every, "every")
         self.timeout = parse_seconds(timeout, "timeout")
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
@@ -140,7 +264,7 @@ class ZmqPublisher:
         return self._endpoint or self.bind
 
     def status(self) -> LinkStatus:
-        """Return the counters: frames sent, skipped (rate limit / every), rate.
+        """Return the counters: frames sent, skipped (rate limits / every), rates, ratio.
 
         Returns
         -------
@@ -224,9 +348,11 @@ class ZmqPublisher:
     def _thread_main(self) -> None:
         auth: Any = None
         with zmq.Context() as ctx:
-            sock = ctx.socket(zmq.PUB)
+            sock = ctx.socket(zmq.XPUB)
             try:
                 sock.sndhwm = _HWM
+                # every (un)subscription, disconnections included: counts subscribers per topic
+                sock.setsockopt(zmq.XPUB_VERBOSER, 1)
                 sock.linger = 1000
                 if self._curve_dir is not None:
                     from vampires.control.keys import start_authenticator
@@ -254,10 +380,11 @@ class ZmqPublisher:
                     auth.stop()
 
     def _publish_loop(self, sock: zmq.Socket[bytes]) -> None:
-        period = 1.0 / self.max_fps if self.max_fps > 0 else 0.0
-        deadline = time.monotonic()
+        pacer = Pacer(self.max_fps, self.max_mbps)
+        subscriptions = _Subscriptions()
+        if self.compression:
+            preload()
         last_sent: int | None = None
-        topic = self.stream_name.encode()
         while not self._stop.is_set():
             stream = wait_for_stream(
                 self.stream_name,
@@ -275,22 +402,23 @@ class ZmqPublisher:
             try:
                 with stream.reader() as reader:
                     while not self._stop.is_set():
+                        subscriptions.drain(sock)
                         if stream.is_stale(max_age=_POLL_S):
                             logger.info("zmq-pub: stream %s re-created, re-opening", stream.name)
                             self._counters.recreated += 1
                             last_sent = None
                             break
-                        if period:
-                            delay = deadline - time.monotonic()
-                            if delay > 0:
-                                self._stop.wait(delay)
-                                continue
+                        delay = pacer.delay(time.monotonic())
+                        if delay > 0:
+                            self._stop.wait(min(delay, _POLL_S))
+                            continue
                         try:
                             frame = reader.next(timeout=self.timeout)
                         except (StreamTimeout, TornFrameError):
                             continue
                         if last_sent is not None and frame.cnt0 < last_sent + self.every:
                             continue
+                        now = time.monotonic()
                         if kw_version != stream.keywords.version:
                             kw_version = stream.keywords.version
                             keywords = {n: (v, c) for n, v, c in stream.keywords.cards()}
@@ -306,20 +434,74 @@ class ZmqPublisher:
                             keywords=keywords,
                         )
                         pixels = np.ascontiguousarray(frame.data)
-                        # PUB never blocks: a subscriber whose queue (HWM) is full misses
-                        # this message, which is the latest-frame semantics we want.
-                        sock.send_multipart([topic, encode_zmq_meta(meta), pixels.data], copy=False)
+                        subscriptions.drain(sock)
+                        wire, payload = self._send(sock, subscriptions, meta, pixels)
+                        pacer.sent(wire, now)
                         if last_sent is not None:
                             self._counters.skipped += max(0, frame.cnt0 - last_sent - 1)
                         last_sent = frame.cnt0
-                        self._counters.frame(pixels.nbytes, frame.cnt0)
-                        if period:
-                            deadline += period
-                            now = time.monotonic()
-                            if deadline <= now - period:  # stalled (slow camera): no catch-up burst
-                                deadline = now
+                        self._counters.frame(
+                            pixels.nbytes, frame.cnt0, wire_nbytes=wire, payload_nbytes=payload
+                        )
             finally:
                 stream.close()
+
+    def _send(
+        self,
+        sock: zmq.Socket[bytes],
+        subscriptions: _Subscriptions,
+        meta: ZmqMeta,
+        pixels: NDArray[Any],
+    ) -> tuple[int, int]:
+        """Send one frame compressed and/or raw, as subscribed.
+
+        Returns the bytes on the wire (all copies) and the bytes of the encoded
+        frame (compressed size when compressed; 0 when it reached nobody).
+
+        PUB never blocks: a subscriber whose queue (HWM) is full misses this
+        message, which is the latest-frame semantics we want.
+        """
+        raw_topic, z_topic = zmq_topics(self.stream_name)
+        n_raw = subscriptions.count(raw_topic)
+        n_z = subscriptions.count(z_topic)
+        chunk = self._compress(pixels) if n_z else None
+        if chunk is None:
+            n_z = 0
+        wire = 0
+        payload = pixels.nbytes
+        if chunk is not None:
+            z_meta = encode_zmq_meta(attrs.evolve(meta, encoding="blosc2"))
+            sock.send_multipart([z_topic, z_meta, chunk], copy=False)
+            wire += n_z * (len(z_topic) + len(z_meta) + len(chunk))
+            payload = len(chunk)
+        if n_raw or not n_z:  # nobody subscribed: PUB filters it out, nothing is sent
+            raw_meta = encode_zmq_meta(meta)
+            sock.send_multipart([raw_topic, raw_meta, pixels.data], copy=False)
+            wire += n_raw * (len(raw_topic) + len(raw_meta) + pixels.nbytes)
+        return wire, payload if wire else 0
+
+    def _compress(self, pixels: NDArray[Any]) -> bytes | None:
+        """Return the Blosc2 chunk of a frame; None when not compressed (off, too big, failed)."""
+        if self.compression is None or pixels.nbytes > MAX_CHUNK_NBYTES:
+            return None
+        try:
+            return compress_frame(pixels, self.compression)
+        except (RuntimeError, ValueError) as exc:  # a codec failure: this frame goes raw
+            error = f"compression failed: {exc}"
+            if self._counters.error != error:  # once, not at every frame
+                logger.warning("zmq-pub %s: %s; sending raw frames", self.stream_name, error)
+            self._counters.error = error
+            return None
+
+
+def _other_copy(meta: ZmqMeta, other: ZmqMeta | None) -> bool:
+    """Tell whether ``meta`` is the other encoding of the frame ``other`` (raw / compressed)."""
+    return (
+        other is not None
+        and meta.encoding != other.encoding
+        and meta.cnt0 == other.cnt0
+        and meta.write_time == other.write_time
+    )
 
 
 class ZmqSubscriber:
@@ -342,6 +524,10 @@ class ZmqSubscriber:
         Shm folder of the local stream.
     curve_dir
         CURVE key folder (client side); None for no authentication.
+    compression
+        Accept compressed frames (default): subscribe to the compressed topic
+        too and decompress transparently. False receives raw frames only, as
+        subscribers did before compression.
     timeout
         Seconds iteration waits for a frame before raising
         :class:`~vampires.errors.LinkTimeout`; None waits until :meth:`close`.
@@ -365,12 +551,18 @@ class ZmqSubscriber:
         local_name: str | None = None,
         shm_dir: Path | str | None = None,
         curve_dir: Path | str | None = None,
+        compression: bool = True,
         timeout: float | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.connect = _check_endpoint(connect, "connect")
         self.name = check_stream_name(name, "stream name")
         self.to_stream = bool(to_stream)
+        self.compression = bool(compression)
+        self._raw_topic, self._z_topic = zmq_topics(self.name)
+        self._raw_subscribed = False
+        self._last_message = 0.0
+        self._last_meta: ZmqMeta | None = None
         self.local_name = check_stream_name(local_name or name, "local stream name")
         self.timeout = None if timeout is None else parse_seconds(timeout, "timeout")
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
@@ -386,7 +578,7 @@ class ZmqSubscriber:
         self._error: BaseException | None = None
 
     def status(self) -> LinkStatus:
-        """Return the counters: frames received, skipped, malformed, rate.
+        """Return the counters: frames received, skipped, malformed, rates, ratio.
 
         Returns
         -------
@@ -416,7 +608,9 @@ class ZmqSubscriber:
                 sock.curve_secretkey = keys["secret"]
                 sock.curve_publickey = keys["public"]
                 sock.curve_serverkey = keys["server"]
-            sock.setsockopt(zmq.SUBSCRIBE, self.name.encode())
+            sock.setsockopt(zmq.SUBSCRIBE, self._raw_topic)
+            if self.compression:
+                sock.setsockopt(zmq.SUBSCRIBE, self._z_topic)
             sock.connect(self.connect)
         except (zmq.ZMQError, ConfigError) as exc:
             sock.close(linger=0)
@@ -424,8 +618,32 @@ class ZmqSubscriber:
             msg = f"ZMQ subscriber cannot connect to {self.connect}: {exc}"
             raise LinkError(msg) from exc
         self._ctx, self._sock, self._owner = ctx, sock, threading.get_ident()
+        self._raw_subscribed = True
+        if self.compression:
+            preload()
+        self._last_message = time.monotonic()
         self._counters.connected = True
         return sock
+
+    def _negotiate(self, sock: zmq.Socket[bytes], compressed: bool | None) -> None:
+        """Drop the raw topic once compressed frames flow; take it back after a silence.
+
+        ``compressed`` is the encoding of a message just received (None: nothing).
+        """
+        if not self.compression:
+            return
+        now = time.monotonic()
+        if compressed is not None:
+            self._last_message = now
+        if compressed and self._raw_subscribed:
+            sock.setsockopt(zmq.UNSUBSCRIBE, self._raw_topic)
+            self._raw_subscribed = False
+            logger.debug("zmq-sub %s: compressed frames arrive, raw topic dropped", self.name)
+        elif not self._raw_subscribed and now - self._last_message > _RAW_FALLBACK_S:
+            sock.setsockopt(zmq.SUBSCRIBE, self._raw_topic)
+            self._raw_subscribed = True
+            self._last_message = now
+            logger.debug("zmq-sub %s: no frame for a while, raw topic taken again", self.name)
 
     def _close_socket(self) -> None:
         if self._sock is not None:
@@ -465,6 +683,7 @@ class ZmqSubscriber:
             if wait < 0:
                 break
             if not sock.poll(int(wait * 1000) + 1, zmq.POLLIN):
+                self._negotiate(sock, None)
                 continue
             latest: tuple[list[zmq.Frame], ZmqMeta] | None = None
             while True:  # drain to the newest message
@@ -480,14 +699,33 @@ class ZmqSubscriber:
                     continue
                 if meta.name != self.name:  # topic prefix match only ("vcam1_dark")
                     continue
+                self._negotiate(sock, meta.encoding != "raw")
+                if _other_copy(meta, self._last_meta) or (
+                    latest is not None and _other_copy(meta, latest[1])
+                ):
+                    continue  # the same frame raw and compressed (while negotiating)
                 if latest is not None:
                     self._counters.skipped += 1
                 latest = (parts, meta)
             if latest is None:
                 continue
             parts, meta = latest
-            pixels = np.frombuffer(parts[2].buffer, dtype=meta.dtype).reshape(meta.shape)
-            self._counters.frame(pixels.nbytes, meta.cnt0)
+            if meta.encoding == "raw":
+                pixels = np.frombuffer(parts[2].buffer, dtype=meta.dtype).reshape(meta.shape)
+            else:
+                try:
+                    pixels = decompress_frame(parts[2].buffer, meta.shape, meta.dtype)
+                except ProtocolError as exc:
+                    self._counters.malformed += 1
+                    logger.warning("zmq-sub %s: dropped a malformed message: %s", self.name, exc)
+                    continue
+            self._last_meta = meta
+            self._counters.frame(
+                pixels.nbytes,
+                meta.cnt0,
+                wire_nbytes=sum(len(part.buffer) for part in parts),
+                payload_nbytes=len(parts[2].buffer),
+            )
             return pixels, meta
         if self._stop.is_set():
             msg = f"ZMQ subscriber of {self.name} is closed"

@@ -48,10 +48,16 @@ class BackendTests:
     software_trigger: bool = True
     #: crops exercised (first one is the default)
     crops: tuple[str, ...] = ("STANDARD", "ONEARC")
+    #: whether the device reports a sensor temperature (else NaN is the answer)
+    has_temperature: bool = True
 
     def make_backend(self) -> Backend:
         """Return a new, unopened backend (override)."""
         raise NotImplementedError
+
+    def fire_trigger(self, backend: Backend) -> None:
+        """Fire one external trigger (override for a hardware line, e.g. a fake DCAM's input)."""
+        backend.trigger()
 
     # -- fixtures -------------------------------------------------------------------------
     @pytest.fixture
@@ -156,16 +162,19 @@ class BackendTests:
         backend.start()
         assert backend.wait_frame(0.1) is None  # noqa: S101
         out = np.zeros(settings.crop.shape, dtype=np.uint16)
-        backend.trigger()
+        self.fire_trigger(backend)
         timing = self.grab(backend, out)
         assert timing is not None  # noqa: S101
         assert backend.wait_frame(0.1) is None  # noqa: S101
         backend.stop()
 
     def test_temperature_is_plausible(self, backend: Backend) -> None:
-        """Temperature in kelvin, finite."""
+        """Temperature in kelvin, finite (NaN for a device without a sensor reading)."""
         temperature = backend.temperature()
         assert isinstance(temperature, float)  # noqa: S101
+        if not self.has_temperature:
+            assert math.isnan(temperature)  # noqa: S101
+            return
         assert math.isfinite(temperature)  # noqa: S101
         assert 150.0 < temperature < 350.0  # noqa: S101
 
@@ -181,6 +190,29 @@ class BackendTests:
         backend.close()
         with pytest.raises(CameraError):
             backend.configure(self.settings(table))
+
+    def test_read_frame_copies_exactly_the_crop(self, backend: Backend, table: CameraTable) -> None:
+        """read_frame fills a C-contiguous slot of the crop's shape, nothing around it."""
+        settings = self.settings(table)
+        backend.configure(settings)
+        backend.start()
+        h, w = settings.crop.shape
+        padded = np.full((h + 2, w), 0xABCD, dtype=np.uint16)
+        self.grab(backend, padded[1:-1])
+        backend.stop()
+        assert (padded[0] == 0xABCD).all()  # noqa: S101
+        assert (padded[-1] == 0xABCD).all()  # noqa: S101
+
+    def test_wait_frame_after_stop_is_clean(self, backend: Backend, table: CameraTable) -> None:
+        """A stopped backend answers wait_frame with None or CameraError (never hangs)."""
+        backend.configure(self.settings(table))
+        backend.start()
+        backend.stop()
+        try:
+            result = backend.wait_frame(0.1)
+        except CameraError:
+            return
+        assert result is None  # noqa: S101
 
     def test_start_needs_configure(self, table: CameraTable) -> None:
         """start() before configure() raises CameraError, not something else."""

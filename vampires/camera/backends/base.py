@@ -19,16 +19,17 @@ Life cycle, all calls from the camera's threads (never two at once)::
     backend.stop()                            # then configure() for a new crop
     backend.close()                           # idempotent
 
-Writing a real driver (DCAM for the ORCA-Quest, Spinnaker/FlyCapture for the
-Flea3): subclass nothing, implement these methods, and run the conformance
-suite :class:`vampires.testing.backend.BackendTests` against it:
+Writing a driver (as :mod:`~vampires.camera.backends.dcam` for the ORCA-Quest
+and :mod:`~vampires.camera.backends.genicam` for the Flea3 do): subclass
+nothing, implement these methods, and run the conformance suite
+:class:`vampires.testing.backend.BackendTests` against it:
 
 - ``configure`` maps :class:`AcquisitionSettings` to device properties
   (subarray from ``crop`` -- already snapped to the alignment --, readout speed,
   exposure, trigger source). When ``exposure_sets_rate`` is true for the camera
   (ORCA-Quest) ``fps`` is informational; otherwise (Flea3) set it.
 - ``wait_frame`` blocks until the next frame is complete (``dcamwait_start``
-  on FRAMEREADY, a Spinnaker ``GetNextImage``), returning its acquisition time
+  on FRAMEREADY, an Aravis ``timeout_pop_buffer``), returning its acquisition time
   (device timestamp converted to unix seconds) and the device frame index.
 - ``read_frame`` copies that frame's pixels into ``out``, which is the stream's
   shared-memory array (zero copy: lock the driver buffer and copy once, or
@@ -38,6 +39,11 @@ suite :class:`vampires.testing.backend.BackendTests` against it:
   without software triggers raises :class:`~vampires.errors.CameraError`.
 - Errors: translate driver errors into :class:`~vampires.errors.CameraError`
   (``raise CameraError(...) from exc``); never let a vendor exception escape.
+- Optional: ``skipped`` (frames lost, shown as the camera's ``dropped``),
+  ``error`` (why the device is not answering, shown as its ``error`` while
+  the backend recovers by itself), ``keywords()`` (extra stream keywords,
+  e.g. the DCAM cooler status), and a NaN :meth:`Backend.temperature` for a
+  device without a sensor reading (``DET-TMP`` is then left alone).
 """
 
 from __future__ import annotations

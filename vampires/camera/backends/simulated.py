@@ -284,6 +284,19 @@ class SimulatedBackend:
         else:
             np.add(noise, self._scene, out=out)
 
+    @property
+    def scene(self) -> NDArray[np.uint16] | None:
+        """The noiseless scene [adu] added to the noise (PSFs or pupil), read-only; None if empty.
+
+        What a benchmark needs to add photon noise on top of :meth:`read_frame`
+        (``benchmarks/zmq_bench.py``); set after :meth:`configure`.
+        """
+        if self._scene is None:
+            return None
+        view = self._scene.view()
+        view.setflags(write=False)
+        return view
+
     def set_defocus(self, defocus: float) -> None:
         """Move the simulated focus: PSFs widen with the distance from best focus.
 
