@@ -186,3 +186,44 @@ def test_saving_begins_only_with_every_buffer_paged_in(stream, tmp_path) -> None
         assert log.status().frames == 3
     with pytest.raises(ConfigError, match="start_wait"):
         Logger("vcam1", policy, dirname=tmp_path, start_wait=-1)
+
+
+def test_a_writer_behind_gets_a_spare_buffer_and_the_accounting_stays_exact(
+    stream, tmp_path, check_cube
+) -> None:
+    """Issue 19: a slow disk makes the pool grow (up to max_buffers), never silently."""
+
+    def slow(fd: int, data: memoryview) -> int:
+        time.sleep(0.3)  # a disk far slower than the camera for a while
+        return os.write(fd, data[:65536])
+
+    policy = CubePolicy(frames_per_cube=4, flush_interval=10.0)
+    cube_bytes = 4 * stream.shape[0] * stream.shape[1] * 2
+    with Logger(
+        "vcam1", policy, dirname=tmp_path, write_chunk=slow, buffers=2, max_buffers=3
+    ) as log:
+        log.start()
+        assert log.status().buffers == 2
+        deadline = time.monotonic() + 60
+        published = 0
+        while log.status().buffers < 3 and time.monotonic() < deadline:
+            publish_lockstep(stream, log, 1)
+            published += 1
+            time.sleep(0.02)
+        assert log.status().buffers == 3
+        assert log.status().memory_bytes == 3 * cube_bytes
+        publish_lockstep(stream, log, 6)
+        published += 6
+        log.stop()
+        assert log.wait_idle(120)
+        status = log.status()
+    assert status.frames + status.dropped == published
+    kept = 0
+    for path in tmp_path.glob("*.fits"):
+        data, _header, times = check_cube(path)
+        kept += len(times)
+        for k, c in enumerate(times.cnt0.tolist()):
+            assert np.array_equal(data[k], frame_for(c, stream.shape))
+    assert kept == status.frames
+    with pytest.raises(ConfigError, match="max_buffers"):
+        Logger("vcam1", policy, dirname=tmp_path, buffers=3, max_buffers=2)

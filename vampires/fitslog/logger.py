@@ -140,6 +140,30 @@ _SWITCH_INTERVAL = 0.001  # s: the GIL goes back to the reader within this (defa
 _START_WAIT = 60.0  # s: start() waits this long for the buffers by default
 _PAGE = 4096
 _STUCK = 0.4  # s: a torn read that took this long waited on a stuck write flag
+_BEHIND = 1.0  # s: a closed cube still being written after this: the writer is behind
+
+
+def _mem_available() -> tuple[int, int] | None:
+    """Return (MemAvailable, MemTotal) in bytes from /proc/meminfo (None if unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            fields = {line.split(":")[0]: line.split()[1] for line in fh}
+        return int(fields["MemAvailable"]) * 1024, int(fields["MemTotal"]) * 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def _allocate_if_room(
+    key: tuple[tuple[int, int], str, int], fmt: FitsFormat, phase: int, nbytes: int
+) -> _Buffer | None:
+    """Return a spare buffer if the machine keeps a fifth of its memory available after it."""
+    memory = _mem_available()
+    if memory is None or memory[0] - nbytes < memory[1] // 5:
+        return None
+    try:
+        return _Buffer.allocate(key, fmt, phase)
+    except MemoryError:
+        return None
 
 
 def _is_int_in(value: object, lo: int, hi: int) -> bool:
@@ -199,6 +223,8 @@ class LoggerStatus:
         write_seconds`` is the disk throughput while busy).
     on_disk_frames
         Frames of the cube being filled already in its ``.fits.tmp``.
+    buffers
+        Cube buffers in the pool (``buffers``, more while the writer was behind).
     dropped_late, dropped_no_buffer, dropped_disk
         ``dropped`` by cause: published while the reader thread was held up
         longer than the stream keeps a frame (counter gaps: a busy machine),
@@ -224,6 +250,7 @@ class LoggerStatus:
     started: float | None = None
     write_seconds: float = 0.0
     on_disk_frames: int = 0
+    buffers: int = 0
     dropped_late: int = 0
     dropped_no_buffer: int = 0
     dropped_disk: int = 0
@@ -323,7 +350,14 @@ class Logger:
     shm_dir
         Shared-memory folder (default: resolved ``MILK_SHM_DIR``).
     buffers
-        Cube buffers (>= 2).
+        Cube buffers (>= 2) allocated before saving starts.
+    max_buffers
+        Buffers the pool may grow to when the writer falls behind (a cube
+        closed more than 1 s ago still being written and no buffer free): a
+        spare is mapped in a helper thread if the machine's available memory
+        stays above a fifth of its total after it, so a transient of the disk
+        costs the frames that truly could not be held, not a cube period.
+        Default ``buffers + 2``; ``status().memory_bytes`` says what is used.
     time_source
         ``"logger"`` (default, as milk): file names, UT/MJD/HST cards and the
         sidecar's column 4 all come from ``clock`` at the receipt of each frame,
@@ -365,6 +399,7 @@ class Logger:
         clock: Callable[[], float] | None = None,
         shm_dir: str | os.PathLike[str] | None = None,
         buffers: int = 2,
+        max_buffers: int | None = None,
         time_source: str = "logger",
         write_chunk: WriteChunk | None = None,
         fsync: bool = True,
@@ -387,6 +422,14 @@ class Logger:
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         self._nbuffers = buffers
+        spare_max = buffers + 2 if max_buffers is None else max_buffers
+        if not _is_int_in(spare_max, buffers, 16):
+            msg = f"Logger: max_buffers must be an integer in {buffers}..16 (got {max_buffers!r})"
+            raise ConfigError(msg)
+        self._max_buffers = spare_max
+        self._closed_at: collections.deque[float] = collections.deque()  # cubes being written
+        self._next_spare_check = 0.0
+        self._allocating = False
         self._time_source = time_source
         if nice is not None and not _is_int_in(nice, -20, 19):
             msg = f"Logger: nice must be an integer in -20..19 (got {nice!r})"
@@ -648,6 +691,7 @@ class Logger:
                 current_file=cube.name if cube is not None and cube.n else None,
                 folder=folder,
                 memory_bytes=self._memory + self._writer.memory_bytes,
+                buffers=self._nallocated,
                 error=self._error,
                 last_file=self._last_file,
                 attached=stream is not None,
@@ -970,6 +1014,7 @@ class Logger:
             self._carry(1, "buffer")  # no free buffer: writer behind the camera
             self._carry(info.missed, "late")
             self._check_stale()
+            self._maybe_spare()
             return
         slot = cube.n
         if slot == 0:
@@ -993,6 +1038,7 @@ class Logger:
         self._add_dropped(info.missed, "late")
         self._record(cube, slot, info.cnt0, info.cnt1, now, info.acquisition_time)
         self._check_stale()
+        self._maybe_spare()
 
     def _record(
         self, cube: _Cube, slot: int, cnt0: int, cnt1: int, now: float, acquired: float
@@ -1241,6 +1287,54 @@ class Logger:
             for buffer in self._free:
                 buffer.rephase(self._phase)
 
+    def _maybe_spare(self) -> None:
+        """Map one more buffer (helper thread) when a closed cube waits > 1 s and none is free."""
+        now = time.monotonic()
+        if now < self._next_spare_check:
+            return
+        self._next_spare_check = now + _STALE_CHECK
+        from vampires import kernels
+
+        with self._lock:
+            behind = bool(self._closed_at) and now - self._closed_at[0] > _BEHIND
+            if not behind or self._spec is None or self._allocating:
+                return
+            shape, dtype = self._spec
+            try:
+                key = (shape, dtype.str, self._policy.frames_for(shape, dtype))
+                fmt = kernels.fits_format(dtype)
+            except ConfigError:
+                return
+            if self._nallocated >= self._max_buffers or any(b.key == key for b in self._free):
+                return
+            self._nallocated += 1
+            self._allocating = True
+        threading.Thread(
+            target=self._add_spare,
+            args=(key, fmt),
+            name=f"logger-{self._name}-spare",
+            daemon=True,
+        ).start()
+
+    def _add_spare(self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat) -> None:
+        nbytes = key[2] * key[0][0] * key[0][1] * np.dtype(key[1]).itemsize
+        buffer = _allocate_if_room(key, fmt, self._phase, nbytes)
+        with self._lock:
+            self._allocating = False
+            if buffer is None:
+                self._nallocated -= 1
+                self._next_spare_check = time.monotonic() + 30.0  # RAM is short: not soon again
+                return
+            self._memory += buffer.cube.nbytes
+            self._free.append(buffer)
+            count, memory = self._nallocated, self._memory
+        logger.info(
+            "logger %s: writer behind; cube buffer added (%d buffers, %.2f GB)",
+            self._name,
+            count,
+            memory / 1e9,
+        )
+
     def _give_back(self, buffer: _Buffer, header_bytes: int = 0) -> None:
         if header_bytes:  # the next cube's header is most likely as long as this one's
             self._phase = header_bytes % ALIGN
@@ -1279,6 +1373,7 @@ class Logger:
         )
         with self._lock:
             self._pending += 1
+            self._closed_at.append(time.monotonic())
             self._last_folder = cube.folder
         self._jobs.put(("close", job, cube.buffer, cube.uid, cube.run))
         self._cubes_closed += 1
@@ -1367,6 +1462,8 @@ class Logger:
         lost = job.nframes - (result.frames if result is not None else 0)
         with self._lock:
             self._pending -= 1
+            if self._closed_at:
+                self._closed_at.popleft()
             self._progress += 1
             self._on_disk_frames = 0
             if result is not None:
