@@ -580,6 +580,8 @@ def cwriter_run(
         "causes": (status.dropped_late, status.dropped_no_buffer, status.dropped_disk),
         "ready": ready,
         "cpu": cpu / max(result.elapsed, 1e-9),
+        "memory": status.memory_bytes,
+        "buffers": status.buffers,
     }
 
 
@@ -738,16 +740,23 @@ def headline_rows(quick: bool, disk: Path) -> list[dict]:
     mbi_frames = 30 if quick else 250
     trials = []
     best = 0.0
+    memory = 0
     for fps in rates:
         n = int(fps * (2.0 if quick else 12.0))
         r = cwriter_run(MBI, fps, n, disk / "cwmbi", mbi_frames)
         trials.append(f"{fps:g}:{r['missed']}/{n}")
-        print(f"#   C-written MBI {fps:g} fps: missed {r['missed']} of {n}", file=sys.stderr)
+        memory = max(memory, r["memory"])
+        print(
+            f"#   C-written MBI {fps:g} fps: missed {r['missed']} of {n}, "
+            f"{r['buffers']} buffers ({r['memory'] / 1e9:.1f} GB)",
+            file=sys.stderr,
+        )
         if r["missed"] == 0 and r["duplicated"] == 0 and r["torn"] == 0:
             best = max(best, fps)
     rows.append(
         _row(
-            f"C-written MBI, {mbi_frames}-frame cubes, fps:missed/published {' '.join(trials)}",
+            f"C-written MBI, {mbi_frames}-frame cubes, fps:missed/published {' '.join(trials)}; "
+            f"cube buffers up to {memory / 1e9:.1f} GB per camera",
             f"0 missed up to {best:g} fps",
             f"milk {MILK_MBI_FPS:g} fps",
             best / MILK_MBI_FPS,
