@@ -535,53 +535,89 @@ def _tags(path: Path) -> list[int]:
 
 
 def cwriter_run(
-    shape: tuple[int, int], fps: float, frames: int, folder: Path, frames_per_cube: int
+    shape: tuple[int, int],
+    fps: float,
+    frames: int,
+    folder: Path,
+    frames_per_cube: int,
+    *,
+    cameras: int = 1,
 ) -> dict:
-    """A logger (this process) on a C-like stream (no circular buffer) -> missed frames by tag."""
+    """Loggers (this process) on C-like streams (no circular buffer) -> missed frames by tag.
+
+    With ``cameras`` > 1, one C-like writer process and one logger per camera,
+    all on the same disk; the counts are summed, ``worst`` is the largest
+    per-camera loss.
+    """
     from vampires.fitslog.logger import Logger
     from vampires.fitslog.policy import CubePolicy
     from vampires.testing.cwriter import CWriterProcess, count_tags
 
     shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
-    pool = 2 * frames_per_cube * shape[0] * shape[1] * 2
-    delay = 3.0 + 2.0 * pool / 1e9  # the logger attaches and pages in its buffers meanwhile
+    pool = 2 * frames_per_cube * shape[0] * shape[1] * 2 * cameras
+    delay = 3.0 + 2.0 * pool / 1e9  # the loggers attach and page in their buffers meanwhile
+    names = [f"cw{i}" for i in range(cameras)]
     try:
-        with Logger(
-            "cw",
-            CubePolicy(frames_per_cube=frames_per_cube),
-            dirname=folder,
-            shm_dir=shm,
-            nice=NICE,
-        ) as log:
+        with contextlib.ExitStack() as stack:
+            logs = [
+                stack.enter_context(
+                    Logger(
+                        name,
+                        CubePolicy(frames_per_cube=frames_per_cube),
+                        dirname=folder / name,
+                        shm_dir=shm,
+                        nice=NICE,
+                    )
+                )
+                for name in names
+            ]
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-            with CWriterProcess("cw", shape, fps, frames, shm_dir=shm, start_delay=delay) as writer:
-                log.start()
-                ready = log.status().state.value
-                result = writer.wait(timeout=frames / fps + delay + 60)
+            with contextlib.ExitStack() as procs:
+                writers = [
+                    procs.enter_context(
+                        CWriterProcess(name, shape, fps, frames, shm_dir=shm, start_delay=delay)
+                    )
+                    for name in names
+                ]
+                for log in logs:
+                    log.start()
+                ready = [log.status().state.value for log in logs]
+                results = [w.wait(timeout=frames / fps + delay + 60) for w in writers]
             time.sleep(0.1)
-            log.stop()
-            log.wait_idle(300)
+            for log in logs:
+                log.stop()
+            for log in logs:
+                log.wait_idle(300)
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-            status = log.status()
-        tags = [t for path in sorted(folder.glob("*.fits")) for t in _tags(path)]
-        missed, duplicated, torn = count_tags(tags, frames)
+            statuses = [log.status() for log in logs]
+        counts = [
+            count_tags(
+                [t for path in sorted((folder / name).glob("*.fits")) for t in _tags(path)], frames
+            )
+            for name in names
+        ]
     finally:
         shutil.rmtree(shm, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    elapsed = max(r.elapsed for r in results)
     return {
-        "frames": frames,
-        "missed": missed,
-        "duplicated": duplicated,
-        "torn": torn,
-        "late": result.late,
-        "dropped": status.dropped,
-        "causes": (status.dropped_late, status.dropped_no_buffer, status.dropped_disk),
+        "frames": frames * cameras,
+        "missed": sum(c[0] for c in counts),
+        "worst": max(c[0] for c in counts),
+        "duplicated": sum(c[1] for c in counts),
+        "torn": sum(c[2] for c in counts),
+        "late": sum(r.late for r in results),
+        "dropped": sum(st.dropped for st in statuses),
+        "causes": tuple(
+            sum(getattr(st, f"dropped_{c}") for st in statuses)
+            for c in ("late", "no_buffer", "disk")
+        ),
         "ready": ready,
-        "cpu": cpu / max(result.elapsed, 1e-9),
-        "memory": status.memory_bytes,
-        "buffers": status.buffers,
+        "cpu": cpu / max(elapsed, 1e-9) / cameras,
+        "memory": max(st.memory_bytes for st in statuses),
+        "buffers": max(st.buffers for st in statuses),
     }
 
 
@@ -763,6 +799,7 @@ def headline_rows(quick: bool, disk: Path) -> list[dict]:
             ">= 2",
         )
     )
+    rows += issue19_rows(quick, disk)
     for shape, fps, cube_frames, label in (
         ((536, 536), 10.0, 250, "10 fps, 250-frame cubes"),
         (MBI, 57.0, 30 if quick else 250, "MBI 57 fps (280 MB/s)"),
@@ -776,6 +813,69 @@ def headline_rows(quick: bool, disk: Path) -> list[dict]:
                 f"flush_interval = {fps:g} frames",
                 k["lost"] / fps,
                 "<= 1 s worth, 0 older",
+            )
+        )
+    return rows
+
+
+def issue19_rows(quick: bool, disk: Path) -> list[dict]:
+    """Issue 19: C-written MBI zero-drop rate vs the disk's O_DIRECT rate, repeated; 2 cameras."""
+    frame = MBI[0] * MBI[1] * 2
+    raw_bytes = int(0.3e9 if quick else 2.4e9)
+    direct = raw_write(disk, raw_bytes, direct=True)
+    buffered = raw_write(disk, raw_bytes)
+    direct_fps = direct / frame
+    runs = 1 if quick else 5
+    seconds = 2.0 if quick else 5.0
+    cube = 30 if quick else 250
+    rates = (
+        [0.25 * direct_fps, 0.5 * direct_fps]
+        if quick
+        else [f * direct_fps for f in (0.25, 0.4, 0.5, 0.6)]
+    )
+    rows = [
+        _row(
+            "raw write+fsync of this disk, same run: O_DIRECT / buffered",
+            f"{direct / 1e6:.0f} / {buffered / 1e6:.0f} MB/s",
+            f"= {direct_fps:.0f} MBI frames/s",
+            "",
+            "limit",
+        )
+    ]
+    for cameras, target in ((1, 0.5), (2, 0.25)):
+        best_each = []
+        trials = []
+        for _ in range(runs):
+            best = 0.0
+            for fps in rates:
+                n = int(fps * seconds)
+                r = cwriter_run(MBI, fps, n, disk / "c19", cube, cameras=cameras)
+                trials.append(f"{fps:.0f}:{r['missed']}/{r['frames']}")
+                if r["missed"] == 0 and r["duplicated"] == 0 and r["torn"] == 0:
+                    best = max(best, fps)
+            best_each.append(best)
+        worst = min(best_each)
+        rows.append(
+            _row(
+                f"C-written MBI, {cameras} camera(s) on one disk, {runs} run(s) x "
+                f"{seconds:g} s per rate, fps:missed/published {' '.join(trials)}",
+                f"0 missed up to {worst:.0f} fps each (worst run)",
+                f"O_DIRECT {direct_fps:.0f} fps",
+                worst / direct_fps,
+                f">= {target:g}",
+            )
+        )
+    for fps in (400.0, 1000.0):
+        n = int(fps * (2.0 if quick else 10.0))
+        r = cwriter_run(STANDARD, fps, n, disk / "c19s", 2000 if not quick else 400)
+        rows.append(
+            _row(
+                f"C-written 536x536 at {fps:g} fps: missed (late/no-buffer/disk {r['causes']}; "
+                f"C writer late {r['late']}), {r['buffers']} buffers {r['memory'] / 1e9:.1f} GB",
+                f"{r['missed']} of {r['frames']}",
+                "",
+                "",
+                "0",
             )
         )
     return rows
