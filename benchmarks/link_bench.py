@@ -2,6 +2,16 @@
 
 Measures, in one run and on this machine:
 
+* the headline (issue 15): streams written like C code -- camstack's
+  grabbers, milk, pyMilk: no circular buffer, frames overwritten in place,
+  absolute-deadline pacing -- by ``vampires.testing.cwriter`` in its own
+  process, in ImageStreamIO's order and in pyMilk's (semaphores posted before
+  ``cnt0`` moves): MBI as fast as the link goes (1000 fps requested) against
+  the raw loopback socket measured just before; MBI at 200 fps and 536 x 536
+  at 1000 fps, missed / duplicated / torn counted from the frames' tags on the
+  mirror, latency write -> mirror wake; the same with one core kept busy by
+  another process. milk's figures (same machine class, issue 15) are quoted;
+
 * the limit: a plain ``sendall`` / ``recv_into`` loop of 4.9 MB messages
   between two processes (no copy in user space), and the TCP link moving MBI
   frames (2236 x 1096 uint16) with the camera writing faster than the link,
@@ -25,7 +35,7 @@ Sender and receiver are ``vampires link`` processes, the writer is its own
 process, the benchmark process reads the mirror, as in production. The machine
 is shared: expect +-25 % run to run on throughputs.
 
-Usage: ``python benchmarks/link_bench.py [--quick]``
+Usage: ``python benchmarks/link_bench.py [--quick] [--headline]``
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -320,6 +331,202 @@ class Rig:
         return (int(b["nbytes"]) - int(a["nbytes"])) / elapsed / 1e6
 
 
+# --------------------------------------------------------------------------- C-like writers
+
+#: milk-nettransmit on streams written by the C library, same machine class (issue 15's run).
+MILK_C = {
+    "mbi200": "1 missed + 1 duplicated of 1500",
+    "std1000": "0 / 0 of 3000",
+    "mbi200_busy": "0 missed",
+    "std1000_busy": "32 missed + 32 duplicated",
+    "saturation_mbps": 2430.0,
+    "saturation_raw": 4305.0,
+}
+
+_SPINNER = "while True:\n    pass\n"
+
+
+@contextlib.contextmanager
+def busy_core(busy: bool = True) -> Iterator[None]:
+    """Keep one core busy with another process (a Python busy loop) inside the block."""
+    if not busy:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", _SPINNER])
+    try:
+        time.sleep(0.3)
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait(10)
+
+
+def cwriter_paced(
+    shape: tuple[int, int], workdir: Path, *, order: str, n: int, fps: float, busy: bool = False
+) -> dict:
+    """n tagged frames from a C-like writer (in place, no circular buffer) through the link.
+
+    Counted from the pixels on the mirror by a catch-up reader (the mirror has
+    a circular buffer, so the counter itself misses nothing): missed,
+    duplicated, torn; latency from the writer's write to the mirror reader's
+    wake (p50 / p99).
+    """
+    from vampires.errors import StreamTimeout, TornFrameError
+    from vampires.stream import Stream
+    from vampires.testing.cwriter import CWriterProcess, count_tags, frame_tag
+
+    tags: list[int] = []
+    latencies: list[float] = []
+    with (
+        Rig(shape, workdir, cb=False) as rig,
+        busy_core(busy),
+        CWriterProcess(
+            "src",
+            shape,
+            fps=fps,
+            frames=n,
+            order=order,  # type: ignore[arg-type]
+            start_delay=1.5,  # the sender re-opens the re-created stream meanwhile
+            shm_dir=rig.shm,
+            exist_ok=True,
+        ) as writer,
+        Stream.open("mirror", shm_dir=rig.shm) as mirror,
+        mirror.reader(catch_up=True) as reader,
+    ):
+        seen: list[int] = []
+
+        def take(view: np.ndarray) -> None:
+            seen[:] = [frame_tag(view)]  # 16 bytes read: the counter costs no copy
+
+        while not tags or tags[-1] < n - 1:
+            try:
+                info = reader.next_into(take, 2.0 if tags else 30.0)
+            except StreamTimeout:
+                break
+            except TornFrameError:  # a mirror slot reused while read: counted as missed
+                continue
+            latencies.append(time.time() - info.acquisition_time)
+            tags.append(seen[0])  # only frames next_into vouched for
+        result = writer.wait(timeout=60)
+    missed, duplicated, torn = count_tags(tags, n)
+    lat = np.array(latencies) * 1e3
+    return {
+        "frames": n,
+        "missed": missed,
+        "duplicates": duplicated,
+        "torn": torn,
+        "writer_late": result.late,
+        "p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+        "p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+    }
+
+
+def cwriter_saturated(workdir: Path, *, order: str, seconds: float, fps: float) -> float:
+    """MB/s on the mirror while a C-like MBI writer (no circular buffer) outruns the link."""
+    from vampires.testing.cwriter import CWriterProcess
+
+    with (
+        Rig(MBI, workdir, cb=False) as rig,
+        CWriterProcess(
+            "src",
+            MBI,
+            fps=fps,
+            frames=int(fps * (seconds + 4)),
+            order=order,  # type: ignore[arg-type]
+            start_delay=1.5,
+            shm_dir=rig.shm,
+            exist_ok=True,
+        ),
+    ):
+        time.sleep(1.5 + 1.0)  # start delay, then the link settles
+        a = rig.status("mirror.tcp-recv")
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        b = rig.status("mirror.tcp-recv")
+        elapsed = time.monotonic() - t0
+    return (int(b["nbytes"]) - int(a["nbytes"])) / elapsed / 1e6
+
+
+def c_writer_rows(workdir: Path, quick: bool) -> list[dict]:
+    """The headline rows: C-like writers (both orders) against milk and the raw socket."""
+    rows: list[dict] = []
+    mbi_nbytes = MBI[0] * MBI[1] * 2
+    seconds = 1.0 if quick else 3.0
+    raws: list[float] = []
+    sat: dict[str, list[float]] = {"isio": [], "pymilk": []}
+    for _ in range(1 if quick else 3):
+        for order in ("isio", "pymilk"):
+            raws.append(raw_loopback(mbi_nbytes, seconds))
+            sat[order].append(cwriter_saturated(workdir, order=order, seconds=seconds, fps=1000))
+    raw = statistics.median(raws)
+    milk_ratio = MILK_C["saturation_mbps"] / MILK_C["saturation_raw"]
+    rows.append(
+        {
+            "measure": "raw loopback sendall/recv_into, 4.9 MB messages, C-writer runs (MB/s)",
+            "ours": raw,
+            "limit": raw,
+            "ratio": 1.0,
+            "target": f"the limit (runs: {', '.join(f'{r:.0f}' for r in raws)})",
+        }
+    )
+    for order in ("isio", "pymilk"):
+        paired = [x / r for x, r in zip(sat[order], raws[order == "pymilk" :: 2], strict=True)]
+        rows.append(
+            {
+                "measure": (
+                    f"TCP link MBI, C-like writer ({order} order, no circular buffer) at 1000 fps "
+                    "requested: mirror MB/s (ratio: median of link / raw run just before)"
+                ),
+                "ours": statistics.median(sat[order]),
+                "limit": raw,
+                "ratio": statistics.median(paired),
+                "target": (
+                    f">= 0.8 x raw and > milk ({MILK_C['saturation_mbps']:.0f} MB/s = "
+                    f"{milk_ratio:.2f} x its raw); runs: "
+                    f"{', '.join(f'{x:.0f}' for x in sat[order])}"
+                ),
+            }
+        )
+    cases = (
+        ("MBI 200 fps", MBI, 200.0, 300 if quick else 1500, "mbi200", (3.4, 10.0)),
+        ("536x536 1000 fps", STANDARD, 1000.0, 1000 if quick else 3000, "std1000", (0.5, 1.0)),
+    )
+    for busy in (False, True):
+        for label, shape, fps, n, key, milk_lat in cases:
+            for order in ("isio", "pymilk"):
+                r = cwriter_paced(shape, workdir, order=order, n=n, fps=fps, busy=busy)
+                where = "one core busy" if busy else "quiet cores"
+                milk = MILK_C[key + ("_busy" if busy else "")]
+                rows.append(
+                    {
+                        "measure": (
+                            f"TCP link {label}, C-like writer ({order}), {where}: "
+                            f"missed / duplicated / torn of {n}"
+                        ),
+                        "ours": f"{r['missed']} / {r['duplicates']} / {r['torn']}",
+                        "limit": n,
+                        "ratio": r["missed"] / n,
+                        "target": (
+                            f"0 / 0 / 0{', fewer than milk' if busy else ''} (milk: {milk}); "
+                            f"writer late {r['writer_late']}"
+                        ),
+                    }
+                )
+                rows.append(
+                    {
+                        "measure": (
+                            f"TCP link {label}, C-like writer ({order}), {where}: "
+                            "write -> mirror wake p50 / p99 (ms)"
+                        ),
+                        "ours": f"{r['p50']:.2f} / {r['p99']:.2f}",
+                        "limit": f"milk {milk_lat[0]} / {milk_lat[1]}",
+                        "ratio": r["p50"] / milk_lat[0],
+                        "target": "at most milk's" if not busy else "info",
+                    }
+                )
+    return rows
+
+
 def zmq_pacing(workdir: Path, seconds: float) -> dict:
     """A 536x536 camera at 500 fps published at max 20 FPS; a subscriber measures."""
     from vampires.link.zmq import ZmqSubscriber
@@ -373,12 +580,16 @@ def zmq_pacing(workdir: Path, seconds: float) -> dict:
     }
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, *, headline_only: bool = False) -> list[dict]:
     """Run every measurement; return the rows for ``benchmarks/run_all.py``."""
     rows: list[dict] = []
     mbi_nbytes = MBI[0] * MBI[1] * 2
     workdir = Path(tempfile.mkdtemp(prefix="link-bench-", dir="/dev/shm"))
     try:
+        # the headline: streams written like C code (camstack, milk, pyMilk)
+        rows += c_writer_rows(workdir, quick)
+        if headline_only:
+            return rows
         # link capacity, the camera DMA-ing (no CPU copy in the writer). With a
         # circular buffer (camera streams) the sender sends from its slots (no
         # copy); without one it copies each frame once (streams of the C library).
@@ -520,8 +731,11 @@ def _paced_rows(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds per measure")
+    parser.add_argument(
+        "--headline", action="store_true", help="only the C-like writer rows (and their raw limit)"
+    )
     args = parser.parse_args()
-    for row in run(quick=args.quick):
+    for row in run(quick=args.quick, headline_only=args.headline):
         ratio = row["ratio"]
         ours = row["ours"]
         ours_text = f"{ours:.1f}" if isinstance(ours, float) else str(ours)

@@ -51,6 +51,14 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     assert (site / "index.html").is_file()
     assert (site / "api" / "stream" / "index.html").is_file()
+    # a list item glued to an indented paragraph renders as literal "- " text
+    # (issue 13 item 11: docs/operators.md, "Recovering after a crash")
+    import re
+
+    for page in site.rglob("*.html"):
+        text = re.sub(r"<pre.*?</pre>", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for para in re.findall(r"<p>(.*?)</p>", text, flags=re.S):
+            assert not re.search(r"\n- <strong>", para), f"{page}: list item rendered as text"
 
 
 def test_docs_pages_are_in_the_nav() -> None:

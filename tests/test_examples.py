@@ -37,11 +37,16 @@ def test_autofocus_finds_the_simulated_best_focus(shm_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_scexao6_notebook_executes(shm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scexao6_notebook_executes(
+    shm_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     nbclient = pytest.importorskip("nbclient")
     import nbformat
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    temp = tmp_path / "kernel-tmp"  # the kernel's temp folder, to see what it leaves
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     nb = nbformat.read(EXAMPLES / "scexao6.ipynb", as_version=4)
     client = nbclient.NotebookClient(
         nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
@@ -52,6 +57,8 @@ def test_scexao6_notebook_executes(shm_dir: Path, monkeypatch: pytest.MonkeyPatc
     )
     assert "sidecar rows: 10 = NAXIS3: 10" in text, text
     assert "['F760', 'F720', 'F670', 'F610']" in text, text
+    # issue 13 item 11: a 47 MB vampires-nb-* folder was left on every run
+    assert not list(temp.glob("vampires-nb-*"))
 
 
 @pytest.fixture

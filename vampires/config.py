@@ -11,6 +11,7 @@ TOML file is ``$VAMPIRES_CONFIG`` or ``~/.config/vampires/config.toml``::
     shm_dir = "/milk/shm"            # only used when MILK_SHM_DIR is not set
     data_root = "/mnt/fuuu"          # VAMPIRES_DATA_ROOT
     archive_root = "/mnt/fuuu/ARCHIVED_DATA"   # VAMPIRES_ARCHIVE_ROOT
+    stream_mode = "0666"             # VAMPIRES_STREAM_MODE: new stream files (octal)
     [backends]                       # which driver runs each camera (``vampires camstart``)
     vcam1 = "dcam:S/N: 000123"
     vpupcam = "genicam:0"
@@ -32,7 +33,15 @@ import attrs
 
 from vampires.errors import ConfigError
 
-__all__ = ["DEFAULT_MILK_SHM_DIR", "Config", "control_dir", "is_tmpfs", "shm_dir"]
+__all__ = [
+    "DEFAULT_MILK_SHM_DIR",
+    "DEFAULT_STREAM_MODE",
+    "Config",
+    "control_dir",
+    "is_tmpfs",
+    "shm_dir",
+    "stream_mode",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +68,57 @@ def shm_dir() -> Path:
     if Path(DEFAULT_MILK_SHM_DIR).is_dir():
         return Path(DEFAULT_MILK_SHM_DIR)
     return Path(_FALLBACK_SHM_DIR)
+
+
+#: Permissions of new stream files: the C library's (umask 0), so any local user may attach.
+DEFAULT_STREAM_MODE = 0o666
+
+
+def stream_mode(mode: int | str | None = None) -> int:
+    """Return the permissions new stream files get.
+
+    0666 (the C library's) lets every local user attach, and so also truncate
+    or overwrite a stream; on a shared machine ``0660`` (a group) or ``0644``
+    (others read-only: they cannot claim a semaphore) is safer.
+
+    Parameters
+    ----------
+    mode
+        Explicit mode (int, or an octal string such as ``"0660"``); else
+        ``$VAMPIRES_STREAM_MODE``, else ``stream_mode`` of the TOML file, else 0666.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        Not an octal mode in 0..0777, or the owner could not read and write it.
+    """
+    source = "argument"
+    if mode is None:
+        env = os.environ.get("VAMPIRES_STREAM_MODE", "")
+        if env:
+            mode, source = env, "VAMPIRES_STREAM_MODE"
+        else:
+            mode = _read_toml(_config_path()).get("stream_mode", DEFAULT_STREAM_MODE)
+            source = "config key 'stream_mode'"
+    value: int | None = None
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        value = mode
+    elif isinstance(mode, str):
+        try:
+            value = int(mode, 8)
+        except ValueError:
+            value = None
+    if value is None or not 0 <= value <= 0o777 or value & 0o600 != 0o600:
+        msg = (
+            f"{source}: stream mode must be octal permissions in 0..0777 with owner "
+            f"read and write, such as 0666 or 0660 (got {mode!r})"
+        )
+        raise ConfigError(msg)
+    return value
 
 
 def control_dir(base: Path | None = None) -> Path:

@@ -13,7 +13,7 @@ from vampires.camera.backends.simulated import (
     deterministic_frame,
 )
 from vampires.camera.camera import Camera, CameraStatus
-from vampires.camera.keywords import BenchState
+from vampires.camera.keywords import BenchState, frame_keywords
 from vampires.camera.modes import CropMode, ReadoutMode
 from vampires.config import Config
 from vampires.errors import CameraError, ConfigError
@@ -327,3 +327,49 @@ def test_one_writer_per_stream(cam):
     other.start()  # free once the first one stopped
     assert other.running
     other.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ABCDEFGHIJKLMNOP", 1), ("OBSERVER", "A" * 16), ("MY KEY", 1), ("NOTE", "caf\u00e9")],
+)
+def test_keyword_over_the_stream_limits_is_refused_before_anything_changes(cam, name, value):
+    # issue 13 item 4: the camera checked 16/16/80, the stream allows 15/15/79
+    cam.set_keyword("OBSERVER", "lestat")
+    with Stream.open("vcam1") as stream:
+        before = stream.keywords.to_dict()
+    with pytest.raises(ConfigError, match="camera vcam1"):
+        cam.set_keyword(name, value)
+    assert cam.keywords == {"OBSERVER": "lestat"}
+    with Stream.open("vcam1") as stream:
+        after = stream.keywords.to_dict()
+    assert after["OBSERVER"] == "lestat"  # unchanged (also when the bad one was OBSERVER)
+    assert name == "OBSERVER" or name not in after
+    # the frame keywords (_MAQTIME, MFRATE) may appear with the first frame meanwhile
+    assert set(after) - set(before) <= set(frame_keywords(0.0, 0.0))
+    assert cam.set_crop("TWOARC").name == "TWOARC"  # the camera is not poisoned
+    with Stream.open("vcam1") as stream:
+        assert stream.keywords["_CROP"] == "TWOARC"
+        assert stream.keywords["OBSERVER"] == "lestat"
+
+
+def test_constructing_a_camera_is_quiet_and_stream_needs_start(caplog):
+    # issue 13 item 11: every Camera() warned about HALFARC, a crop nobody chose,
+    # and Camera(...).stream.read() on a camera not started was AttributeError on None
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        cam = Camera("vcam1", crop="ONEARC")
+        Camera("vcam2")
+    assert not [r for r in caplog.records if "HALFARC" in r.getMessage()]
+    with pytest.raises(CameraError, match="not started, so it has no stream; call start"):
+        cam.stream.read()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        cam.set_crop("HALFARC")  # the operator chose the off-grid crop: now it is said
+    assert [r for r in caplog.records if "HALFARC" in r.getMessage()]
+    cam.start()
+    try:
+        assert cam.stream.shape == (cam.crop.height, cam.crop.width)
+    finally:
+        cam.close()

@@ -155,10 +155,16 @@ def test_user_keywords_and_limits():
     assert kw["OBSERVER"] == ("scexao", "User keyword")
     with pytest.raises(KeywordError, match="managed by the camera"):
         _kw(user={"EXPTIME": 1.0})
-    with pytest.raises(KeywordError, match="at most 16"):
-        check_keywords({"OBJECT": "A" * 17})
-    with pytest.raises(KeywordError, match="1-16 ASCII"):
-        check_keywords({"X" * 17: 1})
+    # the stream's limits (15/15/79 + NUL), not 16/16/80 (issue 13 item 4)
+    check_keywords({"ABCDEFGHIJKLMNO": ("A" * 15, "c" * 79)})
+    with pytest.raises(KeywordError, match="the limit is 15"):
+        check_keywords({"OBJECT": "A" * 16})
+    with pytest.raises(KeywordError, match="the limit is 15"):
+        check_keywords({"ABCDEFGHIJKLMNOP": 1})
+    with pytest.raises(KeywordError, match="without spaces"):
+        check_keywords({"A B": 1})
+    with pytest.raises(KeywordError, match="the limit is 79"):
+        check_keywords({"X": (1, "c" * 80)})
     with pytest.raises(KeywordError, match="finite"):
         check_keywords({"X": float("nan")})
     with pytest.raises(KeywordError, match="int, float, str or bool"):

@@ -147,3 +147,37 @@ def test_command_imports_stay_light():
     )
     assert done.returncode == 0, done.stderr.decode()
     assert b"no camera daemon" in done.stdout
+
+
+def test_camstop_says_stopped_once_the_process_is_gone(capsys):
+    # issue 13 item 11: 'stopped' was printed 1.7 s before the process exited
+    assert camstart.main(["vcam1", "--sim", "--mode", "ONEARC"]) == 0
+    with RemoteCamera("vcam1") as cam:
+        pid = int(cam.ping()["pid"])
+    capsys.readouterr()
+    status, lines = _run(capsys, camstop.main, "vcam1")
+    assert (status, lines) == (0, ["vcam1: stopped"])
+    assert not pid_alive(pid)
+
+
+def test_camstart_refuses_a_bad_frame_rate_before_starting(shm_dir, capsys):
+    from vampires.control.spawn import default_log_path
+
+    log = default_log_path("camera", "vcam1")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("an earlier run's line\n")
+    for fps in ("-5", "0", "nan", "100000"):
+        status, lines = _run(capsys, camstart.main, "vcam1", "--sim", "--fps", fps)
+        assert status == 1
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("vcam1: FAILED: camera vcam1: ")
+        assert "frame rate" in lines[0] or "above the maximum" in lines[0]
+    assert log.read_text() == "an earlier run's line\n"  # no daemon was started
+
+
+def test_advice_for_an_unknown_camera_is_not_a_failing_command(capsys):
+    status, lines = _run(capsys, camctl.get_crop, "-c", "vcam3")
+    assert status == 1
+    assert "camstart vcam3" not in lines[0]
+    assert "'vcam3' is not a known camera (known: " in lines[0]
+    assert "vcam1" in lines[0]

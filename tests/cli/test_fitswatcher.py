@@ -194,6 +194,66 @@ def test_json_stream_and_sigint_as_a_process(night: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_sigint_stops_it_even_when_started_with_sigint_ignored(night: Path) -> None:
+    # issue 13 item 12: a background job of a script (or nohup) inherits SIGINT
+    # ignored; Python keeps it ignored, so 'kill -INT' never stopped fitswatcher
+    proc = subprocess.Popen(
+        [str(BIN / "fitswatcher"), "--json", "--interval", "0.1", str(night / "vcam*")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert proc.stdout is not None
+        json.loads(proc.stdout.readline())
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+
+
+def _run_into_closed_pipe(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``argv`` with stdout a pipe whose reader is gone (``| head`` that exited)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            argv,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+def test_a_closed_pipe_ends_commands_quietly(night: Path, shm_dir: Path) -> None:
+    # issue 13 item 11: 'fitswatcher ... | head -40' and 'vampires stream info X | head -3'
+    rc, err = _run_into_closed_pipe(
+        [str(BIN / "fitswatcher"), "-n", "3", "--once", "--json", str(night / "vcam*")]
+    )
+    assert (rc, err) == (141, "")
+    import numpy as np
+
+    from vampires.stream import Stream
+
+    with Stream.create("vcam1", (4, 4), np.uint16):
+        rc, err = _run_into_closed_pipe(
+            [str(BIN / "vampires"), "stream", "info", "vcam1"],
+            env={**os.environ, "MILK_SHM_DIR": str(shm_dir)},
+        )
+    assert (rc, err) == (141, "")
+
+
 # -- live, in a real terminal (tmux) ---------------------------------------------------
 
 

@@ -152,15 +152,21 @@ def test_preplog_start_pause_stop(
         assert frames, cam
         assert all(n == 30 for n in frames), (cam, frames)  # --wait: every cube complete
 
-    assert startlog.main(["-z", "-1"]) == 0
-    wait_for(lambda: all(status(c)["logger"]["frames"] >= 45 for c in CAMS), 20, "frames")  # type: ignore[index]
+    first_run = {c: len(fits_frames(folders[c])) for c in CAMS}
+    assert startlog.main(["-z", "-1"]) == 0  # the frame counters restart with the run
+    wait_for(lambda: all(status(c)["logger"]["frames"] >= 45 for c in CAMS), 20, "frames")  # type: ignore[index,operator]
     assert pauselog.main([]) == 0  # now: the cube in flight is truncated
     assert "off ok" in capsys.readouterr().out
     wait_for(lambda: all(status(c)["state"] == "idle" for c in CAMS), 20, "idle after pause")
     for cam in CAMS:
-        frames = fits_frames(folders[cam])
-        assert frames[-1] < 30, (cam, frames)
-        assert frames[-1] > 0
+        # every frame of the second run is in a file: full cubes, then the cube in
+        # flight truncated (how many frames it had at 'off' depends on the machine;
+        # exactly a multiple of 30 leaves no cube in flight)
+        logged = int(status(cam)["logger"]["frames"])  # type: ignore[index]
+        frames = fits_frames(folders[cam])[first_run[cam] :]
+        assert sum(frames) == logged, (cam, frames, logged)
+        assert all(n == 30 for n in frames[:-1]), (cam, frames)
+        assert frames[-1] == (logged % 30 or 30), (cam, frames, logged)
 
     assert stoplog.main(["--no-kill"]) == 0
     assert "off ok" in capsys.readouterr().out
@@ -383,3 +389,145 @@ def test_no_numba_or_astropy_on_command_paths(shm_dir: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+class _Terminal(io.StringIO):
+    """stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _run_cmd(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_startlog_keeps_the_cube_count_prepared_by_preplog(
+    writer: Writer,
+    cleanup: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # issue 13 item 1: the operator's sequence, as processes, stdin not a terminal
+    out_dir = tmp_path / "night"
+    prep = _run_cmd(["vampires_preplog"], stdin=f"50\n2\n-1\nn\nDARK\n{out_dir}\n")
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    assert status("vcam1")["cubes"] == 2
+    start = _run_cmd(["vampires_startlog"])
+    assert start.returncode == 0, start.stdout + start.stderr
+    assert "vcam1: on ok" in start.stdout
+    assert status("vcam1")["cubes"] == 2
+    assert status("vcam2")["cubes"] == 2
+    assert stoplog.main(["--no-kill"]) == 0
+    # on a terminal, Enter keeps the prepared count; a typed answer wins
+    monkeypatch.setattr(sys, "stdin", _Terminal("\n"))
+    assert startlog.main(["-c", "1"]) == 0
+    assert "Enter keeps the prepared count" in capsys.readouterr().out
+    assert status("vcam1")["cubes"] == 2
+    assert stoplog.main(["--no-kill", "-c", "1"]) == 0
+    monkeypatch.setattr(sys, "stdin", _Terminal("5\n"))
+    assert startlog.main(["-c", "1"]) == 0
+    assert status("vcam1")["cubes"] == 5
+    assert stoplog.main(["--no-kill", "-c", "1"]) == 0
+    # an explicit -z wins, -1 included
+    assert startlog.main(["-c", "1", "-z", "-1"]) == 0
+    assert status("vcam1")["cubes"] == -1
+
+
+def test_preplog_refuses_bad_options_before_saying_where_files_go(
+    shm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in (["-n", "-5", "-t", "DARK"], ["-n", "5", "-t", "FOO"], ["-n", "5", "-z", "0"]):
+        argv = [*bad, "-c", "1", "-na", "-d", str(tmp_path)]
+        if "-z" not in bad:
+            argv += ["-z", "-1"]
+        assert preplog.main(argv) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "", argv
+        assert captured.err.startswith("vampires_preplog: "), argv
+    # a camera that fails says what failed, not where its files would go
+    assert (
+        preplog.main(["-n", "5", "-z", "-1", "-c", "1", "-na", "-t", "DARK", "-d", str(tmp_path)])
+        == 1
+    )
+    out = capsys.readouterr().out
+    assert "vcam1: FAILED" in out
+    assert "files go to" not in out
+    assert discover("logger") == []
+
+
+def test_oversized_values_are_refused_and_the_logger_keeps_saving(
+    writer: Writer, cleanup: None, tmp_path: Path
+) -> None:
+    # issue 13 item 6: 'set -n 999...' answered ok, then 'on' killed the writer thread
+    assert logger_cli.main(["start", "vcam1", "-n", "20", "--root", str(tmp_path)]) == 0
+    huge = "99999999999999999999999999999"
+    for argv in (["-n", huge], ["-z", huge], ["--timeout", "1e300"], ["--dir", "/proc/nope"]):
+        done = _run_cmd(["vampires", "logger", "set", "vcam1", *argv])
+        assert done.returncode == 1, argv
+        assert "vcam1: set FAILED" in done.stdout, done.stdout
+    done = _run_cmd(["vampires", "logger", "set", "vcam1", "-n", huge])
+    assert "must be <= 2.14748e+09" in done.stdout
+    done = _run_cmd(["vampires", "logger", "set", "vcam1", "--dir", "/proc/nope"])
+    assert "cannot create the folder /proc/nope" in done.stdout
+    st = status("vcam1")
+    assert (st["cube_size"], st["cubes"], st["timeout"]) == (20, -1, 0.0)
+    assert st["folder"] == ""
+    done = _run_cmd(["vampires", "logger", "on", "vcam1"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: status("vcam1")["logger"]["files"] >= 2, 30, "two cubes")  # type: ignore[index]
+    st = status("vcam1")
+    assert st["logger"]["error"] is None  # type: ignore[index]
+    assert st["worker_failure"] is None
+
+
+def test_logger_daemon_survives_its_stream_file_shrinking(cleanup: None, tmp_path: Path) -> None:
+    # issue 13 item 7: truncating a mapped stream killed the logger daemon with SIGBUS
+    from vampires.errors import StreamError
+
+    stream = Stream.create("vcam1", SHAPE, np.uint16)
+    frame = np.zeros(SHAPE, np.uint16)
+
+    def pump(s: Stream, n: int) -> None:
+        for i in range(n):
+            frame.fill(i)
+            s.write(frame, acquisition_time=time.time())
+            time.sleep(0.003)
+
+    assert logger_cli.main(["start", "vcam1", "-n", "10", "--root", str(tmp_path)]) == 0
+    pid = status("vcam1")["pid"]
+    assert startlog.main(["-c", "1", "-z", "-1"]) == 0
+    wait_for(lambda: status("vcam1")["logger"]["attached"], 10, "the logger to attach")  # type: ignore[index]
+    pump(stream, 30)
+    wait_for(lambda: status("vcam1")["logger"]["files"] >= 1, 20, "a first cube")  # type: ignore[index]
+    os.truncate(stream.path, 0)  # the logger's reader is blocked in its semaphore wait
+    with pytest.raises(StreamError, match="shrank"):
+        stream.write(frame)
+    stream.close()
+
+    def error() -> str:
+        return str(status("vcam1")["logger"]["error"] or "")  # type: ignore[index]
+
+    wait_for(lambda: "vcam1" in error(), 20, "the error in the status")
+    assert pid_alive(int(pid))  # type: ignore[arg-type]
+    files = status("vcam1")["logger"]["files"]  # type: ignore[index]
+    stream = Stream.create("vcam1", SHAPE, np.uint16, exist_ok=True)
+    try:
+        deadline = time.monotonic() + 30
+        while status("vcam1")["logger"]["files"] < files + 2:  # type: ignore[index,operator]
+            assert time.monotonic() < deadline, f"no new cube after re-creation: {error()}"
+            pump(stream, 10)
+        assert status("vcam1")["pid"] == pid
+        assert status("vcam1")["state"] == "saving"
+        assert error() == ""
+    finally:
+        stream.destroy()

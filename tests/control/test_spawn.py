@@ -100,6 +100,25 @@ def test_daemon_dying_at_startup_reports_its_log(shm_dir: Path) -> None:
         spawn_daemon(argv, kind="echo", name="bad", timeout=10.0)
 
 
+def test_startup_failure_is_one_line_without_an_earlier_runs_log(shm_dir: Path) -> None:
+    # issue 13 item 11: the message held the whole log, earlier runs included
+    argv = [sys.executable, "-c", "import sys; print('first run: old trouble'); sys.exit(3)"]
+    with pytest.raises(ControlError):
+        spawn_daemon(argv, kind="echo", name="again", timeout=10.0)
+    argv = [
+        sys.executable,
+        "-c",
+        "import sys; print('noise'); print('ConfigError: fps must be > 0'); sys.exit(3)",
+    ]
+    with pytest.raises(ControlError) as info:
+        spawn_daemon(argv, kind="echo", name="again", timeout=10.0)
+    text = str(info.value)
+    assert "\n" not in text
+    assert "old trouble" not in text
+    assert text.startswith("echo daemon for 'again' exited during start-up: ConfigError: fps")
+    assert "echo-again.log" in text
+
+
 def test_daemon_never_answering_is_terminated(shm_dir: Path) -> None:
     argv = [sys.executable, "-c", "import time; time.sleep(30)"]
     with pytest.raises(ControlTimeout, match=r"did not answer ping within 0\.5 s") as info:

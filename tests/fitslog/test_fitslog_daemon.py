@@ -149,6 +149,16 @@ def test_set_and_get(harness: Harness, tmp_path: Path) -> None:
         ("set", {"bogus": 1}, "unknown argument"),
         ("on", {"cubes": 0}, "-1"),
         ("on", {"cubes": True}, "must be int"),
+        # issue 13 item 6: values past the policy's bounds never reach the logger
+        ("set", {"cube_size": 99999999999999999999999999999}, "<= 2.14748e\\+09"),
+        ("set", {"cube_size": 2**31}, "<= 2.14748e\\+09"),
+        ("set", {"cubes": 2**63}, "<= 2.14748e\\+09"),
+        ("set", {"timeout": 1e300}, "<= 86400"),
+        ("set", {"cube_size": 10, "timeout": 1e300}, "<= 86400"),
+        ("on", {"cubes": 99999999999999999999999999999}, "<= 2.14748e\\+09"),
+        ("set", {"folder": "relative/dir"}, "must be an absolute path"),
+        ("set", {"folder": "/proc/nope"}, "cannot create the folder /proc/nope"),
+        ("set", {"root": "/proc/nope", "cube_size": 10}, "cannot create the folder /proc/nope"),
         ("off", {"now": True}, "unknown argument"),
         ("launch", {}, "unknown command"),
     ],
@@ -352,3 +362,89 @@ def test_flush_and_sync_intervals_are_daemon_options(harness: Harness) -> None:
             with pytest.raises(VampiresError, match=r"flush_interval|sync_interval"):
                 client.call("set", **bad)
     assert harness.logger.policy.flush_interval == 0.5
+
+
+def test_policy_bounds_are_checked_by_the_daemon_even_past_the_arg_schema(
+    harness: Harness,
+) -> None:
+    # the command schema takes its bounds from the policy; the policy itself is
+    # the last check (evolve) before anything is applied
+    for name, arg in harness.daemon.commands()["set"].args.items():
+        if arg.maximum is not None:
+            assert name in {"cube_size", "cubes", "timeout"}
+    with pytest.raises(CommandError, match=r"1\.\.2147483647"):
+        harness.daemon._set({"cube_size": 2**31})
+    assert harness.logger.calls == []
+
+
+class DyingLogger(FakeLogger):
+    """A fake logger with a real worker thread that dies on demand."""
+
+    def __init__(self, *a: Any) -> None:
+        super().__init__(*a)
+        self.crash = threading.Event()
+        self.thread = threading.Thread(target=self._work, name="logger-fake-writer", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        self.crash.wait()
+        msg = "Python int too large to convert to C long"
+        raise OverflowError(msg)
+
+    def workers_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def close(self, finish_cube: bool = True, timeout: float = 60.0) -> None:
+        self.crash.set()
+        super().close(finish_cube, timeout)
+
+
+def _wait(pred: Any, what: str, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_thread_is_reported_and_the_logger_recreated(tmp_path: Path) -> None:
+    from vampires.fitslog import daemon as daemon_mod
+
+    loggers: list[DyingLogger] = []
+
+    def factory(*a: Any) -> DyingLogger:
+        loggers.append(DyingLogger(*a))
+        return loggers[-1]
+
+    daemon = LoggerDaemon("vcam1", CubePolicy(frames_per_cube=10), root=tmp_path, factory=factory)
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon.serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: len(loggers) == 1, "the logger")
+        call("on")
+        loggers[0].crash.set()  # the worker thread dies with an uncaught exception
+        _wait(lambda: len(loggers) == 2, "the logger to be re-created")
+        reply = call("status")
+        assert reply["state"] == "saving"  # saving resumed
+        assert "OverflowError: Python int too large" in reply["worker_failure"]
+        assert "saving resumed" in reply["worker_failure"]
+        assert loggers[0].closed
+        assert ("start", None) in loggers[1].calls
+        # a failure that keeps coming back ends the daemon with the reason
+        for n in range(2, daemon_mod.MAX_RESTARTS + 1):
+            loggers[-1].crash.set()
+            if n < daemon_mod.MAX_RESTARTS:
+                _wait(lambda n=n: len(loggers) == n + 1, "another re-creation")
+        thread.join(20.0)
+        assert not thread.is_alive()
+        assert daemon.fatal is not None
+        assert f"died {daemon_mod.MAX_RESTARTS} times" in daemon.fatal
+        assert "vampires_preplog" in daemon.fatal
+        with pytest.raises(DaemonNotRunning):
+            call("status")
+    finally:
+        stop.set()
+        thread.join(5.0)

@@ -370,6 +370,14 @@ def test_bad_input(tmp_path, stream) -> None:
         Logger("vcam1", policy, root=tmp_path, buffers=1)
     with pytest.raises(ConfigError, match="time_source"):
         Logger("vcam1", policy, root=tmp_path, time_source="gps")
+    # issue 13 item 11: a folder it can never write to is refused at once
+    for folder in ("/proc/nope", tmp_path / "file" / "sub"):
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(ConfigError, match="cannot create the folder"):
+            Logger("vcam1", policy, dirname=folder)
+        with pytest.raises(ConfigError, match="cannot create the folder"):
+            Logger("vcam1", policy, root=folder)
+        (tmp_path / "file").unlink()
     log = Logger("vcam1", policy, root=tmp_path)
     with pytest.raises(ConfigError):
         log.set_policy(3)  # type: ignore[arg-type]
@@ -392,8 +400,11 @@ def test_close_finishes_the_cube(stream, tmp_path, check_cube) -> None:
 
 def test_unwritable_folder_then_fixed(stream, tmp_path, check_cube) -> None:
     blocker = tmp_path / "not-a-folder"
-    blocker.write_text("x")
     with Logger("vcam1", CubePolicy(frames_per_cube=3), dirname=blocker / "sub") as log:
+        # the folder is checked at construction; it goes away afterwards
+        (blocker / "sub").rmdir()
+        blocker.rmdir()
+        blocker.write_text("x")
         log.start()
         publish_lockstep(stream, log, 3)
         wait_until(lambda: log.status().error is not None)

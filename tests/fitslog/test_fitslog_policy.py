@@ -96,3 +96,21 @@ def test_bad_dicts_and_frames() -> None:
         CubePolicy.for_frame((3, 3), "uint16", 0)
     with pytest.raises(ConfigError):
         CubePolicy.for_frame((3, 3), "notadtype")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"frames_per_cube": 99999999999999999999999999999},
+        {"frames_per_cube": 2**31},
+        {"frames_per_cube": 1, "cubes": 2**31},
+        {"frames_per_cube": 1, "timeout": 1e300},
+        {"frames_per_cube": 1, "timeout": 86400.5},
+        {"frames_per_cube": 1, "max_bytes": 2**63},
+    ],
+)
+def test_values_past_the_bounds_are_refused(fields: dict[str, object]) -> None:
+    # issue 13 item 6: an oversized value overflowed in the logger's threads
+    with pytest.raises(ConfigError, match="CubePolicy"):
+        CubePolicy(**fields)  # type: ignore[arg-type]
+    assert CubePolicy(frames_per_cube=2**31 - 1, cubes=2**31 - 1, timeout=86400.0).cubes > 0

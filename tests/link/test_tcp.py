@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import subprocess
@@ -23,10 +24,17 @@ from tests.link.linkhelpers import (
     wait_for,
 )
 from vampires.control import ControlClient
-from vampires.errors import ConfigError, LinkError
+from vampires.errors import ConfigError, LinkError, StreamTimeout
 from vampires.link import protocol as p
 from vampires.link.tcp import TcpReceiver, TcpSender
 from vampires.stream import Stream
+from vampires.testing.cwriter import (
+    CWriterProcess,
+    count_tags,
+    frame_tag,
+    make_base_frame,
+    tag_frame,
+)
 
 SHAPE = (24, 40)
 
@@ -169,6 +177,9 @@ def test_mirror_counters_keywords_and_deletions(
         mirror = open_when_ready("mirror")
         with mirror:
             wait_for(lambda: receiver.status().connected, what="connection")
+            # the receiver creates the stream, then writes the hello's keywords and
+            # names the stream in its status: wait for that, not just the connection
+            wait_for(lambda: receiver.status().stream == "mirror", what="hello applied")
             assert mirror.nkeywords >= 80
             assert mirror.keywords.to_dict() == {"EXPTIME": 0.25, "OLD": "x"}
             with mirror.reader() as reader:
@@ -351,6 +362,92 @@ def test_receiver_survives_garbage(
             assert reader.next(5.0).cnt0 == 1
 
 
+def _raw_frame(cnt0: int, shape: tuple[int, ...] = SHAPE) -> bytes:
+    pixels = expected_frame(cnt0, shape).tobytes()
+    header = p.encode_frame_header(
+        p.FrameHeader(
+            cnt0=cnt0,
+            cnt1=0,
+            acquisition_time=1.7e9 + cnt0,
+            write_time=1.7e9 + cnt0,
+            keywords_nbytes=0,
+            payload_nbytes=len(pixels),
+        )
+    )
+    return header + pixels + p.encode_trailer(p.FrameStatus.VALID)
+
+
+def _raw_hello(raw: socket.socket) -> None:
+    """Say HELLO for a SHAPE uint16 stream "cam" and read the ACK."""
+    raw.sendall(p.encode_hello(p.Hello(name="cam", shape=SHAPE, dtype="<u2", generation=1)))
+    ack = raw.recv(p.PREFIX.size + p.ACK_FIXED.size, socket.MSG_WAITALL)
+    accepted, _ = p.decode_ack(ack[p.PREFIX.size :])
+    assert accepted
+
+
+def test_frame_without_hello_on_a_new_connection_is_refused(
+    pair: tuple[TcpReceiver, Callable[..., TcpSender]],
+) -> None:
+    """The HELLO belongs to its connection: a new one that skips it is not published."""
+    receiver, sender = pair
+    with Stream.create("cam", SHAPE, np.uint16) as src:
+        tx = sender()
+        mirror = open_when_ready("mirror")
+        with mirror, mirror.reader() as reader:
+            wait_for(lambda: receiver.status().connected, what="sender connected")
+            src.write(expected_frame(1, SHAPE), acquisition_time=1.7e9 + 1)
+            assert reader.next(5.0).cnt0 == 1
+            tx.close()  # BYE: the receiver waits for the next connection
+            wait_for(lambda: not receiver.status().connected, what="sender gone")
+            with _raw_client(receiver.port) as raw:
+                raw.sendall(_raw_frame(99))  # a FRAME with no HELLO first
+                wait_for(lambda: receiver.status().malformed >= 1, what="frame refused")
+            assert "before any hello" in str(receiver.status().error)
+            assert mirror.cnt0 == 1
+            assert np.array_equal(mirror.read(), expected_frame(1, SHAPE))
+
+
+@pytest.mark.parametrize("stuck", ["prefix", "pixels"])
+def test_a_connection_stuck_mid_message_is_replaced_by_a_new_sender(stuck: str) -> None:
+    """A half-open connection stalled inside a message does not hold off a real sender.
+
+    The idle timeout is far longer than the waits here: only the replacement
+    promised by the docs lets the new sender through.
+    """
+    with (
+        TcpReceiver(0, name="mirror", idle_timeout=120) as receiver,
+        _raw_client(receiver.port) as raw,
+    ):
+        if stuck == "prefix":
+            raw.sendall(p.encode_heartbeat()[:3])  # 3 bytes of a message prefix
+        else:
+            _raw_hello(raw)
+            partial = _raw_frame(5)
+            raw.sendall(partial[: len(partial) // 2])  # header and half the pixels
+        wait_for(lambda: receiver.status().connected, what="stuck connection accepted")
+        time.sleep(0.3)  # the receiver is now waiting inside the message
+        with (
+            Stream.create("cam", SHAPE, np.uint16) as src,
+            TcpSender("cam", "127.0.0.1", receiver.port),
+        ):
+            mirror = open_when_ready("mirror", timeout=30)
+            with mirror, mirror.reader() as reader:
+                got: list[int] = []
+                deadline = time.monotonic() + 30
+                while not got and time.monotonic() < deadline:
+                    src.write(expected_frame(src.cnt0 + 1, SHAPE), acquisition_time=1.7e9)
+                    with contextlib.suppress(StreamTimeout):
+                        frame = reader.next(0.5)
+                        assert np.array_equal(frame.data, expected_frame(frame.cnt0, SHAPE))
+                        got.append(frame.cnt0)
+                assert got, f"the new sender never got through ({receiver.status().line()})"
+                assert 5 not in got  # the half frame of the stuck connection: never published
+        raw.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):
+            assert raw.recv(1) == b""  # the stuck connection was closed
+        assert receiver.status().reconnects >= 1
+
+
 def test_receiver_drops_a_silent_connection() -> None:
     with TcpReceiver(0, name="mirror", idle_timeout=0.5) as receiver:
         with _raw_client(receiver.port):  # connects, then says nothing at all
@@ -495,15 +592,62 @@ def test_10000_frames_mirrored_byte_exact_between_processes(
     assert first >= 1
     assert int(recv["frames"]) == int(sent["frames"])
     assert int(sent["frames"]) + int(sent["skipped"]) == n - first + 1
-    # frames sent from their slot may be overwritten on a loaded machine: then
-    # the receiver dropped them (never published, the check above saw none)
+    # frames sent from shared memory (their slot, or the live pixel array of a
+    # stream without one) may be overwritten on a loaded machine: then the
+    # receiver dropped them (never published, the check above saw none)
     assert int(recv["torn"]) <= int(sent["torn"])
-    if not cbsize:
-        assert recv["torn"] == 0
     assert recv["malformed"] == 0
     assert tx.stop() == 0
     assert rx.stop() == 0
     assert "mirroring cam into local stream mirror" in rx.output()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["isio", "pymilk"])
+def test_10000_frames_of_a_c_like_writer_mirrored_byte_exact(
+    link_process: Callable[..., LinkProcess], order: str
+) -> None:
+    """A writer like C code (in place, no circular buffer), both post orders, in its own process.
+
+    Every frame that reaches the mirror is byte-exact under the counter it was
+    written with (a frame sent while being overwritten is never published,
+    nor one taken before its count moved), in order; every frame not carried
+    is counted by the sender.
+    """
+    n = 10_000
+    port = free_port()
+    rx = link_process("tcp-recv", str(port), "--name", "mirror")
+    base = make_base_frame(SHAPE, np.uint16)
+    with CWriterProcess("cam", SHAPE, fps=1000, frames=n, order=order, start_delay=1.0) as w:  # type: ignore[arg-type]
+        tx = link_process("tcp-send", "cam", f"127.0.0.1:{port}")
+        mirror = open_when_ready("mirror", timeout=30)
+        tags: list[int] = []
+        with mirror, mirror.reader(catch_up=True) as reader:
+            expected = base.copy()
+            while not tags or tags[-1] < n - 1:
+                frame = reader.next(timeout=30.0)
+                tag = frame_tag(frame.data)
+                assert tag >= 0, f"torn frame published at cnt0 {frame.cnt0}"
+                assert frame.cnt0 == tag + 1, f"frame {tag} published as cnt0 {frame.cnt0}"
+                tag_frame(expected, tag)
+                assert np.array_equal(frame.data, expected), f"frame {tag} is not byte-exact"
+                tags.append(tag)
+        w.wait(timeout=60)
+    assert all(b > a for a, b in itertools.pairwise(tags)), "frames out of order"
+    _missed, duplicated, torn = count_tags(tags, n)
+    assert (duplicated, torn) == (0, 0)
+    recv = wait_for(
+        lambda: (s := _status("mirror.tcp-recv"))["last_cnt0"] == n and s, what="receiver"
+    )
+    sent = _status("cam.tcp-send")
+    # every frame of the source is either mirrored or counted as skipped by the sender
+    first = n - int(recv["frames"]) - int(recv["skipped"]) + 1
+    assert int(sent["frames"]) + int(sent["skipped"]) == n - first + 1
+    assert int(recv["torn"]) <= int(sent["torn"])
+    assert recv["malformed"] == 0
+    assert tx.stop() == 0
+    assert rx.stop() == 0
 
 
 @pytest.mark.integration

@@ -785,3 +785,40 @@ def test_closing_wakes_a_blocked_reader_thread(how: str):
     assert len(errors) == 1
     assert isinstance(errors[0], StreamClosedError)
     s.destroy()
+
+
+def _milk_keywords(path: Path) -> list[tuple[str, object]]:
+    """Read the keyword table from the file the way milk and pyMilk do: stop at 'N'."""
+    with Stream.open(path.name.removesuffix(".im.shm"), shm_dir=path.parent) as s:
+        offset, count = s.layout.keywords, s.layout.nkeywords
+    table = np.fromfile(path, KEYWORD_DTYPE, count, offset=offset)
+    out: list[tuple[str, object]] = []
+    for entry in table:
+        kind = bytes(entry["type"])
+        if kind == b"N":
+            break
+        name = bytes(entry["name"]).split(b"\0")[0].decode()
+        out.append((name, int(entry["numl"]) if kind == b"L" else None))
+    return out
+
+
+def test_deleting_a_keyword_leaves_no_hole_for_milk_readers(shm_dir: Path):
+    # issue 13 item 9: a hole ('N', empty name) hid every keyword after it
+    with Stream.create("kwdel", (2, 2), np.uint8, nkeywords=6) as s:
+        s.keywords.update({"A": 1, "B": 2, "C": 3, "D": 4})
+        del s.keywords["B"]
+        assert _milk_keywords(s.path) == [("A", 1), ("C", 3), ("D", 4)]
+        assert s.keywords.to_dict() == {"A": 1, "C": 3, "D": 4}
+        del s.keywords["D"]  # the last one
+        del s.keywords["A"]  # the first one
+        assert _milk_keywords(s.path) == [("C", 3)]
+        # a writer appending at the first 'N' (pyMilk) erases nothing
+        s.keywords["E"] = 5
+        assert _milk_keywords(s.path) == [("C", 3), ("E", 5)]
+        assert s.keywords.comment("C") == ""
+        del s.keywords["C"]
+        del s.keywords["E"]
+        assert _milk_keywords(s.path) == []
+        assert len(s.keywords) == 0
+        with pytest.raises(KeyError):
+            del s.keywords["E"]

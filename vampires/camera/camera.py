@@ -721,7 +721,7 @@ class Camera:
                     self.backend.configure(new.settings)
                     self._state = new
                     self._write_keywords()
-            except CameraError:
+            except (CameraError, StreamError):
                 self._state = old
                 with contextlib.suppress(CameraError):
                     self.backend.configure(old.settings)
@@ -1016,10 +1016,11 @@ class Camera:
         Parameters
         ----------
         name
-            Keyword name (at most 16 ASCII characters), not one the camera
-            manages (``EXPTIME`` ...: use the dedicated setter).
+            Keyword name (at most 15 printable ASCII characters, no spaces: the
+            stream's limit), not one the camera manages (``EXPTIME`` ...: use
+            the dedicated setter).
         value
-            int, float, str (at most 16 characters) or bool.
+            int, float, str (at most 15 characters) or bool.
 
         Raises
         ------
@@ -1083,9 +1084,22 @@ class Camera:
         return self.backend.temperature()
 
     @property
-    def stream(self) -> Stream | None:
-        """The camera's stream while running (do not close it)."""
-        return self._stream
+    def stream(self) -> Stream:
+        """The camera's stream while running (do not close it).
+
+        Raises
+        ------
+        CameraError
+            The camera is not started (no stream yet): call :meth:`start`.
+        """
+        stream = self._stream
+        if stream is None:
+            msg = (
+                f"camera {self.name}: not started, so it has no stream; call start() "
+                f"(or open the stream of a running camera with Stream.open({self.name!r}))"
+            )
+            raise CameraError(msg)
+        return stream
 
     def status(self) -> CameraStatus:
         """Return a snapshot of the camera."""
@@ -1173,10 +1187,14 @@ class RemoteCamera:
         self._client = ControlClient("camera", name, timeout=timeout, shm_dir=shm_dir)
 
     def _not_running(self, why: str) -> CameraError:
-        msg = (
-            f"camera {self.name}: no camera daemon is running ({why}); "
-            f"start it with 'vampires camstart {self.name} --sim'"
-        )
+        from vampires.camera.modes import known_cameras
+
+        known = known_cameras()
+        if self.name in known:
+            advice = f"start it with 'vampires camstart {self.name} --sim'"
+        else:  # camstart would refuse it too: do not advise a command that fails
+            advice = f"{self.name!r} is not a known camera (known: {', '.join(known)})"
+        msg = f"camera {self.name}: no camera daemon is running ({why}); {advice}"
         return CameraError(msg)
 
     def _call(self, command: str, /, *, slow: bool = False, **args: Any) -> dict[str, Any]:  # noqa: ANN401

@@ -4,9 +4,10 @@ Everything here is a pure function of its arguments (no camera, no stream),
 so the header a logged cube will carry can be built and checked in a test.
 Values are Python ``int``, ``float`` (kept as doubles: no ``%20.8f``
 rounding, which left the WCS matrices with 2-3 significant digits), ``str``
-(at most 16 characters, the ImageStreamIO limit) or ``bool`` (stored by the
+(at most 15 characters, the ImageStreamIO limit) or ``bool`` (stored by the
 stream as ``#TRUE#`` / ``#FALSE#``). Every value comes with a comment of at
-most 80 characters; :func:`check_keywords` enforces the limits.
+most 79 characters; :func:`check_keywords` enforces the stream's own limits
+(:mod:`vampires.stream.layout`, checked by ``StreamKeywords.check``).
 
 Keywords starting with ``_`` are technical: the logger never writes them to
 FITS (``_MAQTIME`` acquisition time in us since the epoch, ``_FGSIZE1/2`` frame
@@ -53,9 +54,6 @@ MBI_FIELDS = ("F760", "F720", "F670", "F610")
 #: Suffixes of the four WCS sets.
 WCS_SUFFIXES = ("", "B", "C", "D")
 
-_NAME_MAX = 16
-_STR_MAX = 16
-_COMMENT_MAX = 80
 _NON_SDI_FILTERS = frozenset({"UNKNOWN", "OPEN", "BLOCK", ""})
 _MAS_PER_DEG = 3.6e6
 
@@ -363,6 +361,10 @@ def frame_keywords(acquisition_time: float, measured_fps: float) -> dict[str, Ke
 def check_keywords(keywords: Mapping[str, object]) -> None:
     """Check names, values and comments against the stream limits.
 
+    The limits are the stream's (:meth:`vampires.stream.StreamKeywords.check`,
+    from :mod:`vampires.stream.layout`), so a keyword that passes here is one
+    the stream accepts; floats must also be finite.
+
     Parameters
     ----------
     keywords
@@ -371,29 +373,15 @@ def check_keywords(keywords: Mapping[str, object]) -> None:
     Raises
     ------
     KeywordError
-        A name longer than 16 characters or not ASCII, a string value longer
-        than 16 characters, a comment longer than 80, a non-finite float or a
-        value of another type.
+        A name of more than 15 characters, not printable ASCII or with spaces,
+        a string value of more than 15 characters, a comment of more than 79,
+        a non-finite float or a value of another type.
     """
+    from vampires.stream import StreamKeywords
+
+    StreamKeywords.check(keywords)
     for name, item in keywords.items():
-        value, comment = item if isinstance(item, tuple) else (item, "")
-        if not name or len(name) > _NAME_MAX or not name.isascii():
-            msg = f"keyword name {name!r} must be 1-{_NAME_MAX} ASCII characters"
-            raise KeywordError(msg)
-        if isinstance(value, str):
-            if len(value) > _STR_MAX or not value.isascii():
-                msg = (
-                    f"keyword {name}: string value {value!r} must be at most {_STR_MAX} "
-                    "ASCII characters"
-                )
-                raise KeywordError(msg)
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                msg = f"keyword {name}: value must be finite (got {value!r})"
-                raise KeywordError(msg)
-        elif not isinstance(value, int):  # bool is an int
-            msg = f"keyword {name}: value must be int, float, str or bool (got {value!r})"
-            raise KeywordError(msg)
-        if not isinstance(comment, str) or len(comment) > _COMMENT_MAX:
-            msg = f"keyword {name}: comment must be a string of at most {_COMMENT_MAX} characters"
+        value = item[0] if isinstance(item, tuple) else item
+        if isinstance(value, float) and not math.isfinite(value):
+            msg = f"keyword {name}: value must be finite (got {value!r})"
             raise KeywordError(msg)

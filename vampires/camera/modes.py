@@ -26,7 +26,8 @@ trigger the frame rate is ``1 / max(tint, readout)``; with external
 
 Alignment: ORCA-Quest subarray origins and sizes are multiples of 4. A crop
 that is not (HALFARC's origin in the tables) is reported with a warning when
-loaded and used *snapped* (:meth:`CropMode.snapped`: origin rounded down,
+a camera selects it (not at every table load) and used *snapped*
+(:meth:`CropMode.snapped`: origin rounded down,
 size rounded up, kept inside the sensor); the header's ``PRD-*`` keywords
 describe the snapped crop, i.e. the pixels really read.
 """
@@ -48,6 +49,7 @@ import attrs
 
 from vampires.config import Config
 from vampires.errors import ConfigError
+from vampires.stream.layout import KEYWORD_STRING_MAX
 
 __all__ = [
     "DATA_TYPES",
@@ -81,7 +83,8 @@ DATA_TYPES = (
     "TEST",
 )
 
-_NAME_MAX = 16
+#: A crop name is written to the stream as the string keyword ``_CROP``.
+_NAME_MAX = KEYWORD_STRING_MAX
 
 
 class ReadoutMode(enum.StrEnum):
@@ -254,7 +257,7 @@ class CropMode:
     Attributes
     ----------
     name
-        Mode name (``STANDARD``, ``MBI`` ...), at most 16 characters.
+        Mode name (``STANDARD``, ``MBI`` ...), at most 15 characters (a stream string keyword).
     x0, y0
         Origin: first column and row, 0-based full-sensor pixels.
     width, height
@@ -806,13 +809,5 @@ def _build_table(name: str, raw: Mapping[str, Any]) -> CameraTable:
         raise ConfigError(msg)
     table.readout(table.default_readout)
     for crop in crops.values():
-        table._check_inside(crop)
-        if not crop.is_aligned(table.alignment):
-            snapped = crop.snapped(table.alignment, table.sensor)
-            logger.warning(
-                "camera %s: table crop %s (%d, %d, %dx%d) is not on the %d-pixel grid; "
-                "the camera will read (%d, %d, %dx%d)",
-                name, crop.name, crop.x0, crop.y0, crop.width, crop.height,
-                table.alignment, snapped.x0, snapped.y0, snapped.width, snapped.height,
-            )  # fmt: skip
+        table._check_inside(crop)  # off-grid crops are reported when used (crop())
     return table

@@ -6,7 +6,7 @@ operators know from ``vampires_preplog``; note that milk-streamFITSlog used
 
   -n/--frames N     frames per cube          (alias --cube-size)
   -z/--cubes N      number of cubes, -1 = until stopped   (alias --ncubes)
-  -c/--camera CAM   1, 2, -1 = both (default), or a stream name such as vcam1
+  -c/--camera CAM   1, 2, -1 or both (default), or a stream name such as vcam1
 """
 
 from __future__ import annotations
@@ -21,11 +21,35 @@ if TYPE_CHECKING:
 
 CAMERAS = ("vcam1", "vcam2")
 
-OPTION_SCHEME = """\
-option letters (same in vampires_preplog, _startlog, _pauselog, _stoplog):
-  -n/--frames N    frames per cube     -z/--cubes N    number of cubes (-1 = until stopped)
-  -c/--camera CAM  1, 2, -1 = both, or a stream name (vcam1)
-  (milk-streamFITSlog's -z/-c meant cube size/cube count; ours do not)"""
+#: How every command names the cameras (-c), logging and camera commands alike.
+CAMERA_HELP = "camera: 1, 2, -1 or both (default both), or a stream name such as vcam1"
+
+_SCHEME_LINES = {
+    "n": "  -n/--frames N    frames per cube (alias --cube-size)",
+    "z": "  -z/--cubes N     number of cubes, -1 = until stopped (alias --ncubes)",
+    "c": "  -c/--camera CAM  1, 2, -1 or both, or a stream name (vcam1)",
+}
+
+
+def option_scheme(letters: str) -> str:
+    """Return the epilog listing the option letters a logging command has.
+
+    Parameters
+    ----------
+    letters
+        The letters of the command's options among ``n``, ``z``, ``c``.
+
+    Returns
+    -------
+    str
+    """
+    lines = ["option letters (the same in vampires_preplog, _startlog, _pauselog, _stoplog):"]
+    lines += [_SCHEME_LINES[letter] for letter in letters]
+    lines.append("  (milk-streamFITSlog's -z/-c meant cube size/cube count; ours do not)")
+    return "\n".join(lines)
+
+
+OPTION_SCHEME = option_scheme("nzc")
 
 
 def camera_names(value: str) -> list[str]:
@@ -73,7 +97,7 @@ def add_camera(parser: argparse.ArgumentParser) -> None:
         type=camera_names,
         default=list(CAMERAS),
         metavar="CAM",
-        help="camera: 1, 2, -1 = both (default), or a stream name such as vcam1",
+        help=CAMERA_HELP,
     )
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from vampires.cli import pipe_safe
+from vampires.cli._logcams import CAMERA_HELP
 from vampires.errors import VampiresError
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ def parse_cameras(values: Sequence[str] | None) -> list[str]:
             key = part.strip().lower()
             found = _ALIASES.get(key, (key,) if key.replace("_", "").isalnum() else None)
             if not found:
-                msg = f"invalid camera {part!r} (use 1, 2, both, or a name such as vcam1)"
+                msg = f"invalid camera {part!r} (use 1, 2, -1 or both, or a name such as vcam1)"
                 raise ValueError(msg)
             names += [n for n in found if n not in names]
     return names
@@ -104,7 +106,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "-c", "--camera", action="append",
-        help="camera: 1, 2, both (default), or a name (vcam1, vpupcam); repeatable",
+        help=f"{CAMERA_HELP} or vpupcam; repeatable",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per reply")
     return parser
@@ -134,6 +136,7 @@ def _crop_text(camera: RemoteCamera) -> str:
     return f"{crop.name} {crop.width}x{crop.height} at ({crop.x0}, {crop.y0})"
 
 
+@pipe_safe
 def set_crop(argv: Sequence[str] | None = None) -> int:
     """``set_crop MODE``: change the crop of the cameras."""
 
@@ -150,11 +153,13 @@ def set_crop(argv: Sequence[str] | None = None) -> int:
     return _run(argv, "set_crop", "Change the crop of the cameras.", add, action)
 
 
+@pipe_safe
 def get_crop(argv: Sequence[str] | None = None) -> int:
     """``get_crop``: print the crop of the cameras."""
     return _run(argv, "get_crop", "Print the crop.", None, lambda a: _crop_text)
 
 
+@pipe_safe
 def set_tint(argv: Sequence[str] | None = None) -> int:
     """``set_tint SECONDS``: set the exposure time."""
 
@@ -171,12 +176,14 @@ def set_tint(argv: Sequence[str] | None = None) -> int:
     return _run(argv, "set_tint", "Set the exposure time [s].", add, action)
 
 
+@pipe_safe
 def get_tint(argv: Sequence[str] | None = None) -> int:
     """``get_tint``: print the exposure time."""
     return _run(argv, "get_tint", "Print the exposure time.", None,
                 lambda a: lambda cam: f"{cam.tint:.6g} s")  # fmt: skip
 
 
+@pipe_safe
 def set_fps(argv: Sequence[str] | None = None) -> int:
     """``set_fps HZ``: set the frame rate (at most the crop's maximum)."""
 
@@ -193,6 +200,7 @@ def set_fps(argv: Sequence[str] | None = None) -> int:
     return _run(argv, "set_fps", "Set the frame rate [Hz].", add, action)
 
 
+@pipe_safe
 def get_fps(argv: Sequence[str] | None = None) -> int:
     """``get_fps``: print frame rate, maximum and measured rate."""
 
@@ -209,6 +217,7 @@ def get_fps(argv: Sequence[str] | None = None) -> int:
     return _run(argv, "get_fps", "Print the frame rate.", None, lambda a: go)
 
 
+@pipe_safe
 def set_readout_mode(argv: Sequence[str] | None = None) -> int:
     """``set_readout_mode FAST|SLOW``."""
 
@@ -225,12 +234,14 @@ def set_readout_mode(argv: Sequence[str] | None = None) -> int:
     return _run(argv, "set_readout_mode", "Set the readout mode.", add, action)
 
 
+@pipe_safe
 def get_readout_mode(argv: Sequence[str] | None = None) -> int:
     """``get_readout_mode``."""
     return _run(argv, "get_readout_mode", "Print the readout mode.", None,
                 lambda a: lambda cam: cam.readout_mode.value)  # fmt: skip
 
 
+@pipe_safe
 def set_trigger(argv: Sequence[str] | None = None) -> int:
     """``set_trigger enable|disable``: external trigger on or off."""
 
@@ -249,6 +260,7 @@ def set_trigger(argv: Sequence[str] | None = None) -> int:
     return _run(argv, "set_trigger", "Enable or disable the external trigger.", add, action)
 
 
+@pipe_safe
 def get_trigger(argv: Sequence[str] | None = None) -> int:
     """``get_trigger``."""
     return _run(argv, "get_trigger", "Print the trigger mode.", None,

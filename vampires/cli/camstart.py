@@ -19,6 +19,14 @@ from vampires.errors import VampiresError
 
 __all__ = ["main"]
 
+_DESCRIPTION = (
+    "Start camera daemons. Each camera runs detached (it survives the terminal); the "
+    "command returns once every daemon answers, one line per camera with the backend it "
+    "runs on: --backend, else --sim, else the config file's [backends] entry for the "
+    "camera, else the simulator. Without --mode a camera comes back in the crop, readout "
+    "mode and exposure it last had."
+)
+
 _FORWARD = ("mode", "readout", "tint", "fps", "trigger_stream", "data_type", "site", "backend")
 _FLAGS = ("sim", "external_trigger", "deterministic", "fresh")
 
@@ -59,6 +67,14 @@ def _precheck(name: str, args: argparse.Namespace) -> None:
         table.readout(_parse_readout_mode(args.readout))
     if args.tint is not None:
         table.check_tint(args.tint)
+    if args.fps is not None:
+        # the highest rate depends on the crop the camera comes back in: with
+        # --mode check it fully here, otherwise against the fastest crop (the
+        # lower limit and non-numbers are refused either way)
+        readout = args.readout if args.readout is not None else "FAST"
+        crops = [table.crop(args.mode)] if args.mode is not None else list(table.crops.values())
+        fastest = max(crops, key=lambda c: table.max_fps(c, readout))
+        table.check_fps(args.fps, fastest, readout)
     if args.data_type is not None:
         parse_data_type(args.data_type)
 
@@ -67,10 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Start camera daemons; 0 if all started."""
     from vampires.camera.daemon import add_camera_options
 
-    parser = argparse.ArgumentParser(prog="vampires camstart", description=__doc__)
+    parser = argparse.ArgumentParser(prog="vampires camstart", description=_DESCRIPTION)
     parser.add_argument("cameras", nargs="+", help="camera names (vcam1 vcam2 vpupcam)")
     add_camera_options(parser)
-    parser.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for each")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds to wait for each camera daemon to answer (default 20)",
+    )
     args = parser.parse_args(argv)
     from vampires.camera.camera import RemoteCamera
     from vampires.control import spawn_daemon

@@ -18,14 +18,27 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Stop camera daemons; 0 if all stopped (or were not running)."""
-    parser = argparse.ArgumentParser(prog="vampires camstop", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="vampires camstop",
+        description="Stop camera daemons (default: every running one). Each camera is asked "
+        "to shut down (acquisition stopped, stream file kept), all at once; the command then "
+        "waits for every daemon process to exit and prints one line per camera.",
+    )
     parser.add_argument("cameras", nargs="*", help="camera names (default: all running)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for each camera daemon to exit (default 10)",
+    )
     args = parser.parse_args(argv)
     from vampires.camera.camera import RemoteCamera
     from vampires.control import daemon_alive, discover
+    from vampires.control.spawn import pid_alive
 
-    names = args.cameras or [d.name for d in discover("camera")]
+    found = discover("camera")
+    pids = {d.name: d.pid for d in found if d.pid is not None}
+    names = args.cameras or [d.name for d in found]
     if not names:
         print("no camera daemon is running")
         return 0
@@ -41,9 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             result[name] = f"FAILED: {exc}"
     deadline = time.monotonic() + args.timeout
     pending = [n for n in names if n not in result]
+
+    def running(name: str) -> bool:
+        # the socket closes before the process has exited: wait for the process
+        pid = pids.get(name)
+        return pid_alive(pid) if pid is not None else daemon_alive("camera", name)
+
     while pending and time.monotonic() < deadline:
         time.sleep(0.02)
-        pending = [n for n in pending if daemon_alive("camera", n)]
+        pending = [n for n in pending if running(n)]
     for name in names:
         if name not in result:
             alive = name in pending

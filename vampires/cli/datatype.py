@@ -9,6 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from vampires.cli import pipe_safe
+
 __all__ = ["main"]
 
 
@@ -26,16 +28,22 @@ def _prompt(types: Sequence[str]) -> str | None:
     return answer
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Set DATA-TYP on each camera; 0 if all accepted it."""
     from vampires.camera.modes import DATA_TYPES, parse_data_type
+    from vampires.cli._logcams import CAMERA_HELP
     from vampires.cli.camctl import parse_cameras, run_on_cameras
     from vampires.errors import ConfigError
 
-    parser = argparse.ArgumentParser(prog="vampires_datatype", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="vampires_datatype",
+        description="Set DATA-TYP on the cameras (asked when not given). Each camera keeps "
+        "the value across restarts, crop and readout changes.",
+    )
     parser.add_argument("data_type", nargs="?", help=f"one of {', '.join(DATA_TYPES)}")
     parser.add_argument("-t", "--type", dest="type_option", help="same as DATA_TYPE (old spelling)")
-    parser.add_argument("-c", "--camera", action="append", help="1, 2, both (default) or a name")
+    parser.add_argument("-c", "--camera", action="append", help=CAMERA_HELP)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per reply")
     args = parser.parse_args(argv)
     try:

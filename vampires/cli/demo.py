@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires demo``; exit 0 when every cube verified and nothing was dropped."""
+    from vampires.cli import interruptible
+
+    interruptible()  # Ctrl-C ends the demo even if started with SIGINT ignored
     args = _parser().parse_args(argv)
     from rich.console import Console
     from rich.live import Live

@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from vampires.cli import interruptible, pipe_safe
 from vampires.errors import ConfigError
 from vampires.watch.watcher import Watcher, snapshot_dict
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``fitswatcher``.
 
@@ -54,9 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 (also after Ctrl-C); 1 when ``--once`` finds a folder it cannot list;
-        2 for bad arguments.
+        0 (also after Ctrl-C or ``kill -INT``, even if started with SIGINT
+        ignored); 1 when ``--once`` finds a folder it cannot list; 2 for bad
+        arguments; 141 when the reader of the output went away (``| head``).
     """
+    interruptible()
     args = _parser().parse_args(argv)
     patterns = list(args.patterns)
     if not patterns and not args.tonight:

@@ -27,7 +27,12 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vampires link", description=__doc__.split("::")[0])
+    parser = argparse.ArgumentParser(
+        prog="vampires link",
+        description="TCP mirror and ZMQ publish/subscribe daemons. Links run in the foreground "
+        "(Ctrl-C stops them cleanly) unless --daemon detaches them; either way they answer "
+        "'status' on the control plane.",
+    )
     sub = parser.add_subparsers(dest="role", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:

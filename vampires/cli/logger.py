@@ -146,6 +146,9 @@ def _run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: stop.set())
     daemon.serve(stop)
+    if daemon.fatal is not None:
+        logging.getLogger("vampires.cli.logger").error("%s", daemon.fatal)
+        return 1
     logging.getLogger("vampires.cli.logger").info("logger %s: exited cleanly", args.stream)
     return 0
 
@@ -220,6 +223,8 @@ def _command(args: argparse.Namespace) -> int:
             if r.reply is not None:
                 st = r.reply.get("logger") or {}
                 print(f"  {r.name}: " + ", ".join(f"{k}={v}" for k, v in st.items()))
+                if r.reply.get("worker_failure"):
+                    print(f"  {r.name}: {r.reply['worker_failure']}")
     return status
 
 

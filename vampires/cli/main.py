@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from types import MappingProxyType
 
+from vampires.cli import pipe_safe
+
 __all__ = ["SUBCOMMANDS", "main"]
 
 #: subcommand -> (module, one-line help). Modules expose ``main(argv) -> int``.
@@ -37,6 +39,7 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires <command> ...``.
 

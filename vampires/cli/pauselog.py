@@ -11,7 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vampires.cli._logcams import OPTION_SCHEME, add_camera, add_timeout, report
+from vampires.cli import pipe_safe
+from vampires.cli._logcams import add_camera, add_timeout, option_scheme, report
 
 __all__ = ["main"]
 
@@ -20,7 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vampires_pauselog",
         description="Pause saving on the VAMPIRES cameras (both by default).",
-        epilog=OPTION_SCHEME,
+        epilog=option_scheme("c"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_camera(parser)
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_pauselog [-c CAM] [-w]``; exit 1 if any camera failed."""
     from vampires.errors import VampiresError

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from vampires.cli import pipe_safe
 from vampires.cli._logcams import OPTION_SCHEME, camera_names, int_arg
 from vampires.errors import ConfigError
 
@@ -61,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="cameras",
         type=camera_names,
         metavar="CAM",
-        help="camera: 1, 2, -1 = both, or a stream name",
+        help="camera: 1, 2, -1 or both, or a stream name such as vcam1 (asked when omitted)",
     )
     arch = parser.add_mutually_exclusive_group()
     arch.add_argument(
@@ -145,16 +146,18 @@ def _yes_no(text: str) -> bool:
     raise ValueError(msg)
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_preplog``; exit 1 if any camera failed."""
     from vampires.camera.modes import DATA_TYPES
     from vampires.cli._logcams import CAMERAS
     from vampires.config import Config
     from vampires.errors import VampiresError
-    from vampires.fitslog.control import prepare_loggers, suggest_frames
+    from vampires.fitslog.control import check_prep, prepare_loggers, suggest_frames
 
     args = _parser().parse_args(argv)
     try:
+        _check_options(args)  # refuse bad options before any question
         config = Config.load()
         frames = args.frames
         if frames is None:
@@ -181,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = str(config.archive_root)
         else:
             base = args.directory or _ask("Please enter save directory", str, str(config.data_root))
+        check_prep(frames=frames, cubes=cubes, data_type=data_type, timeout=args.timeout)
         print(f"Saving to {base}/<UT date>/<camera>")
         results = prepare_loggers(
             cameras,
@@ -199,6 +203,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ok:
         print("Loggers ready: start saving with vampires_startlog")
     return 0 if ok else 1
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse bad option values at once (before questions and messages)."""
+    from vampires.fitslog.control import check_prep
+
+    check_prep(
+        frames=args.frames if args.frames is not None else 1,
+        cubes=args.cubes if args.cubes is not None else -1,
+        data_type=args.data_type,
+        timeout=args.timeout,
+    )
 
 
 def _data_type(choices: Sequence[str]) -> Callable[[str], str]:

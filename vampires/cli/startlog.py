@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vampires.cli._logcams import OPTION_SCHEME, add_camera, add_timeout, int_arg, report
+from vampires.cli import pipe_safe
+from vampires.cli._logcams import add_camera, add_timeout, int_arg, option_scheme, report
 
 __all__ = ["main"]
 
@@ -19,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vampires_startlog",
         description="Start saving FITS cubes on the VAMPIRES cameras (both by default).",
-        epilog=OPTION_SCHEME,
+        epilog=option_scheme("zc"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_camera(parser)
@@ -30,20 +31,25 @@ def _parser() -> argparse.ArgumentParser:
         dest="cubes",
         type=int_arg,
         metavar="N",
-        help="stop by itself after N cubes; -1 = until paused (asked when omitted on a "
-        "terminal, default -1)",
+        help="stop by itself after N cubes; -1 = until paused. Omitted: asked on a "
+        "terminal; otherwise (and on an empty answer) the count set by vampires_preplog "
+        "stands",
     )
     add_timeout(parser)
     return parser
 
 
-def _ask_cubes() -> int:
+def _ask_cubes() -> int | None:
+    """Ask the cube count on a terminal; None keeps the count the logger has."""
     if not sys.stdin.isatty():
-        return -1
-    answer = input("Specify number of cubes (-1 for infinite) [-1]: ").strip()
-    return int(answer) if answer else -1
+        return None
+    answer = input(
+        "Specify number of cubes (-1 for infinite; Enter keeps the prepared count): "
+    ).strip()
+    return int(answer) if answer else None
 
 
+@pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_startlog [-c CAM] [-z NCUBES]``; exit 1 if any camera failed."""
     from vampires.errors import VampiresError
@@ -51,8 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
+        # an explicit -z (or answer) wins; otherwise what vampires_preplog set stands
         cubes = args.cubes if args.cubes is not None else _ask_cubes()
-        if cubes == 0 or cubes < -1:
+        if cubes is not None and (cubes == 0 or cubes < -1):
             print(f"vampires_startlog: -z must be -1 or >= 1 (got {cubes})", file=sys.stderr)
             return 2
         result = LoggerGroup(args.cameras, timeout=args.reply_timeout).on(cubes=cubes)

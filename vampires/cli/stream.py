@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from vampires.errors import StreamError
+from vampires.errors import ConfigError, StreamError
 
 __all__ = ["main"]
 
@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--nsem", type=int, default=10, help="semaphores (10)")
     create.add_argument("--cb", type=int, default=0, help="circular-buffer slots (0)")
     create.add_argument("--exist-ok", action="store_true", help="reuse or replace an existing one")
+    create.add_argument(
+        "--mode",
+        metavar="OCTAL",
+        help="file permissions, e.g. 0660 (default $VAMPIRES_STREAM_MODE or 0666 as milk)",
+    )
     rm = sub.add_parser("rm", help="remove streams")
     rm.add_argument("names", nargs="+", metavar="NAME")
     rm.add_argument("--force", action="store_true", help="also remove files that are not streams")
@@ -76,7 +81,15 @@ def _links(shm_dir: str | None) -> dict[str, list[str]]:
 
 
 def _ls(shm_dir: str | None, interval: float) -> int:
+    from pathlib import Path
+
+    from vampires.config import shm_dir as default_dir
     from vampires.stream import Stream, list_streams
+
+    folder = Path(shm_dir) if shm_dir else default_dir()
+    if not folder.is_dir():
+        msg = f"shm folder {folder} does not exist (check --shm-dir / MILK_SHM_DIR)"
+        raise StreamError(msg)
 
     rows: list[list[str]] = []
     opened: list[tuple[Stream, int, float]] = []
@@ -100,9 +113,7 @@ def _ls(shm_dir: str | None, interval: float) -> int:
                  str(len(s.keywords)), roles, ""]
             )  # fmt: skip
     if not rows:
-        from vampires.config import shm_dir as default_dir
-
-        print(f"no streams in {shm_dir or default_dir()}")
+        print(f"no streams in {folder}")
         return 0
     rows.sort(key=lambda r: r[0])
     print(_table(["NAME", "SHAPE", "DTYPE", "CNT0", "RATE/s", "KW", "LINKS", ""], rows))
@@ -138,6 +149,7 @@ def _info(name: str, shm_dir: str | None) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from vampires.config import stream_mode
     from vampires.stream import Stream
 
     with Stream.create(
@@ -149,6 +161,7 @@ def _create(args: argparse.Namespace) -> int:
         circular_buffer=args.cb,
         exist_ok=args.exist_ok,
         shm_dir=args.shm_dir,
+        mode=stream_mode(args.mode) if args.mode is not None else None,
     ) as s:
         print(
             f"{s.name}: {s.path} shape {s.shape} {s.dtype}, {s.nkeywords} keywords, cnt0 {s.cnt0}"
@@ -200,6 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "create":
             return _create(args)
         return _rm(args.names, args.shm_dir, force=args.force)
-    except StreamError as exc:
+    except (StreamError, ConfigError) as exc:
         print(f"vampires stream {args.action}: error: {exc}", file=sys.stderr)
         return 1

@@ -87,13 +87,20 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def _tail(path: Path, nbytes: int = 1500) -> str:
+def _tail(path: Path, nbytes: int = 1500, start: int = 0) -> str:
+    """Return the last ``nbytes`` of ``path`` written after offset ``start`` (this run's)."""
     try:
         with path.open("rb") as fh:
-            fh.seek(max(0, path.stat().st_size - nbytes))
+            fh.seek(max(start, path.stat().st_size - nbytes))
             return fh.read().decode(errors="replace").strip()
     except OSError:
         return ""
+
+
+def _reason(tail: str) -> str:
+    """Return the line saying why a daemon exited: its last one (the exception)."""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 def spawn_daemon(
@@ -158,6 +165,10 @@ def spawn_daemon(
     program = argv[0] if os.sep in argv[0] else _which(argv[0])
     log = Path(log_path) if log_path is not None else default_log_path(kind, name, shm)
     log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        log_start = log.stat().st_size  # earlier runs' lines are not this failure's
+    except OSError:
+        log_start = 0
     child_env = dict(os.environ if env is None else env)
     child_env["MILK_SHM_DIR"] = str(shm)
     try:
@@ -177,7 +188,7 @@ def spawn_daemon(
         msg = f"could not start {kind} daemon for {name!r}: {' '.join(err) or 'launcher failed'}"
         raise ControlError(msg)
     pid = int(out)
-    return _wait_ready(pid, kind, name, shm, log, timeout)
+    return _wait_ready(pid, kind, name, shm, log, timeout, log_start)
 
 
 def _which(program: str) -> str:
@@ -191,7 +202,9 @@ def _which(program: str) -> str:
     return found
 
 
-def _wait_ready(pid: int, kind: str, name: str, shm: Path, log: Path, timeout: float) -> int:
+def _wait_ready(
+    pid: int, kind: str, name: str, shm: Path, log: Path, timeout: float, log_start: int = 0
+) -> int:
     deadline = time.monotonic() + timeout
     path = socket_path(kind, name, shm)
     with ControlClient(kind, name, shm_dir=shm, timeout=0.5) as client:
@@ -210,11 +223,14 @@ def _wait_ready(pid: int, kind: str, name: str, shm: Path, log: Path, timeout: f
                     )
                     raise DaemonAlreadyRunning(msg)
             if not pid_alive(pid):
-                tail = _tail(log)
+                tail = _tail(log, start=log_start)
                 if "DaemonAlreadyRunning" in tail and daemon_alive(kind, name, shm_dir=shm):
                     msg = f"a {kind} daemon for {name!r} is already running; stop it first"
                     raise DaemonAlreadyRunning(msg)
-                msg = f"{kind} daemon for {name!r} exited during start-up; log {log}:\n{tail}"
+                msg = (
+                    f"{kind} daemon for {name!r} exited during start-up: {_reason(tail)} "
+                    f"(details in {log})"
+                )
                 raise ControlError(msg)
             if time.monotonic() > deadline:
                 import signal
@@ -222,7 +238,8 @@ def _wait_ready(pid: int, kind: str, name: str, shm: Path, log: Path, timeout: f
                 os.kill(pid, signal.SIGTERM)
                 msg = (
                     f"{kind} daemon for {name!r} (pid {pid}) did not answer ping within "
-                    f"{timeout:g} s; terminated it. Log {log}:\n{_tail(log)}"
+                    f"{timeout:g} s; terminated it. Last line of its log {log}: "
+                    f"{_reason(_tail(log, start=log_start))}"
                 )
                 raise ControlTimeout(msg)
             time.sleep(0.01)

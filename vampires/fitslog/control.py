@@ -38,6 +38,7 @@ __all__ = [
     "KIND",
     "LoggerGroup",
     "PrepResult",
+    "check_prep",
     "describe",
     "logger_argv",
     "prepare_loggers",
@@ -190,10 +191,12 @@ class LoggerGroup:
             args["cubes"] = cubes
         if timeout is not None:
             args["timeout"] = timeout
+        # relative folders are this process's, as for start_logger (the daemon
+        # refuses relative ones: its cwd is not ours)
         if root is not None:
-            args["root"] = str(root)
+            args["root"] = os.path.abspath(root) if str(root) else ""
         if folder is not None:
-            args["folder"] = str(folder)
+            args["folder"] = os.path.abspath(folder) if str(folder) else ""
         return self.call("set", args)
 
     def get(self) -> GroupResult:
@@ -262,7 +265,11 @@ def status_table(result: GroupResult) -> list[str]:
             lines.append(f"{r.name:<10} {label:<10} {r.error}")
             continue
         st = r.reply.get("logger") or {}
-        last = f"ERROR: {st['error']}" if st.get("error") else st.get("current_file") or "-"
+        last = st.get("current_file") or "-"
+        if st.get("error"):
+            last = f"ERROR: {st['error']}"
+        elif r.reply.get("worker_failure"):
+            last = f"RECOVERED: {r.reply['worker_failure']}"
         lines.append(
             f"{r.name:<10} {r.state or '?':<10} {r.reply.get('pid', '?'):>7} "
             f"{r.reply.get('cube_size', '?'):>6} {r.reply.get('cubes', '?'):>5} "
@@ -428,16 +435,10 @@ def start_logger(
 
 def _check_writable_folder(stream: str, folder: str | None) -> None:
     """Refuse a folder the logger could never write to, before any daemon starts."""
-    if folder is None:
-        return
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        msg = f"logger {stream}: cannot create the folder {folder}: {exc.strerror or exc}"
-        raise ConfigError(msg) from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        msg = f"logger {stream}: the folder {folder} is not writable by this user"
-        raise ConfigError(msg)
+    from vampires.fitslog.names import check_folder
+
+    if folder is not None:
+        check_folder(folder, f"logger {stream}")
 
 
 @attrs.frozen(kw_only=True)
@@ -469,9 +470,10 @@ class PrepResult:
 
     def line(self) -> str:
         """One human line for this camera."""
-        status = "ok" if self.ok else "FAILED"
         dt = f", DATA-TYP {self.data_type} ({self.data_type_via})" if self.data_type else ""
-        return f"{self.name}: {status}: {self.message}; files go to {self.folder}{dt}"
+        if not self.ok:  # nothing goes anywhere: say what failed, not where files would go
+            return f"{self.name}: FAILED: {self.message}{dt}"
+        return f"{self.name}: ok: {self.message}; files go to {self.folder}{dt}"
 
 
 def suggest_frames(
@@ -620,6 +622,30 @@ def _prepare_one(
     )
 
 
+def check_prep(
+    *, frames: int, cubes: int, data_type: str | None, timeout: float | None = None
+) -> None:
+    """Check what :func:`prepare_loggers` would be given, changing nothing.
+
+    Parameters
+    ----------
+    frames, cubes, data_type, timeout
+        As for :func:`prepare_loggers`.
+
+    Raises
+    ------
+    ConfigError
+        Bad frames, cubes, timeout or data type.
+    """
+    from vampires.camera.modes import DATA_TYPES
+    from vampires.fitslog.policy import CubePolicy
+
+    CubePolicy(frames_per_cube=frames, cubes=cubes, timeout=timeout)  # validates
+    if data_type is not None and data_type.strip().upper() not in DATA_TYPES:
+        msg = f"data type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})"
+        raise ConfigError(msg)
+
+
 def prepare_loggers(
     names: Sequence[str],
     *,
@@ -663,13 +689,7 @@ def prepare_loggers(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from vampires.camera.modes import DATA_TYPES
-    from vampires.fitslog.policy import CubePolicy
-
-    CubePolicy(frames_per_cube=frames, cubes=cubes, timeout=timeout)  # validates
-    if data_type is not None and data_type.strip().upper() not in DATA_TYPES:
-        msg = f"data type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})"
-        raise ConfigError(msg)
+    check_prep(frames=frames, cubes=cubes, data_type=data_type, timeout=timeout)
     names = [validate_name(n) for n in names]
     root = Path(os.path.abspath(base))
     with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:

@@ -23,6 +23,22 @@ command    arguments                                        effect
 ``kill``   —                                                tear down, free buffers, exit
 ``ping``   —                                                built in
 =========  ===============================================  ==========================
+
+Every value is checked before anything changes: numbers against the
+:class:`~vampires.fitslog.policy.CubePolicy` bounds (the policy's own
+validation), folders like ``vampires logger start -d`` does (absolute,
+created, writable).
+
+A worker thread of the logger that dies (a bug, or an error nobody
+foresaw) must not leave a daemon that answers but saves nothing. The daemon
+checks its logger's threads every :data:`WATCH_PERIOD` seconds; when one died
+it re-creates the logger with the same configuration, resumes saving if it
+was saving, and reports the failure in ``status`` (``worker_failure``) and its
+log. An operator mid-observation expects saving to go on, so recovering beats
+exiting; but a failure that comes back at once would loop for ever, so after
+:data:`MAX_RESTARTS` failures within :data:`RESTART_WINDOW` seconds the daemon
+exits with the reason in its log (``vampires logger ls`` then shows it DEAD,
+with the fix).
 """
 
 from __future__ import annotations
@@ -44,15 +60,29 @@ import attrs
 from vampires.control.protocol import Arg, Command
 from vampires.control.server import DaemonServer
 from vampires.errors import CommandError, ConfigError
+from vampires.fitslog.policy import MAX_CUBES, MAX_FRAMES_PER_CUBE, MAX_TIMEOUT
 
 if TYPE_CHECKING:
     from vampires.fitslog.policy import CubePolicy
 
-__all__ = ["LoggerDaemon", "LoggerLike", "status_to_dict"]
+__all__ = [
+    "MAX_RESTARTS",
+    "RESTART_WINDOW",
+    "WATCH_PERIOD",
+    "LoggerDaemon",
+    "LoggerLike",
+    "status_to_dict",
+]
 
 logger = logging.getLogger(__name__)
 
 KIND = "logger"
+#: Seconds between checks of the logger's worker threads.
+WATCH_PERIOD = 0.5
+#: A daemon whose logger threads die this many times within RESTART_WINDOW exits.
+MAX_RESTARTS = 3
+#: Seconds over which worker failures are counted.
+RESTART_WINDOW = 600.0
 
 
 class LoggerLike(Protocol):
@@ -75,6 +105,9 @@ class LoggerLike(Protocol):
 
     def close(self, finish_cube: bool = True, timeout: float = 60.0) -> None:
         """Tear down (idempotent), truncating the cube unless ``finish_cube``."""
+
+    def workers_alive(self) -> bool:
+        """Return True while the logger's worker threads run (optional: True if absent)."""
 
 
 #: Builds a logger: (stream, policy, root, dirname) -> LoggerLike.
@@ -212,6 +245,10 @@ class LoggerDaemon:
         self._started = time.time()
         self._logger: LoggerLike | None = None
         self._killed = False
+        self._failures: list[float] = []  # monotonic times of worker-thread deaths
+        self._failure: str | None = None  # the last one, for status
+        self._thread_error: str | None = None  # last uncaught exception of a thread
+        self._fatal: str | None = None
         self._server = DaemonServer(
             KIND,
             stream,
@@ -258,7 +295,14 @@ class LoggerDaemon:
         return {
             "on": Command(
                 func=self._on,
-                args={"cubes": Arg(type="int", minimum=-1, help="cubes to write, -1 = until off")},
+                args={
+                    "cubes": Arg(
+                        type="int",
+                        minimum=-1,
+                        maximum=MAX_CUBES,
+                        help="cubes to write, -1 = until off",
+                    )
+                },
                 help="start saving",
             ),
             "off": Command(func=self._off, help="stop saving now (the current cube is truncated)"),
@@ -267,9 +311,21 @@ class LoggerDaemon:
             "set": Command(
                 func=self._set,
                 args={
-                    "cube_size": Arg(type="int", minimum=1, help="frames per cube"),
-                    "cubes": Arg(type="int", minimum=-1, help="cubes per run, -1 = until off"),
-                    "timeout": Arg(type="float", minimum=0, help="s of silence, 0 = adaptive"),
+                    "cube_size": Arg(
+                        type="int", minimum=1, maximum=MAX_FRAMES_PER_CUBE, help="frames per cube"
+                    ),
+                    "cubes": Arg(
+                        type="int",
+                        minimum=-1,
+                        maximum=MAX_CUBES,
+                        help="cubes per run, -1 = until off",
+                    ),
+                    "timeout": Arg(
+                        type="float",
+                        minimum=0,
+                        maximum=MAX_TIMEOUT,
+                        help="s of silence, 0 = adaptive",
+                    ),
                     "root": Arg(type="str", help="files go to <root>/<UT date>/<stream>/"),
                     "folder": Arg(type="str", help="exact folder ('' = use root)"),
                     "flush": Arg(type="float", help="s a frame may wait before it is on disk"),
@@ -306,14 +362,28 @@ class LoggerDaemon:
         with self._lock:
             return self._done(self._live().next_cube())
 
-    def _apply_policy(self, **changes: Any) -> None:  # noqa: ANN401 - CubePolicy fields
+    def _evolve(self, **changes: Any) -> CubePolicy:  # noqa: ANN401 - CubePolicy fields
+        """Return the policy with ``changes``, validated by the policy itself."""
         try:
-            policy = attrs.evolve(self._policy, **changes)
+            return attrs.evolve(self._policy, **changes)
         except (ConfigError, TypeError, ValueError) as exc:
             msg = f"set: {exc}"
             raise CommandError(msg) from exc
+
+    def _apply_policy(self, **changes: Any) -> None:  # noqa: ANN401 - CubePolicy fields
+        policy = self._evolve(**changes)
         self._live().set_policy(policy)
         self._policy = policy
+
+    def _check_folder(self, folder: Path | None) -> None:
+        from vampires.fitslog.names import check_folder
+
+        if folder is None:
+            return
+        try:
+            check_folder(folder, f"set: logger {self.stream}")
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
 
     def _set(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args:
@@ -343,7 +413,12 @@ class LoggerDaemon:
             if root is None and dirname is None:
                 msg = "set: the logger needs a root or an exact folder; both would be empty"
                 raise CommandError(msg)
-            if (root, dirname) != (self._root, self._dirname):
+            # check everything before changing anything
+            if changes:
+                self._evolve(**changes)
+            new_folder = (root, dirname) != (self._root, self._dirname)
+            if new_folder:
+                self._check_folder(dirname if dirname is not None else root)
                 self._set_folder(root, dirname)
             if changes:
                 self._apply_policy(**changes)
@@ -388,6 +463,7 @@ class LoggerDaemon:
             return {
                 **self._config(),
                 "logger": status,
+                "worker_failure": self._failure,
                 "pid": os.getpid(),
                 "uptime": time.time() - self._started,
                 "tcp": self._server.tcp_endpoint,
@@ -444,6 +520,74 @@ class LoggerDaemon:
             self._server.close()
             raise
 
+    @property
+    def fatal(self) -> str | None:
+        """Why the daemon stopped by itself (worker threads kept dying), else None."""
+        return self._fatal
+
+    def _thread_died(self, args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "a thread"
+        self._thread_error = f"{name}: {args.exc_type.__name__}: {args.exc_value}"
+
+    def check_workers(self) -> None:
+        """Re-create the logger if one of its worker threads died (see the module doc).
+
+        Called every :data:`WATCH_PERIOD` seconds while serving; after
+        :data:`MAX_RESTARTS` failures within :data:`RESTART_WINDOW` seconds it
+        stops serving instead, with the reason in :attr:`fatal` and the log.
+        """
+        with self._lock:
+            log = self._logger
+            if log is None or self._killed:
+                return
+            alive = getattr(log, "workers_alive", None)
+            if not callable(alive) or alive():
+                return
+            what = self._thread_error or "a worker thread stopped (traceback in this log)"
+            self._thread_error = None
+            now = time.monotonic()
+            self._failures = [t for t in self._failures if now - t < RESTART_WINDOW] + [now]
+            if len(self._failures) >= MAX_RESTARTS:
+                self._fatal = (
+                    f"logger {self.stream}: worker thread died {len(self._failures)} times "
+                    f"within {RESTART_WINDOW:g} s (last: {what}); the daemon exits. Start it "
+                    "again with vampires_preplog; report the error if it comes back"
+                )
+                logger.critical("%s", self._fatal)
+                self._killed = True
+                self._server.request_stop()
+                return
+            saving = self.state() in {"saving", "finishing"}
+            logger.error(
+                "logger %s: worker thread died (%s); re-creating the logger%s",
+                self.stream,
+                what,
+                " and resuming saving" if saving else "",
+            )
+            try:
+                log.close(finish_cube=False, timeout=10.0)
+            except Exception:
+                logger.exception("logger %s: closing the broken logger failed", self.stream)
+            self._logger = None
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            self._failure = f"{stamp} UT: worker thread died ({what}); logger re-created" + (
+                ", saving resumed" if saving else ""
+            )
+            self._logger = self._factory(self.stream, self._policy, self._root, self._dirname)
+            if saving:
+                self._logger.start()
+
+    def _watch(self, done: threading.Event) -> None:
+        while not done.wait(WATCH_PERIOD):
+            try:
+                self.check_workers()
+            except Exception as exc:
+                self._fatal = f"logger {self.stream}: cannot re-create the logger: {exc}"
+                logger.exception("%s", self._fatal)
+                self._killed = True
+                self._server.request_stop()
+                return
+
     def serve(self, stop: threading.Event | None = None) -> None:
         """Open, serve commands until ``kill`` or ``stop``, then free everything.
 
@@ -456,9 +600,24 @@ class LoggerDaemon:
         # two frame periods at 400 fps)
         sys.setswitchinterval(0.001)
         self.open()
+        previous_hook = threading.excepthook
+
+        def hook(args: threading.ExceptHookArgs) -> None:
+            self._thread_died(args)
+            previous_hook(args)
+
+        threading.excepthook = hook
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch, args=(done,), name=f"logger-{self.stream}-watch", daemon=True
+        )
+        watcher.start()
         try:
             self._server.serve(stop)
         finally:
+            done.set()
+            watcher.join(5.0)
+            threading.excepthook = previous_hook
             try:
                 self.close_logger()
             finally:

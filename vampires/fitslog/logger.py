@@ -104,7 +104,7 @@ from vampires.errors import (
     TornFrameError,
 )
 from vampires.fitslog.directio import ALIGN, aligned_empty, phase_of
-from vampires.fitslog.names import check_stream_name, cube_filename, cube_folder
+from vampires.fitslog.names import check_folder, check_stream_name, cube_filename, cube_folder
 from vampires.fitslog.policy import CubePolicy
 from vampires.fitslog.sidecar import FrameTimes
 from vampires.fitslog.writer import (
@@ -411,6 +411,9 @@ class Logger:
         if root is None and dirname is None:
             msg = f"Logger({stream_name!r}): give root= (dated folders) or dirname= (exact folder)"
             raise ConfigError(msg)
+        folder = dirname if dirname is not None else root
+        if folder is not None:  # refused at once, not frame by frame
+            check_folder(os.path.abspath(folder), f"Logger({stream_name!r})")
         self._root = Path(root) if root is not None else None
         self._dirname = Path(dirname) if dirname is not None else None
         if not _is_int_in(buffers, 2, 16):
@@ -660,6 +663,10 @@ class Logger:
         if self._saving:
             return LoggerState.FINISHING if self._last_cube else LoggerState.SAVING
         return LoggerState.FINISHING if self._pending else LoggerState.IDLE
+
+    def workers_alive(self) -> bool:
+        """Return True while the reader and writer threads run (the daemon watches it)."""
+        return self._reader_thread.is_alive() and self._writer_thread.is_alive()
 
     def status(self) -> LoggerStatus:
         """Return a snapshot of the logger.
@@ -1007,6 +1014,10 @@ class Logger:
                 self._wake.wait(_IDLE_POLL)  # do not spin a core on a dead stream
                 self._check_stale(force=True)
             return  # the reader counts that frame as missed with the next one
+        except StreamError as exc:  # e.g. the file shrank under us: re-attach when re-created
+            self._set_error(f"cannot read stream {self._name!r}: {exc}")
+            self._check_stale(force=True)
+            return
         now = self._clock()
         self._update_period(now)
         cube = self._cube

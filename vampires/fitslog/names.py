@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from vampires.errors import ConfigError
 __all__ = [
     "FITS_TMP_SUFFIX",
     "TXT_TMP_SUFFIX",
+    "check_folder",
     "check_stream_name",
     "cube_filename",
     "cube_folder",
@@ -32,6 +34,43 @@ FITS_TMP_SUFFIX = ".fits.tmp"
 TXT_TMP_SUFFIX = ".txt.tmp"
 _STREAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,78}$")
 _NAME = re.compile(r"^(?P<stream>.+)_(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)\.(?P<ns>\d{9})\.fits$")
+
+
+def check_folder(folder: str | os.PathLike[str], who: str) -> Path:
+    """Create ``folder`` if needed and check that this user can write files in it.
+
+    What ``vampires logger start -d``/``--root``, ``Logger(...)`` and the
+    daemon's ``set folder=``/``root=`` check before anything changes.
+
+    Parameters
+    ----------
+    folder
+        An absolute folder (a relative one would depend on a daemon's cwd).
+    who
+        Start of the error message (``"logger vcam1"``).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ConfigError
+        Relative, cannot be created, not a folder, or not writable.
+    """
+    path = Path(folder)
+    if not path.is_absolute():
+        msg = f"{who}: the folder {folder} must be an absolute path"
+        raise ConfigError(msg)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"{who}: cannot create the folder {folder}: {exc.strerror or exc}"
+        raise ConfigError(msg) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        msg = f"{who}: the folder {folder} is not writable by this user"
+        raise ConfigError(msg)
+    return path
 
 
 def check_stream_name(name: str) -> str:

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FLUSH_INTERVAL",
+    "MAX_BYTES",
+    "MAX_CUBES",
+    "MAX_FRAMES_PER_CUBE",
+    "MAX_TIMEOUT",
     "MBI",
     "MBI_REDUCED",
     "MIN_TIMEOUT",
@@ -47,6 +51,14 @@ __all__ = [
 MIN_TIMEOUT = 2.0
 #: An adaptive timeout closes a cube after this many silent frame periods.
 SILENT_PERIODS = 5.0
+#: Most frames in one cube: NAXIS3 as milk's ``uint32_t size[]`` and a C ``int`` hold it.
+MAX_FRAMES_PER_CUBE = 2**31 - 1
+#: Most cubes in one run (``-1`` = until stopped is always allowed).
+MAX_CUBES = 2**31 - 1
+#: Longest silence timeout (s): a day; longer means "never", which is what None adapts to.
+MAX_TIMEOUT = 86400.0
+#: Largest ``max_bytes`` (an ``off_t``).
+MAX_BYTES = 2**63 - 1
 #: Default longest time a taken frame waits in RAM before it is written to its ``.fits.tmp``.
 FLUSH_INTERVAL = 1.0
 _FIELDS = ("frames_per_cube", "cubes", "timeout", "max_bytes", "flush_interval", "sync_interval")
@@ -58,14 +70,20 @@ def _is_int(value: object) -> bool:
 
 
 def _check_frames(_inst: object, _attr: object, value: int) -> None:
-    if not _is_int(value) or value < 1:
-        msg = f"CubePolicy: 'frames_per_cube' must be an integer >= 1 (got {value!r})"
+    if not _is_int(value) or not 1 <= value <= MAX_FRAMES_PER_CUBE:
+        msg = (
+            f"CubePolicy: 'frames_per_cube' must be an integer in 1..{MAX_FRAMES_PER_CUBE} "
+            f"(got {value!r})"
+        )
         raise ConfigError(msg)
 
 
 def _check_cubes(_inst: object, _attr: object, value: int) -> None:
-    if not _is_int(value) or (value < 1 and value != -1):
-        msg = f"CubePolicy: 'cubes' must be -1 (until stopped) or an integer >= 1 (got {value!r})"
+    if not _is_int(value) or (value != -1 and not 1 <= value <= MAX_CUBES):
+        msg = (
+            f"CubePolicy: 'cubes' must be -1 (until stopped) or an integer in 1..{MAX_CUBES} "
+            f"(got {value!r})"
+        )
         raise ConfigError(msg)
 
 
@@ -73,10 +91,10 @@ def _check_timeout(_inst: object, _attr: object, value: float | None) -> None:
     if value is None:
         return
     ok = isinstance(value, float)
-    if not ok or not math.isfinite(value) or value <= 0:
+    if not ok or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
         msg = (
             "CubePolicy: 'timeout' must be None (adaptive) or a number of seconds > 0 "
-            f"(got {value!r})"
+            f"and <= {MAX_TIMEOUT:g} (got {value!r})"
         )
         raise ConfigError(msg)
 
@@ -84,8 +102,10 @@ def _check_timeout(_inst: object, _attr: object, value: float | None) -> None:
 def _check_max_bytes(_inst: object, _attr: object, value: int | None) -> None:
     if value is None:
         return
-    if not _is_int(value) or value < 1:
-        msg = f"CubePolicy: 'max_bytes' must be None or an integer >= 1 (got {value!r})"
+    if not _is_int(value) or not 1 <= value <= MAX_BYTES:
+        msg = (
+            f"CubePolicy: 'max_bytes' must be None or an integer in 1..{MAX_BYTES} (got {value!r})"
+        )
         raise ConfigError(msg)
 
 
@@ -154,11 +174,13 @@ class CubePolicy:
     Parameters
     ----------
     frames_per_cube
-        Frames in a full cube (NAXIS3).
+        Frames in a full cube (NAXIS3), 1 to :data:`MAX_FRAMES_PER_CUBE`.
     cubes
-        Cubes to write before saving stops by itself; ``-1`` = until stopped.
+        Cubes to write before saving stops by itself (up to :data:`MAX_CUBES`);
+        ``-1`` = until stopped.
     timeout
-        Seconds of stream silence after which a partly filled cube is closed.
+        Seconds of stream silence after which a partly filled cube is closed
+        (at most :data:`MAX_TIMEOUT`).
         ``None`` (default) adapts to the stream: ``max(MIN_TIMEOUT,
         SILENT_PERIODS * frame period)``, so slow exposures never turn into
         one-frame files.

@@ -33,6 +33,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _RATE_WINDOW_S = 2.0
+#: wait_for_stream says it still waits after this many seconds, then at doubling intervals.
+WAIT_REMINDER_S = 5.0
 _SAMPLE_EVERY_S = 0.1
 
 
@@ -323,15 +325,24 @@ def wait_for_stream(
     """
     from vampires.stream import Stream
 
-    logged = False
+    started = time.monotonic()
+    remind = 0.0  # log at once, then after 5, 10, 20, 40, 60, 60 ... s
     while not stop.is_set():
         try:
             return Stream.open(name, shm_dir=shm_dir)
         except StreamError as exc:
             counters.error = f"stream {name}: {exc}"
-            if not logged:
-                logger.warning("%s: waiting for stream %s (%s)", counters.role, name, exc)
-                logged = True
+            waited = time.monotonic() - started
+            if waited >= remind:
+                what = "waiting" if remind == 0 else f"still waiting after {waited:.0f} s"
+                logger.warning(
+                    "%s: %s for stream %s (%s)",
+                    counters.role,
+                    what,
+                    name,
+                    exc,
+                )
+                remind = min(max(remind * 2, WAIT_REMINDER_S), remind + 60.0)
             backoff.wait(stop)
     return None
 

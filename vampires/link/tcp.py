@@ -8,8 +8,8 @@ re-creates) the local stream and publishes each frame with the *sender's*
 counters as the camera host. Wire format: :mod:`vampires.link.protocol`,
 ``docs/protocols.md``.
 
-Copies: none on a camera stream, one otherwise
------------------------------------------------
+Copies: none, or one when a camera writing in place is as fast as the link
+---------------------------------------------------------------------------
 The receiver ``recv_into`` s the pixel bytes straight into the destination
 stream (``Stream.write_with``): no receive buffer, no copy.
 
@@ -27,10 +27,14 @@ previous frame back from the mirror's own circular-buffer slot, so a
 counted (``torn``, both sides) and show as a counter gap (``skipped``).
 
 Streams without that slot metadata (no circular buffer, or written by the C
-library) take the copy path: the grabber copies each frame once, through the
-torn-frame check of ``StreamReader.next_into``, into one of a few send buffers
-(``depth``), in parallel with the previous frame's send; their trailer is
-always ``VALID``.
+library, camstack or pyMilk: frames overwritten in place) are sent straight
+from the live pixel array while a send takes under half a frame period, with
+the same check after the send (write flag, ``cnt0``, and no post without its
+count, for writers that post before they count); the grabber waits during
+such a send. A camera about as fast as the link leaves no time for that: then
+the grabber copies each frame once, through the torn-frame check of
+``StreamReader.next_into``, into one of a few send buffers (``depth``), in
+parallel with the previous frame's send; their trailer is always ``VALID``.
 
 The grabber thread waits on the stream's semaphore and hands frames (slot
 views or copies) to the socket thread through a small queue: one frame waits
@@ -63,6 +67,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -186,6 +191,55 @@ def _sendmsg_all(sock: socket.socket, buffers: list[memoryview]) -> None:
                 sent = 0
 
 
+class _Replaced(Exception):
+    """A newer sender connected while this connection was quiet: it takes over."""
+
+    def __init__(self, conn: _Connection) -> None:
+        super().__init__("a new sender replaces this connection")
+        self.conn = conn
+
+
+class _Connection:
+    """One accepted sender connection and what belongs to it alone.
+
+    ``hello`` is the HELLO received on *this* connection: a FRAME before it
+    is refused, never published with another connection's metadata. Reads
+    wait in short slices (``SO_RCVTIMEO``); between slices without a byte
+    :meth:`recv_exact` asks ``on_stall`` whether to go on, so a connection
+    stuck in the middle of a message does not hold off a newer sender (it
+    replaces this one at once) and goes silent for ``idle_timeout`` at most.
+    """
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.hello: Hello | None = None
+        self.last_byte = time.monotonic()
+        self.on_stall: Callable[[_Connection], None] | None = None
+
+    def recv_exact(self, view: memoryview) -> None:
+        """Fill ``view``; raise ConnectionError at end of stream (``on_stall`` may raise)."""
+        got = 0
+        size = len(view)
+        while got < size:
+            try:
+                n = self.sock.recv_into(view[got:], size - got, socket.MSG_WAITALL)
+            except BlockingIOError:  # a slice without a byte (SO_RCVTIMEO)
+                if self.on_stall is None:
+                    raise
+                self.on_stall(self)
+                continue
+            if n == 0:
+                msg = f"peer closed the connection ({got} of {size} bytes received)"
+                raise ConnectionError(msg)
+            got += n
+            self.last_byte = time.monotonic()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
 class _Worker:
     """Thread plumbing shared by sender and receiver."""
 
@@ -251,11 +305,13 @@ class _Worker:
 class _Queued:
     """One frame waiting in the ring to be sent.
 
-    ``slot`` is None when ``pixels`` is a send buffer the grabber copied the
-    frame into (owned by the ring); otherwise ``pixels`` is a read-only view
-    of the stream's circular-buffer slot ``slot`` and ``slot_cnt0`` the
-    ``cnt0`` column of the slot metadata: the frame is still there while
-    ``slot_cnt0[slot] == cnt0`` (the writer zeroes it before reusing the slot).
+    ``still_there`` is None when ``pixels`` is a send buffer the grabber
+    copied the frame into (owned by the ring, always whole). Otherwise
+    ``pixels`` views shared memory -- the frame's circular-buffer slot, or
+    the stream's live pixel array (``live``) -- and ``still_there()`` tells
+    whether the frame is still there (the slot's ``cnt0``; for the live
+    array: write flag down, ``cnt0`` unchanged and no post since the frame
+    was taken).
     """
 
     pixels: NDArray[Any]
@@ -266,14 +322,14 @@ class _Queued:
     generation: int
     kw_version: int
     kw_bytes: bytes
-    slot: int | None = None
-    slot_cnt0: NDArray[np.uint64] | None = None
+    still_there: Callable[[], bool] | None = None
+    live: bool = False
+    #: monotonic time the grabber took the frame (queue wait + send = its exposure)
+    taken: float = 0.0
 
-    def in_slot(self) -> bool:
-        """Tell whether a frame sent from its slot is still there (always True for a copy)."""
-        return self.slot is None or (
-            self.slot_cnt0 is not None and int(self.slot_cnt0[self.slot]) == self.cnt0
-        )
+    def whole(self) -> bool:
+        """Tell whether the frame is still whole where ``pixels`` views it."""
+        return self.still_there is None or self.still_there()
 
 
 class _Ring:
@@ -292,8 +348,14 @@ class _Ring:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Queued] = collections.deque()
         self._free: list[NDArray[Any]] = []
+        self._live = False  # a frame of the live pixel array is queued or being sent
         self.hello: Hello | None = None
         self.hello_serial = 0
+        #: seconds from taking a frame to the end of its send (moving average, written by
+        #: the socket thread): how long a frame sent from the live array must stay there
+        self.send_s = 0.0
+        #: monotonic time until which frames are copied, not sent live (after a torn live send)
+        self.copy_until = 0.0
 
     def set_hello(self, hello: Hello) -> None:
         with self._cond:
@@ -307,12 +369,14 @@ class _Ring:
         No room means the socket is behind: the grabber then reads nothing
         (no CPU or memory bandwidth spent on frames that would be dropped) and
         takes the next frame once there is room; the frames in between are
-        skipped (counter gaps).
+        skipped (counter gaps). While a frame of the live pixel array waits
+        or is sent, the grabber waits too: that memory holds one frame, and
+        the post-send check needs the semaphore posts left alone.
         """
         with self._cond:
-            if len(self._queue) >= limit:
+            if self._live or len(self._queue) >= limit:
                 self._cond.wait(timeout)
-            return len(self._queue) < limit
+            return not self._live and len(self._queue) < limit
 
     def spare(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
         """Return a free send buffer of this shape and dtype (allocated if none)."""
@@ -324,10 +388,11 @@ class _Ring:
         return np.empty(shape, dtype)
 
     def release(self, item: _Queued | NDArray[Any]) -> None:
-        """Give a send buffer back (a frame sent from its slot owns none)."""
+        """Give a send buffer back (a frame sent from shared memory owns none)."""
         if isinstance(item, _Queued):
-            if item.slot is not None:
+            if item.still_there is not None:
                 with self._cond:
+                    self._live = self._live and not item.live
                     self._cond.notify_all()
                 return
             item = item.pixels
@@ -338,6 +403,7 @@ class _Ring:
 
     def put(self, item: _Queued) -> None:
         with self._cond:
+            self._live = self._live or item.live
             self._queue.append(item)
             self._cond.notify_all()
 
@@ -362,8 +428,9 @@ class _Ring:
         with self._cond:
             while self._queue:
                 item = self._queue.popleft()
-                if item.slot is None:
+                if item.still_there is None:
                     self._free.append(item.pixels)
+            self._live = False
             del self._free[self.depth + 1 :]
             self._cond.notify_all()
             return self.hello, self.hello_serial
@@ -374,39 +441,87 @@ def _catch_up_lag(cbsize: int) -> int | None:
     return max(0, cbsize - max(3, cbsize // 4)) if cbsize else None
 
 
+#: A frame of the live pixel array is sent from it (no copy) while a send takes less than
+#: this fraction of the frame period: the writer then leaves it alone during the send.
+_LIVE_FRACTION = 0.5
+#: After a torn live send, frames are copied for this long before live sends are tried again.
+_LIVE_BACKOFF_S = 2.0
+#: Weight of the newest sample in the moving averages of the send time and frame period.
+_EWMA = 0.1
+
+
 class _Source:
-    """Where the grabber takes each frame from: its circular-buffer slot, or a copy.
+    """Where the grabber takes each frame from: its slot, the live pixel array, or a copy.
 
     A frame our writer also put in the stream's circular buffer (camera and
     mirror streams) is handed to the socket thread as a read-only view of its
     slot: no copy; the slot is rewritten only ``CBsize`` frames later, and the
     socket thread checks after sending that it still holds the frame
-    (``_Queued.in_slot``, the check of ``StreamReader.next_into``). Frames
-    without a slot (no circular buffer, or a writer that does not fill its
-    metadata, e.g. the C library) are copied once into a ring buffer through
-    the torn-frame check of ``StreamReader.next_into``.
+    (``_Queued.whole``, the check of ``StreamReader.next_into``).
 
-    Reads the slot metadata through the stream's internal views (the same
-    ``cnt0`` column ``StreamReader`` checks). The reader catches up at most
-    :func:`_catch_up_lag` frames, so that a frame's slot is not reused before
-    it is sent: further behind, it jumps to the newest frame.
+    Frames without a slot (no circular buffer, or a writer that does not fill
+    the slot metadata: the C library, pyMilk, camstack) live only in the
+    stream's pixel array, which the writer overwrites in place. While taking a
+    frame and sending it (the socket thread's wake-up and the send) takes well
+    under a frame period (``send_s < _LIVE_FRACTION`` x the period measured
+    from the frames' write times), the frame is sent straight from
+    that array, and the grabber waits until the send is over; after the send
+    the socket thread checks that the write flag stayed down, ``cnt0`` did not
+    move and nothing was posted (a writer that posts before it counts), and
+    the trailer says ``VALID`` or ``TORN``. Otherwise (a camera about as fast
+    as the link, or after a torn live send) the frame is copied once into a
+    ring buffer through the torn-frame check of ``StreamReader.next_into``,
+    and the next frame can be taken while it is sent.
+
+    Reads the slot metadata, write flag and semaphore through the stream's
+    internal views (the same fields ``StreamReader`` checks). The reader
+    catches up at most :func:`_catch_up_lag` frames, so that a frame's slot
+    is not reused before it is sent: further behind, it jumps to the newest
+    frame.
     """
 
     def __init__(self, stream: Stream, reader: StreamReader, ring: _Ring) -> None:
         self._reader = reader
         self._ring = ring
-        views = stream._views()  # private: circular-buffer metadata (class doc)
+        views = stream._views()  # private: slot metadata, write flag, semaphore (class doc)
+        self._views = views
         self.cbsize = stream.circular_buffer
         self._main_ptr = int(views.data.ctypes.data)
         self._cb_ptr = int(views.cbdata.ctypes.data)
         self._nbytes = stream.nbytes
         self.slot_cnt0: NDArray[np.uint64] = views.cbmd["cnt0"]
-        # frames sent from their slot: one waits while one is sent (the socket
+        #: the last frame returned is the live pixel array (sent from it)
+        self.live = False
+        self._period = 0.0  # moving average of the writer's frame period
+        self._last: tuple[int, float] | None = None  # cnt0, write time of the last frame
+        # frames sent from shared memory: one waits while one is sent (the socket
         # never idles, and a frame is picked as late as possible); copies: depth
         self.queue_limit = 1 if self.cbsize else ring.depth
 
-    def next(self, timeout: float) -> tuple[NDArray[Any], int | None, FrameInfo]:
-        """Wait for the next frame; return (pixels, slot or None for a copy, info).
+    def _live_ok(self) -> bool:
+        """Tell whether the next frame of the live array may be sent from it."""
+        ring = self._ring
+        return (
+            0.0 < ring.send_s < _LIVE_FRACTION * self._period
+            and time.monotonic() >= ring.copy_until
+        )
+
+    def _learn_period(self, info: FrameInfo) -> None:
+        if self._last is not None:
+            frames = info.cnt0 - self._last[0]
+            elapsed = info.write_time - self._last[1]
+            if frames > 0 and elapsed > 0:
+                period = elapsed / frames
+                self._period = (
+                    period if not self._period else self._period + _EWMA * (period - self._period)
+                )
+        self._last = (info.cnt0, info.write_time)
+
+    def next(self, timeout: float) -> tuple[NDArray[Any], Callable[[], bool] | None, FrameInfo]:
+        """Wait for the next frame; return (pixels, its ``still_there`` check or None, info).
+
+        ``still_there`` is None for a copy; it is the live array's check when
+        ``pixels is`` the live array (see :attr:`live`).
 
         Raises
         ------
@@ -418,11 +533,18 @@ class _Source:
         reader = self._reader
         chosen: list[NDArray[Any]] = []
         copy: list[NDArray[Any]] = []
+        live = self._live_ok()
+        self.live = False
 
         def take(view: NDArray[Any]) -> None:
-            if self.cbsize and int(view.ctypes.data) != self._main_ptr:
+            if int(view.ctypes.data) != self._main_ptr:
                 chosen[:] = [view]  # a circular-buffer slot: send straight from it
                 return
+            if live:
+                chosen[:] = [view]  # the live array: send straight from it, check after
+                self.live = True
+                return
+            self.live = False
             if not copy:
                 copy.append(self._ring.spare(view.shape, view.dtype))
             np.copyto(copy[0], view)
@@ -434,6 +556,7 @@ class _Source:
             if copy:
                 self._ring.release(copy[0])
             raise
+        self._learn_period(info)
         pixels = chosen[0]
         if copy and pixels is not copy[0]:
             self._ring.release(copy[0])
@@ -441,8 +564,21 @@ class _Source:
             self.queue_limit = self._ring.depth
             return pixels, None, info
         self.queue_limit = 1
+        if self.live:
+            return pixels, self._live_check(info.cnt0), info
+        slot_cnt0, cnt0 = self.slot_cnt0, info.cnt0
         slot = (int(pixels.ctypes.data) - self._cb_ptr) // self._nbytes
-        return pixels, slot, info
+        return pixels, lambda: int(slot_cnt0[slot]) == cnt0, info
+
+    def _live_check(self, cnt0: int) -> Callable[[], bool]:
+        """Return the check that frame ``cnt0`` is still whole in the live pixel array.
+
+        The reader's own check (write flag, ``cnt0``, posts without a count);
+        the grabber waits while a live frame is queued or sent, so the socket
+        thread is then the reader's only user.
+        """
+        reader = self._reader
+        return lambda: reader._still_whole(cnt0)
 
 
 class TcpSender(_Worker):
@@ -451,8 +587,10 @@ class TcpSender(_Worker):
     Two threads: a *grabber* wakes on the stream's semaphore and takes each
     new frame, either as a view of its circular-buffer slot (camera streams:
     sent without a copy, checked after the send, ``TORN`` if the writer
-    reused the slot meanwhile) or as one torn-checked copy into a ring of send
-    buffers (streams without slot metadata); the *socket* thread sends them
+    reused the slot meanwhile), as a view of the live pixel array (streams
+    written in place, while a send takes under half a frame period: checked
+    the same way) or as one torn-checked copy into a ring of send buffers (a
+    camera writing in place about as fast as the link); the *socket* thread sends them
     in order. When the link stays slower than the camera, the grabber takes a
     frame only when there is room and then the next one (see ``catch_up``),
     so the camera never waits. Frames not sent show as counter gaps and are
@@ -597,7 +735,7 @@ class TcpSender(_Worker):
                     self._counters.torn += 1
                     logger.debug("tcp-send %s: %s", self.stream_name, exc)
                     continue
-                pixels, slot, info = got
+                pixels, still_there, info = got
                 version = stream.keywords.version
                 if version != kw_version:
                     kw_version = version
@@ -612,8 +750,9 @@ class TcpSender(_Worker):
                         generation=generation,
                         kw_version=kw_version,
                         kw_bytes=kw_bytes,
-                        slot=slot,
-                        slot_cnt0=source.slot_cnt0 if slot is not None else None,
+                        still_there=still_there,
+                        live=source.live,
+                        taken=time.monotonic(),
                     )
                 )
 
@@ -729,9 +868,12 @@ class TcpSender(_Worker):
             try:
                 if item.generation != hello.generation:
                     continue
-                if not item.in_slot():
-                    # the writer reused its slot while it waited: nothing sent
+                if not item.whole():
+                    # the writer reused its slot or rewrote the live array while it
+                    # waited: nothing sent
                     self._counters.torn += 1
+                    if item.live:
+                        self._ring.copy_until = time.monotonic() + _LIVE_BACKOFF_S
                     continue
                 sent_kw_version, valid = self._send_frame(sock, item, sent_kw_version)
             finally:
@@ -752,10 +894,13 @@ class TcpSender(_Worker):
         """Send one FRAME; return the keyword version the receiver has, and if it was VALID.
 
         A copied frame goes out in one ``sendmsg`` (header, keywords, pixels,
-        trailer). A frame sent from its circular-buffer slot goes out straight
-        from the shared memory; once ``sendmsg`` has returned, the kernel holds
-        every byte, and the trailer says whether the slot still held the frame
-        then: ``TORN`` makes the receiver drop the bytes (never published).
+        trailer). A frame sent from shared memory (its circular-buffer slot or
+        the live pixel array) goes out straight from it; once ``sendmsg`` has
+        returned, the kernel holds every byte, and the trailer says whether
+        the frame was still whole then: ``TORN`` makes the receiver drop the
+        bytes (never published). The time from taking a frame to the end of
+        its send is averaged in ``_Ring.send_s`` (what decides between live
+        sends and copies).
         """
         keywords = b""
         if item.kw_version != sent_kw_version:
@@ -772,14 +917,24 @@ class TcpSender(_Worker):
             )
         )
         parts = [memoryview(header), memoryview(keywords), payload]
-        if item.slot is None:
+        ring = self._ring
+        if item.still_there is None:
             _sendmsg_all(sock, [*parts, memoryview(_VALID_TRAILER)])
+            valid = True
+        else:
+            _sendmsg_all(sock, parts)
+            valid = item.whole()
+        # how long a frame taken from the live array would have had to stay there:
+        # its wait in the queue (the socket thread's wake-up) and its send
+        took = time.monotonic() - item.taken
+        ring.send_s = took if not ring.send_s else ring.send_s + _EWMA * (took - ring.send_s)
+        if item.still_there is None:
             return item.kw_version, True
-        _sendmsg_all(sock, parts)
-        valid = item.in_slot()
         sock.sendall(_VALID_TRAILER if valid else _TORN_TRAILER)
         if valid:
             return item.kw_version, True
+        if item.live:
+            ring.copy_until = time.monotonic() + _LIVE_BACKOFF_S
         self._counters.torn += 1
         logger.debug(
             "tcp-send %s: frame %d was overwritten while it was sent (torn, dropped)",
@@ -835,10 +990,12 @@ class TcpReceiver(_Worker):
         self.port: int = self._listener.getsockname()[1]
         self._counters.endpoint = f"{bind}:{self.port}"
         self._stream: Stream | None = None
-        self._hello: Hello | None = None
         self._last_cnt0: int | None = None
         self._generation: int | None = None
-        self._conn: socket.socket | None = None
+        self._conn: _Connection | None = None
+        self._prefix = bytearray(PREFIX.size)
+        self._fixed = bytearray(FRAME_FIXED.size)
+        self._trailer = bytearray(TRAILER.size)
         self._closed = False
 
     @staticmethod
@@ -912,89 +1069,115 @@ class TcpReceiver(_Worker):
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            with contextlib.suppress(OSError):
-                self._conn.close()
+            self._conn.close()
             self._conn = None
         self._counters.connected = False
         self._counters.peer = None
 
-    def _accept(self, timeout: float) -> socket.socket | None:
+    def _accept(self, timeout: float) -> _Connection | None:
         ready, _, _ = select.select([self._listener], [], [], timeout)
         if not ready:
             return None
         try:
-            conn, addr = self._listener.accept()
+            sock, addr = self._listener.accept()
         except OSError as exc:
             logger.warning("tcp-recv :%d: accept failed: %s", self.port, exc)
             return None
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        _set_os_timeouts(conn, self.idle_timeout)
-        self._counters.peer = f"{addr[0]}:{addr[1]}"
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        _set_os_timeouts(sock, self.idle_timeout)
+        # reads wait in short slices: between them, a newer sender, stop and the
+        # idle timeout are checked (_Connection.recv_exact, _stalled)
+        whole = int(_WAIT_SLICE_S)
+        slice_tv = struct.pack("ll", whole, int((_WAIT_SLICE_S - whole) * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, slice_tv)
+        conn = _Connection(sock, f"{addr[0]}:{addr[1]}")
+        conn.on_stall = self._stalled
+        self._counters.peer = conn.peer
         self._counters.connected = True
-        logger.info("tcp-recv :%d: sender connected from %s", self.port, self._counters.peer)
+        logger.info("tcp-recv :%d: sender connected from %s", self.port, conn.peer)
         return conn
 
-    def _session(self) -> None:
-        """Read messages from the current connection until stop, BYE or an error."""
-        prefix_view = memoryview(bytearray(PREFIX.size))
-        fixed_view = memoryview(bytearray(FRAME_FIXED.size))
-        trailer_view = memoryview(bytearray(TRAILER.size))
-        last_message = time.monotonic()
-        next_listener_check = 0.0
-        while not self._stop.is_set() and self._conn is not None:
-            # A newer connection replaces this one (the sender restarted while the
-            # old connection was half-open): the newest sender wins. Checked a few
-            # times a second, not at every frame.
-            newer: list[socket.socket] = []
-            if time.monotonic() >= next_listener_check:
-                next_listener_check = time.monotonic() + _WAIT_SLICE_S
-                newer, _, _ = select.select([self._listener], [], [], 0)
-            if newer:
-                replacement = self._accept(timeout=0)
-                if replacement is not None:
-                    logger.info("tcp-recv :%d: a new sender replaces the old one", self.port)
-                    self._counters.reconnects += 1
-                    self._conn.close()
-                    self._conn = replacement
-                    self._counters.connected = True
-                    last_message = time.monotonic()
-            conn = self._conn
-            readable, _, _ = select.select([conn], [], [], 0.2)
-            if not readable:
-                if time.monotonic() - last_message > self.idle_timeout:
-                    # no frame, no heartbeat: the sender's host is gone without a FIN
-                    msg = f"nothing received for {self.idle_timeout:g} s (heartbeats stopped)"
-                    raise LinkTimeout(msg)
-                continue
-            last_message = time.monotonic()
-            _recv_exact(conn, prefix_view)
-            kind = decode_prefix(prefix_view)
-            if kind is MessageKind.FRAME:
-                if self._hello is None or self._stream is None:
-                    msg = "frame received before any hello"
-                    raise ProtocolError(msg)
-                _recv_exact(conn, fixed_view)
-                header = decode_frame_header(fixed_view, expected_nbytes=self._hello.nbytes)
-                self._receive_frame(conn, header, trailer_view)
-            elif kind is MessageKind.HELLO:
-                self._receive_hello(conn)
-            elif kind is MessageKind.HEARTBEAT:
-                continue
-            elif kind is MessageKind.BYE:
-                logger.info("tcp-recv :%d: sender said bye", self.port)
-                self._drop_connection()
-            else:
-                msg = f"unexpected {kind.name} message from the sender"
-                raise ProtocolError(msg)
+    def _stalled(self, conn: _Connection) -> None:
+        """Between read slices without a byte: give up the connection if it must go."""
+        if self._stop.is_set():
+            msg = "receiver stopping"
+            raise LinkError(msg)
+        newer = self._newer_connection()
+        if newer is not None:
+            raise _Replaced(newer)
+        if time.monotonic() - conn.last_byte > self.idle_timeout:
+            # no frame, no heartbeat: the sender's host is gone without a FIN
+            msg = f"nothing received for {self.idle_timeout:g} s (heartbeats stopped)"
+            raise LinkTimeout(msg)
 
-    def _receive_hello(self, conn: socket.socket) -> None:
+    def _newer_connection(self) -> _Connection | None:
+        """Accept a sender waiting on the listener, if any (the newest sender wins)."""
+        ready, _, _ = select.select([self._listener], [], [], 0)
+        return self._accept(timeout=0) if ready else None
+
+    def _session(self) -> None:
+        """Read messages from the current connection until stop, BYE or an error.
+
+        A newer connection replaces the current one (a sender that restarted
+        while the old connection was half-open, or stuck in the middle of a
+        message): everything learnt on the old connection (its HELLO) goes
+        with it.
+        """
+        while not self._stop.is_set() and self._conn is not None:
+            conn = self._conn
+            try:
+                self._message(conn)
+            except _Replaced as replaced:
+                logger.info(
+                    "tcp-recv :%d: a new sender (%s) replaces %s",
+                    self.port,
+                    replaced.conn.peer,
+                    conn.peer,
+                )
+                self._counters.reconnects += 1
+                conn.close()
+                self._conn = replaced.conn
+
+    def _message(self, conn: _Connection) -> None:
+        """Wait for and handle one message (or return after a quiet slice)."""
+        ready, _, _ = select.select([conn.sock, self._listener], [], [], 0.2)
+        if self._listener in ready:
+            newer = self._accept(timeout=0)
+            if newer is not None:
+                raise _Replaced(newer)
+        if conn.sock not in ready:
+            self._stalled(conn)
+            return
+        prefix_view = memoryview(self._prefix)
+        conn.recv_exact(prefix_view)
+        kind = decode_prefix(prefix_view)
+        if kind is MessageKind.FRAME:
+            if conn.hello is None or self._stream is None:
+                msg = "frame received before any hello on this connection"
+                raise ProtocolError(msg)
+            fixed_view = memoryview(self._fixed)
+            conn.recv_exact(fixed_view)
+            header = decode_frame_header(fixed_view, expected_nbytes=conn.hello.nbytes)
+            self._receive_frame(conn, header)
+        elif kind is MessageKind.HELLO:
+            self._receive_hello(conn)
+        elif kind is MessageKind.HEARTBEAT:
+            return
+        elif kind is MessageKind.BYE:
+            logger.info("tcp-recv :%d: sender said bye", self.port)
+            self._drop_connection()
+        else:
+            msg = f"unexpected {kind.name} message from the sender"
+            raise ProtocolError(msg)
+
+    def _receive_hello(self, conn: _Connection) -> None:
         from vampires.stream import Stream, suggested_circular_buffer
 
         length_buf = bytearray(HELLO_FIXED.size)
-        _recv_exact(conn, memoryview(length_buf))
+        conn.recv_exact(memoryview(length_buf))
         body = bytearray(decode_hello_length(length_buf))
-        _recv_exact(conn, memoryview(body))
+        conn.recv_exact(memoryview(body))
         hello = decode_hello_body(body)
         local = self.name or hello.name
         try:
@@ -1047,15 +1230,15 @@ class TcpReceiver(_Worker):
                 )
             self._apply_keywords(stream, hello.keywords)
         except StreamError as exc:
-            conn.sendall(encode_ack(ok=False, reason=str(exc)))
+            conn.sock.sendall(encode_ack(ok=False, reason=str(exc)))
             msg = f"cannot create local stream {local}: {exc}"
             raise LinkError(msg) from exc
         if self._generation != hello.generation:
             self._generation = hello.generation
             self._last_cnt0 = None
-        self._hello = hello
+        conn.hello = hello
         self._counters.stream = local
-        conn.sendall(encode_ack())
+        conn.sock.sendall(encode_ack())
 
     @staticmethod
     def _apply_keywords(stream: Stream, cards: tuple[tuple[str, Any, str], ...]) -> None:
@@ -1066,25 +1249,24 @@ class TcpReceiver(_Worker):
         if cards:
             stream.keywords.update({name: (value, comment) for name, value, comment in cards})
 
-    def _receive_frame(
-        self, conn: socket.socket, header: FrameHeader, trailer_view: memoryview
-    ) -> None:
+    def _receive_frame(self, conn: _Connection, header: FrameHeader) -> None:
         stream = self._stream
         assert stream is not None  # noqa: S101 - checked by the caller
         keywords: dict[str, object] | None = None
         if header.keywords_changed:
             block = bytearray(header.keywords_nbytes)
-            _recv_exact(conn, memoryview(block))
+            conn.recv_exact(memoryview(block))
             cards = decode_keywords(block)
             stale = [n for n in stream.keywords if n not in {c[0] for c in cards}]
             for name in stale:
                 del stream.keywords[name]
             keywords = {name: (value, comment) for name, value, comment in cards}
         status: list[FrameStatus] = []
+        trailer_view = memoryview(self._trailer)
 
         def fill(pixels: Any) -> None:  # noqa: ANN401 - numpy array of the stream
-            _recv_exact(conn, pixels.data.cast("B"))
-            _recv_exact(conn, trailer_view)
+            conn.recv_exact(pixels.data.cast("B"))
+            conn.recv_exact(trailer_view)
             status.append(decode_trailer(trailer_view))
             if status[0] is not FrameStatus.VALID:
                 raise _TornOnSender

@@ -20,11 +20,17 @@ import errno
 import functools
 import math
 import os
+import platform
+import sys
 import time
+from collections.abc import Callable
 
 from vampires.errors import StreamError, StreamTimeout
 
-__all__ = ["Semaphore"]
+__all__ = ["FLUSH_LIMIT", "Semaphore"]
+
+#: Most decrements :meth:`Semaphore.flush` makes (writers keep counts <= 10).
+FLUSH_LIMIT = 4096
 
 
 class _Timespec(ctypes.Structure):
@@ -48,6 +54,17 @@ def _libc() -> ctypes.CDLL:
     return libc
 
 
+#: ``SYS_futex`` per machine (Linux); elsewhere guarded waits use glibc's.
+_SYS_FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
+_FUTEX_WAIT_BITSET = 9
+_FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
+
+
+def _guarded_futex() -> bool:
+    """Whether :meth:`Semaphore.wait` can wait without glibc touching the semaphore after."""
+    return sys.platform == "linux" and sys.byteorder == "little" and _SYS_FUTEX is not None
+
+
 def _error(where: str, call: str) -> StreamError:
     err = ctypes.get_errno()
     msg = f"{call} failed on {where}: [errno {err}] {os.strerror(err)}"
@@ -65,13 +82,16 @@ class Semaphore:
         Human description for error messages (stream and index).
     """
 
-    __slots__ = ("_addr", "_libc", "_value", "where")
+    __slots__ = ("_addr", "_libc", "_value", "guard", "where")
 
     def __init__(self, address: int, where: str = "semaphore") -> None:
         self._addr = ctypes.c_void_p(address)
         self._libc = _libc()
         self._value = ctypes.c_int(0)
         self.where = where
+        #: Called before every touch of the semaphore by :meth:`wait`; raises when
+        #: the mapping is no longer safe (the stream file shrank). See :meth:`wait`.
+        self.guard: Callable[[], None] | None = None
 
     def init(self, value: int = 0) -> None:
         """Initialise as a process-shared semaphore (``sem_init(s, 1, value)``).
@@ -139,17 +159,36 @@ class Semaphore:
                 raise _error(self.where, "sem_trywait")
 
     def flush(self) -> int:
-        """Decrement to zero (``ImageStreamIO_semflush``).
+        """Decrement to zero (``ImageStreamIO_semflush``), at most :data:`FLUSH_LIMIT` times.
+
+        Writers post only below ``SEMAPHORE_MAXVAL`` (10), so a live count is
+        small; a huge one means the semaphore holds garbage (a damaged or
+        hostile file), and decrementing it one by one would take hours.
 
         Returns
         -------
         int
             How many posts were discarded.
+
+        Raises
+        ------
+        StreamError
+            Still positive after :data:`FLUSH_LIMIT` decrements: not a real count.
         """
-        n = 0
-        while self.trywait():
-            n += 1
-        return n
+        for n in range(FLUSH_LIMIT):
+            if not self.trywait():
+                return n
+        msg = (
+            f"{self.where} still counts after {FLUSH_LIMIT} decrements (value "
+            f"{self._safe_value()}): the stream file is damaged; re-create the stream"
+        )
+        raise StreamError(msg)
+
+    def _safe_value(self) -> str:
+        try:
+            return str(self.value())
+        except StreamError as exc:
+            return f"unreadable: {exc}"
 
     def wait(self, timeout: float) -> bool:
         """Wait until the count is positive, then decrement it.
@@ -175,6 +214,8 @@ class Semaphore:
             raise StreamError(msg)
         if timeout == 0:
             return self.trywait()
+        if self.guard is not None and _guarded_futex():
+            return self._guarded_wait(timeout, self.guard)
         use_clockwait = hasattr(self._libc, "sem_clockwait")
         clock = time.CLOCK_MONOTONIC if use_clockwait else time.CLOCK_REALTIME
         finite = math.isfinite(timeout)
@@ -194,6 +235,58 @@ class Semaphore:
                 return False
             if err != errno.EINTR:
                 raise _error(self.where, "sem_timedwait")
+
+    def _guarded_wait(self, timeout: float, guard: Callable[[], None]) -> bool:
+        """:meth:`wait` that never touches the semaphore without ``guard()`` first.
+
+        glibc's ``sem_timedwait`` writes the semaphore when its futex wait
+        ends; if the file was truncated meanwhile that write is a SIGBUS, which
+        kills a Python process. Here the sleep is the bare ``futex`` system
+        call (a vanished page is ``EFAULT`` there, not a signal) and every
+        access of the ``sem_t`` comes right after ``guard()``, which raises once
+        the file is shorter than the mapping. Same protocol as glibc's 64-bit
+        semaphores (value in the low 32 bits, waiter count in the high 32 bits,
+        shared futex on the value word), so glibc's and the C library's
+        ``sem_post`` wake it. The waiter count is updated with a plain 32-bit
+        store, which is safe because one reader holds a semaphore index (a
+        poster's compare-and-swap on the 64-bit word retries if it changes).
+        """
+        assert _SYS_FUTEX is not None  # noqa: S101 - _guarded_futex() checked it
+        addr = self._addr.value or 0
+        value = ctypes.c_uint32.from_address(addr)
+        waiters = ctypes.c_uint32.from_address(addr + 4)
+        finite = math.isfinite(timeout)
+        span = int(timeout * 1e9) if finite else 10**9 * 86400 * 365 * 100
+        deadline = time.clock_gettime_ns(time.CLOCK_MONOTONIC) + span
+        ts = _Timespec(*divmod(deadline, 1_000_000_000))
+        syscall = self._libc.syscall
+        guard()  # then again after every sleep: the only long gaps
+        while True:
+            if self.trywait():
+                return True
+            if time.clock_gettime_ns(time.CLOCK_MONOTONIC) >= deadline:
+                return False
+            waiters.value += 1
+            try:
+                err = errno.EAGAIN
+                if value.value == 0:
+                    rc = syscall(  # variadic: every argument a full register
+                        ctypes.c_long(_SYS_FUTEX),
+                        ctypes.c_void_p(addr),
+                        ctypes.c_long(_FUTEX_WAIT_BITSET),  # absolute CLOCK_MONOTONIC
+                        ctypes.c_long(0),
+                        ctypes.byref(ts),
+                        ctypes.c_void_p(None),
+                        ctypes.c_long(_FUTEX_BITSET_MATCH_ANY),
+                    )
+                    err = ctypes.get_errno() if rc != 0 else 0
+            finally:
+                guard()  # the file shrank while we slept: leave the semaphore alone
+                waiters.value -= 1
+            if err == errno.ETIMEDOUT:
+                return self.trywait()  # a post at the very end still counts
+            if err not in (0, errno.EAGAIN, errno.EINTR):
+                raise _error(self.where, "futex wait")
 
     def wait_or_raise(self, timeout: float, what: str) -> None:
         """Like :meth:`wait` but raise :class:`StreamTimeout` on timeout.

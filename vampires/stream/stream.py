@@ -24,6 +24,15 @@ Reader (:class:`StreamReader`)
     filled by our writer, the frame is copied from its slot instead, which
     the writer rewrites only ``CBsize`` frames later. ``Frame.missed`` counts
     frames published but skipped since the previous frame this reader returned.
+    Writers that post the semaphores *before* they increment ``cnt0`` (pyMilk's
+    ``set_data``) are handled: a wake that finds ``cnt0`` unchanged is followed
+    by a short bounded poll for the count, the reader keeps a balance of posts
+    against counts (a post whose count has not come yet means the pixels already
+    hold the next frame: it waits for the count), and a frame taken from the
+    pixel array of such a writer is looked at once more a moment later. (This
+    order leaves a writer preempted between its pixels and its post invisible
+    for as long as it is preempted: the second look bounds that window, it
+    cannot close it; ImageStreamIO's order has no such window.)
 
 Axis order: numpy order. milk's ``size[0]`` is the fastest axis (FITS NAXIS1,
 the width), so ``stream.shape == (size[1], size[0])`` for an image, and
@@ -65,7 +74,9 @@ import attrs
 import numpy as np
 
 from vampires.config import shm_dir as _default_shm_dir
+from vampires.config import stream_mode
 from vampires.errors import (
+    ConfigError,
     KeywordError,
     StreamClosedError,
     StreamError,
@@ -150,6 +161,15 @@ def suggested_circular_buffer(
     return max(4, min(64, nbytes // frame))
 
 
+#: After a wake that finds ``cnt0`` unchanged, how long a reader polls for it to move
+#: (writers that post before counting, as pyMilk's ``set_data``), and its poll steps.
+_POST_BEFORE_COUNT_S = 0.25
+_POLL_FIRST_S = 20e-6
+_POLL_MAX_S = 5e-3
+#: A writer seen counting at most this long after its post is taken to post before counting.
+_POST_FIRST_MAX_S = 1e-3
+#: Longest second look at a frame taken from such a writer (see StreamReader._take).
+_POST_FIRST_GRACE_S = 200e-6
 #: Torn copies tolerated in a row before giving up on one read.
 _MAX_TORN = 200
 _MD_SIZE = METADATA_DTYPE.itemsize
@@ -510,6 +530,8 @@ class StreamKeywords:
     :class:`~vampires.errors.KeywordError` and writes nothing; so does a full
     table. Like ``astropy.io.fits.Header``: ``kw["EXPTIME"] = (1e-3, "[s]")``
     sets value and comment, ``kw["EXPTIME"] = 2e-3`` keeps the comment.
+    ``del kw["X"]`` moves the keywords after ``X`` up one slot: the table has
+    no hole, since milk and pyMilk stop reading at the first empty entry.
     """
 
     __slots__ = ("_stream",)
@@ -569,12 +591,22 @@ class StreamKeywords:
         idx = self._index(name)
         if idx is None:
             raise KeyError(name)
-        entry = self._table[idx : idx + 1]
-        entry["type"] = b"N"
-        entry["name"] = b""
-        entry["valstr"] = b""
-        entry["comment"] = b""
-        entry["cnt"] += 1
+        # Compact: milk and pyMilk stop reading at the first 'N' entry (and pyMilk
+        # writes its next keyword there), so the keywords after ``name`` move up
+        # one slot and the table never has a hole.
+        table = self._table
+        keep = [i for i in self._live() if i != idx]
+        end = max(idx, *keep) + 1 if keep else idx + 1
+        moved = table[keep].copy()
+        moved["cnt"] += 1
+        n = len(keep)
+        table[:n] = moved
+        tail = table[n:end]
+        tail["type"] = b"N"
+        tail["name"] = b""
+        tail["valstr"] = b""
+        tail["comment"] = b""
+        tail["cnt"] += 1
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._index(name) is not None
@@ -737,6 +769,25 @@ class StreamKeywords:
     def capacity(self) -> int:
         """Number of keyword slots (``NBkw``)."""
         return int(self._table.shape[0])
+
+    @staticmethod
+    def check(items: Mapping[str, object]) -> None:
+        """Check keywords as :meth:`update` would, writing nothing (no stream needed).
+
+        The limits are the layout's (``KEYWORD_NAME_MAX``, ``KEYWORD_STRING_MAX``,
+        ``KEYWORD_COMMENT_MAX``); free slots are not checked.
+
+        Parameters
+        ----------
+        items
+            ``name -> value`` or ``name -> (value, comment)``.
+
+        Raises
+        ------
+        KeywordError
+            Any bad name, value or comment.
+        """
+        _cards_from(items)
 
     def _apply(self, cards: list[_Card]) -> None:
         self._write(self._plan(cards))
@@ -914,6 +965,8 @@ class Stream:
         self._fd = -1  # a descriptor of the mapped file (set by _attach), for claim locks
         self._size = layout.total
         self._v: _Views | None = _build_views(mm, layout, self._shape, self._dtype, name)
+        for sem in self._v.sems:  # waits check the file size before touching the mapping
+            sem.guard = self._check_size
         self._keywords = StreamKeywords(self)
         self._readers: list[StreamReader] = []
         self._scratch: NDArray[Any] | None = None
@@ -932,6 +985,7 @@ class Stream:
         circular_buffer: int = 0,
         exist_ok: bool = False,
         shm_dir: str | os.PathLike[str] | None = None,
+        mode: int | None = None,
     ) -> Stream:
         """Create a stream file laid out exactly as the C library would.
 
@@ -955,6 +1009,10 @@ class Stream:
             :meth:`is_stale`). Without it an existing stream raises.
         shm_dir
             Folder; defaults to the C library's (``$MILK_SHM_DIR``, ``/milk/shm``, ``/tmp``).
+        mode
+            File permissions; default :func:`vampires.config.stream_mode`
+            (``$VAMPIRES_STREAM_MODE``, else 0666 like the C library: any local
+            user may attach, and so also damage the stream).
 
         Returns
         -------
@@ -973,6 +1031,10 @@ class Stream:
         nkw = _check_count(nkeywords, "nkeywords", 0, 65535)
         nsem = _check_count(nsemaphores, "nsemaphores", 1, 65535)
         cbsize = _check_count(circular_buffer, "circular_buffer", 0, 2**32 - 1)
+        try:
+            perms = stream_mode(mode)
+        except ConfigError as exc:
+            raise StreamError(str(exc)) from exc
         folder = _resolve_dir(shm_dir)
         path = folder / f"{name}{_SUFFIX}"
         if os.path.lexists(path):
@@ -1003,12 +1065,12 @@ class Stream:
         )
         tmp = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, perms)
         except OSError as exc:
             msg = f"cannot create stream {name!r} in {folder}: {exc.strerror}"
             raise StreamError(msg) from exc
         try:
-            os.fchmod(fd, 0o666)  # as the C library (umask 0): any user may attach
+            os.fchmod(fd, perms)  # whatever the umask (the C library's 0666 by default)
             os.ftruncate(fd, layout.total)
             inode = os.fstat(fd).st_ino
             mm = mmap.mmap(fd, layout.total)
@@ -1055,8 +1117,10 @@ class Stream:
         """
         name = _check_name(name)
         path = _resolve_dir(shm_dir) / f"{name}{_SUFFIX}"
+        # O_NONBLOCK: a FIFO (or device) named like a stream must not block the
+        # open; _check_file then refuses anything but a regular file
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as exc:
             msg = (
                 f"no stream {name!r} in {path.parent} ({path.name} not found); is its writer "
@@ -1071,7 +1135,7 @@ class Stream:
         finally:
             os.close(fd)
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             msg = (
                 f"cannot open stream {name!r} ({path}) read-write: {exc.strerror}; readers "
@@ -1166,10 +1230,34 @@ class Stream:
             return -1
 
     def _views(self) -> _Views:
-        if self._v is None:
+        v = self._v
+        if v is None:
             msg = f"stream {self._name!r} is closed; open it again with Stream.open"
             raise StreamClosedError(msg)
-        return self._v
+        self._check_size()
+        return v
+
+    def _check_size(self) -> None:
+        """Refuse to touch the mapping once the file is shorter than it (SIGBUS otherwise).
+
+        Anyone who may write the file (mode 0666, as the C library) can truncate
+        it; touching a mapped page past the new end kills the process with
+        SIGBUS, which Python cannot catch. One ``fstat`` (~0.5 us) before every
+        use of the mapping turns that into a :class:`StreamLayoutError`.
+        """
+        if self._fd < 0:
+            return
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError:
+            return
+        if size < self._size:
+            msg = (
+                f"stream {self._name!r}: its file shrank to {size} bytes under this process "
+                f"(the mapping needs {self._size}): truncated by another process or being "
+                "re-created; open the stream again"
+            )
+            raise StreamLayoutError(msg)
 
     def is_stale(self, max_age: float = 0.0) -> bool:
         """Tell whether the file vanished or was re-created (other inode or size).
@@ -1603,7 +1691,7 @@ class Stream:
                     raise TornFrameError(msg)
                 time.sleep(0)
                 continue
-            np.copyto(out, v.data)
+            self._copy_pixels(out, v.data)
             cnt1 = int(v.cnt1[0])
             asec, ansec = int(v.atime[0]), int(v.atime[1])
             wsec, wnsec = int(v.writetime[0]), int(v.writetime[1])
@@ -1617,6 +1705,26 @@ class Stream:
                     "overwrites frames faster than they can be copied)"
                 )
                 raise TornFrameError(msg)
+
+    def _copy_pixels(self, out: NDArray[Any], data: NDArray[Any]) -> None:
+        """Copy the main pixel buffer into ``out`` with ``preadv`` from the file.
+
+        Same cost as a memcpy from the mapping (the kernel copies from the same
+        page-cache pages), but a file truncated meanwhile gives a short read
+        (:class:`StreamLayoutError`) instead of a SIGBUS that kills the process.
+        """
+        if self._fd < 0 or not out.flags.c_contiguous or out.nbytes != data.nbytes:
+            np.copyto(out, data)
+            return
+        try:
+            got = os.preadv(self._fd, [out.data.cast("B")], self._layout.data)
+        except OSError as exc:
+            msg = f"stream {self._name!r}: cannot read its pixels: {exc.strerror}"
+            raise StreamLayoutError(msg) from exc
+        if got != out.nbytes:
+            self._check_size()
+            msg = f"stream {self._name!r}: short read of its pixels ({got} of {out.nbytes} bytes)"
+            raise StreamLayoutError(msg)
 
     @staticmethod
     def _read_slot(
@@ -1861,8 +1969,18 @@ class StreamReader:
         v = stream._views()
         self._index = self._claim(stream, v, index)
         self._sem: Semaphore | None = v.sems[self._index]
-        self._sem.flush()
+        try:
+            self._sem.flush()  # bounded: a damaged semaphore raises
+        except StreamError:
+            if int(v.read_pid[self._index]) == os.getpid():
+                v.read_pid[self._index] = 0
+            raise
         self._last = int(v.cnt0[0])
+        # posts consumed minus counts seen since then (see _ahead)
+        self._posts = 0
+        self._counted = self._last
+        # how long after its post the writer counts, if it posts first (pyMilk), else 0
+        self._post_first_s = 0.0
         self.torn = 0
         self.missed = 0
 
@@ -1925,7 +2043,7 @@ class StreamReader:
         sem, self._sem = self._sem, None
         if sem is None:
             return
-        with contextlib.suppress(StreamClosedError):
+        with contextlib.suppress(StreamError):  # closed, or the file shrank: leave it
             self._stream._views()
             sem.post()  # wake our own waiter, if any (the next claimer flushes)
             pids = self._stream._views().read_pid
@@ -1960,24 +2078,108 @@ class StreamReader:
         """
         self._live().wait_or_raise(timeout, f"stream {self._stream.name!r}")
         self._live()  # closed while waiting
+        self._posts += 1
         return self._stream.cnt0
 
     def _await_new(self, timeout: float) -> None:
+        """Return once ``cnt0`` differs from the last frame returned.
+
+        A wake that finds ``cnt0`` unchanged is either a post left over from a
+        frame already read or a writer that posts its semaphores *before* it
+        increments ``cnt0`` (pyMilk's ``set_data``). For the latter the count
+        moves microseconds later and no other post will come until the next
+        frame: so after such a wake the reader polls ``cnt0`` for a short,
+        bounded time (:data:`_POST_BEFORE_COUNT_S`), sleeping on the
+        semaphore between polls with growing steps (a new post ends the step
+        at once), instead of sleeping until the next frame or its timeout.
+        """
         sem = self._live()
         v = self._stream._views()
         if not timeout >= 0:
             msg = f"timeout must be >= 0 s (got {timeout!r})"
             raise StreamError(msg)
+        cnt0 = v.cnt0
+        last = self._last
+        if int(cnt0[0]) != last:
+            return
         deadline = time.monotonic() + timeout
-        while int(v.cnt0[0]) == self._last:
-            remaining = deadline - time.monotonic()
-            woke = remaining > 0 and sem.wait(remaining)
+        poll_until = -math.inf
+        step = _POLL_FIRST_S
+        while True:
+            now = time.monotonic()
+            remaining = deadline - now
+            polling = now < poll_until
+            if polling:
+                slice_s = min(step, remaining, poll_until - now)
+                step = min(step * 2, _POLL_MAX_S)
+            else:
+                slice_s = remaining
+            woke = slice_s > 0 and sem.wait(slice_s)
             self._live()  # closed while waiting
-            if not woke:
-                if int(v.cnt0[0]) != self._last:
-                    break
+            self._posts += woke
+            if int(cnt0[0]) != last:
+                if polling and not woke:  # counted after its post: a writer that posts first
+                    self._learn_post_first(time.monotonic() + _POST_BEFORE_COUNT_S - poll_until)
+                return
+            if woke:  # posted before counted, or a post left over: poll a while
+                poll_until = time.monotonic() + _POST_BEFORE_COUNT_S
+                step = _POLL_FIRST_S
+            elif time.monotonic() >= deadline:
+                if not polling:
+                    self._resync()  # quiet for the whole timeout: the stream is at rest
                 msg = f"stream {self._stream.name!r}: no new frame within {timeout:g} s"
                 raise StreamTimeout(msg)
+
+    def _learn_post_first(self, delay: float) -> None:
+        """Note how long after its post a writer counted (a writer that posts first)."""
+        if delay < _POST_FIRST_MAX_S:
+            delay = max(delay, _POLL_FIRST_S)
+            known = self._post_first_s
+            self._post_first_s = delay if not known else known + 0.1 * (delay - known)
+
+    def _ahead(self, sem: Semaphore) -> int:
+        """Consume the pending posts; return posts seen minus counts seen.
+
+        A writer posts once per frame (while the semaphore is below
+        ``SEMAPHORE_MAXVAL``). ImageStreamIO counts before it posts, so this
+        is <= 0; a positive value is a post whose count has not come yet (a
+        writer that posts before it counts, pyMilk's ``set_data``): the pixel
+        array already holds a frame ``cnt0`` does not show. Posts the writer
+        skipped while the semaphore was full would make the balance drift: it
+        starts again from here after such a drain.
+        """
+        drained = sem.flush()
+        cnt0 = int(self._stream._views().cnt0[0])
+        self._posts += drained - (cnt0 - self._counted)
+        self._counted = cnt0
+        if drained >= SEMAPHORE_MAXVAL - 1:
+            # the writer may have skipped posts (semaphore full): forget the counts they
+            # would have matched. (A count whose post is still to come then shows as a
+            # post ahead once: a short settle, resynchronised if no count follows.)
+            self._posts = max(self._posts, 0)
+        return self._posts
+
+    def _resync(self) -> None:
+        """Start the post balance again: the stream is at rest (or the balance proved wrong)."""
+        if self._sem is not None:
+            self._sem.flush()
+        self._posts = 0
+        self._counted = int(self._stream._views().cnt0[0])
+
+    def _settle(self, cnt0: int) -> bool:
+        """Wait (bounded, sleeping) until ``cnt0`` moves past a frame a writer is replacing.
+
+        Returns whether it moved.
+        """
+        v = self._stream._views()
+        end = time.monotonic() + _POST_BEFORE_COUNT_S
+        step = _POLL_FIRST_S
+        while int(v.cnt0[0]) == cnt0:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(step)
+            step = min(step * 2, _POLL_MAX_S)
+        return True
 
     def _info(self, cnt0: int, cnt1: int, times: tuple[int, int, int, int]) -> FrameInfo:
         missed = max(0, cnt0 - self._last - 1)
@@ -2053,9 +2255,12 @@ class StreamReader:
         self._await_new(timeout)
         stream = self._stream
         data = stream._check_out(out) if out is not None else np.empty_like(stream._views().data)
-        behind = self._behind_slot(stream._views())
-        if behind is not None:
-            info = self._from_slot(stream._views(), *behind, lambda view: np.copyto(data, view))
+
+        def copy(view: NDArray[Any]) -> None:
+            np.copyto(data, view)
+
+        for _ in range(_MAX_TORN):
+            info = self._take(copy)
             if info is not None:
                 return Frame(
                     data=data,
@@ -2065,17 +2270,12 @@ class StreamReader:
                     write_time=info.write_time,
                     missed=info.missed,
                 )
-        cnt0, cnt1, asec, ansec, wsec, wnsec, torn = stream._read_into(data)
-        self.torn += torn
-        info = self._info(cnt0, cnt1, (asec, ansec, wsec, wnsec))
-        return Frame(
-            data=data,
-            cnt0=info.cnt0,
-            cnt1=info.cnt1,
-            acquisition_time=info.acquisition_time,
-            write_time=info.write_time,
-            missed=info.missed,
+            logger.debug("stream %r: torn copy, retrying", stream.name)
+        msg = (
+            f"stream {stream.name!r}: {_MAX_TORN} torn copies in a row (the writer "
+            "overwrites frames faster than they can be copied)"
         )
+        raise TornFrameError(msg)
 
     def next_into(self, func: Callable[[NDArray[Any]], object], timeout: float) -> FrameInfo:
         """Wait for a new frame and let ``func`` copy it from the zero-copy view.
@@ -2100,6 +2300,23 @@ class StreamReader:
             frame. The frame counts as missed at the next call.
         """
         self._await_new(timeout)
+        info = self._take(func)
+        if info is None:
+            msg = (
+                f"stream {self._stream.name!r}: frame {self._stream.cnt0} was overwritten while "
+                "it was being copied (torn); skip it"
+            )
+            raise TornFrameError(msg)
+        return info
+
+    def _take(self, func: Callable[[NDArray[Any]], object]) -> FrameInfo | None:
+        """Let ``func`` copy the next frame (from its slot if buffered); None if torn.
+
+        Raises
+        ------
+        TornFrameError
+            The write flag stayed up (writer died mid-frame).
+        """
         v = self._stream._views()
         behind = self._behind_slot(v)
         if behind is not None:
@@ -2113,6 +2330,14 @@ class StreamReader:
             info = self._from_slot(v, *latest, func)
             if info is not None:
                 return info
+        sem = self._live()
+        if self._ahead(sem) > 0:
+            # a post whose count has not come yet: the writer posts before it counts
+            # (pyMilk) and the pixels already hold the next frame: wait for its count
+            if self._settle(int(v.cnt0[0])):
+                self._ahead(sem)
+            else:
+                self._resync()  # no count came: the balance was wrong
         start = time.monotonic()
         while v.write[0]:
             if time.monotonic() - start > _STUCK_WRITE_S:
@@ -2125,11 +2350,32 @@ class StreamReader:
         func(view)
         cnt1 = int(v.cnt1[0])
         times = (int(v.atime[0]), int(v.atime[1]), int(v.writetime[0]), int(v.writetime[1]))
-        if v.write[0] or int(v.cnt0[0]) != c0:
+        whole = self._still_whole(c0)
+        if whole and self._post_first_s:
+            # A writer that posts before it counts rewrites the pixels, lowers the write
+            # flag and only then posts: a frame replaced just before the check above shows
+            # no sign of it yet. Its post follows within about the post-to-count delay
+            # seen at the wakes: look again after twice that (decaying, for a writer
+            # wrongly taken for one).
+            time.sleep(min(2 * self._post_first_s, _POST_FIRST_GRACE_S))
+            self._post_first_s *= 0.99
+            whole = self._still_whole(c0)
+        if not whole:
             self.torn += 1
-            msg = (
-                f"stream {self._stream.name!r}: frame {c0} was overwritten while it was "
-                "being copied (torn); skip it"
-            )
-            raise TornFrameError(msg)
+            if int(v.cnt0[0]) == c0 and not self._settle(c0):
+                self._resync()  # no count came after the post: the balance was wrong
+            return None
         return self._info(c0, cnt1, times)
+
+    def _still_whole(self, cnt0: int) -> bool:
+        """Tell whether frame ``cnt0`` taken from the pixel array is still whole there.
+
+        The write flag is down, ``cnt0`` did not move, and no post came
+        without its count (a writer that posts before it counts, pyMilk,
+        replaced the pixels; see :meth:`_ahead`). A sender that sends the
+        frame straight from the pixel array calls it after the send, while no
+        other thread uses this reader.
+        """
+        v = self._stream._views()
+        sem = self._live()
+        return not v.write[0] and int(v.cnt0[0]) == cnt0 and self._ahead(sem) <= 0

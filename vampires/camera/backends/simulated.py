@@ -71,6 +71,8 @@ _PSF_HALF = 48  # [px] half size of the window a PSF is drawn in
 #: Defocus [stage mm] that doubles the PSF area: FWHM grows as hypot(1, defocus / this).
 DEPTH_OF_FOCUS = 0.5
 _TRIGGER_SHAPE = (1, 1)
+#: Trigger edges kept for a camera that was descheduled (every edge is seen, in order).
+_TRIGGER_BUFFER = 64
 
 
 def deterministic_frame(shape: tuple[int, int], counter: int) -> NDArray[np.uint16]:
@@ -408,7 +410,7 @@ class SimulatedBackend:
             self._trigger_source = Stream.open(name, shm_dir=self._shm_dir)
         except StreamError:
             return None  # trigger source not started yet: wait for it
-        self._trigger_reader = self._trigger_source.reader()
+        self._trigger_reader = self._trigger_source.reader(catch_up=True)
         self._trigger_reader.__enter__()
         return self._trigger_reader
 
@@ -500,8 +502,16 @@ class SimulatedTrigger:
             raise CameraError(msg)
         self.name = name
         self.rate = rate
+        # a circular buffer: a camera descheduled for a moment still sees every
+        # trigger edge, in order, as hardware does (its reader catches up)
         self._stream = Stream.create(
-            name, _TRIGGER_SHAPE, np.uint8, nkeywords=4, exist_ok=True, shm_dir=shm_dir
+            name,
+            _TRIGGER_SHAPE,
+            np.uint8,
+            nkeywords=4,
+            circular_buffer=_TRIGGER_BUFFER,
+            exist_ok=True,
+            shm_dir=shm_dir,
         )
         self._pulse = np.ones(_TRIGGER_SHAPE, dtype=np.uint8)
         self._stop = threading.Event()
