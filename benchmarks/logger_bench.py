@@ -21,6 +21,14 @@ C logger figures from ``shared/reference/milk-logger-measured.md``:
   disk: drops (target 0) and CPU per camera;
 * 536x536 at 400 fps, 2000-frame cubes: drops (milk drops 9 of 6000).
 
+Headline rows (issue 13/14): the stream written by a C-like process
+(:class:`vampires.testing.cwriter.CWriterProcess`: no circular buffer, in place,
+absolute-deadline pacing, every frame tagged with its index), frames counted
+from the tags in the files: 536x536 at 400 fps with 2000-frame cubes (0 lost,
+cube boundaries included), MBI rates; and frames lost at a ``kill -9`` of a
+logger process at 10 fps and at the MBI rate, after ``vampires recover``
+(goal: at most ``flush_interval`` worth).
+
 Frames are published by separate producer processes (real shm, real semaphores);
 the loggers run in this process, so its CPU time is the loggers' cost.
 
@@ -508,7 +516,372 @@ def zero_drop_rate(
     return best, best_run, " ".join(trials)
 
 
-def run(quick: bool = False, folder: Path | None = None) -> list[dict]:
+# ---------------------------------------------------------------- C-like writer, kill -9
+
+
+def _tags(path: Path) -> list[int]:
+    """Frame tags (index in the first and last 8 bytes) of a cube, from the stored pixels."""
+    from vampires.fitslog import open_partial
+
+    cube = open_partial(path)
+    if not cube.frames:
+        return []
+    flip = np.uint16(0x8000)
+    head = (np.asarray(cube.data[:, 0, :4]).view(">u2") ^ flip).astype("<u2")
+    tail = (np.asarray(cube.data[:, -1, -4:]).view(">u2") ^ flip).astype("<u2")
+    h = np.ascontiguousarray(head).view("<u8").reshape(-1)
+    t = np.ascontiguousarray(tail).view("<u8").reshape(-1)
+    return [int(a) if a == b else -1 for a, b in zip(h, t, strict=True)]
+
+
+def cwriter_run(
+    shape: tuple[int, int],
+    fps: float,
+    frames: int,
+    folder: Path,
+    frames_per_cube: int,
+    *,
+    cameras: int = 1,
+) -> dict:
+    """Loggers (this process) on C-like streams (no circular buffer) -> missed frames by tag.
+
+    With ``cameras`` > 1, one C-like writer process and one logger per camera,
+    all on the same disk; the counts are summed, ``worst`` is the largest
+    per-camera loss.
+    """
+    from vampires.fitslog.logger import Logger
+    from vampires.fitslog.policy import CubePolicy
+    from vampires.testing.cwriter import CWriterProcess, count_tags
+
+    shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
+    pool = 2 * frames_per_cube * shape[0] * shape[1] * 2 * cameras
+    delay = 3.0 + 2.0 * pool / 1e9  # the loggers attach and page in their buffers meanwhile
+    names = [f"cw{i}" for i in range(cameras)]
+    try:
+        with contextlib.ExitStack() as stack:
+            logs = [
+                stack.enter_context(
+                    Logger(
+                        name,
+                        CubePolicy(frames_per_cube=frames_per_cube),
+                        dirname=folder / name,
+                        shm_dir=shm,
+                        nice=NICE,
+                    )
+                )
+                for name in names
+            ]
+            cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+            with contextlib.ExitStack() as procs:
+                writers = [
+                    procs.enter_context(
+                        CWriterProcess(name, shape, fps, frames, shm_dir=shm, start_delay=delay)
+                    )
+                    for name in names
+                ]
+                for log in logs:
+                    log.start()
+                ready = [log.status().state.value for log in logs]
+                results = [w.wait(timeout=frames / fps + delay + 60) for w in writers]
+            time.sleep(0.1)
+            for log in logs:
+                log.stop()
+            for log in logs:
+                log.wait_idle(300)
+            cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+            statuses = [log.status() for log in logs]
+        counts = [
+            count_tags(
+                [t for path in sorted((folder / name).glob("*.fits")) for t in _tags(path)], frames
+            )
+            for name in names
+        ]
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    elapsed = max(r.elapsed for r in results)
+    return {
+        "frames": frames * cameras,
+        "missed": sum(c[0] for c in counts),
+        "worst": max(c[0] for c in counts),
+        "duplicated": sum(c[1] for c in counts),
+        "torn": sum(c[2] for c in counts),
+        "late": sum(r.late for r in results),
+        "dropped": sum(st.dropped for st in statuses),
+        "causes": tuple(
+            sum(getattr(st, f"dropped_{c}") for st in statuses)
+            for c in ("late", "no_buffer", "disk")
+        ),
+        "ready": ready,
+        "cpu": cpu / max(elapsed, 1e-9) / cameras,
+        "memory": max(st.memory_bytes for st in statuses),
+        "buffers": max(st.buffers for st in statuses),
+    }
+
+
+def cwriter_floor(shape: tuple[int, int], fps: float, frames: int) -> int:
+    """The machine's floor on a C-written stream: a bare reader thread -> frames it missed."""
+    from vampires import kernels
+    from vampires.errors import StreamError
+    from vampires.stream import Stream
+    from vampires.testing.cwriter import CWriterProcess, count_tags
+
+    shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
+    slot = np.empty((1, *shape), ">i2")
+    copy = kernels.cube_copier(np.uint16, slot)
+    tags: list[int] = []
+    stop = threading.Event()
+    try:
+        with CWriterProcess("floor", shape, fps, frames, shm_dir=shm, start_delay=1.0) as writer:
+            stream = Stream.open("floor", shm_dir=shm)
+
+            def loop() -> None:
+                if NICE is not None:
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+                with stream.reader(catch_up=True) as reader:
+                    while not stop.is_set():
+                        with contextlib.suppress(StreamError):
+                            reader.next_into(lambda view: copy(view, 0), 0.05)
+                            flat = slot.reshape(-1).view(">u2")
+                            ends = np.concatenate([flat[:4], flat[-4:]]) ^ np.uint16(0x8000)
+                            head, tail = ends.astype("<u2").view("<u8")
+                            tags.append(int(head) if head == tail else -1)
+
+            thread = threading.Thread(target=loop)
+            thread.start()
+            writer.wait(timeout=frames / fps + 60)
+            time.sleep(0.1)
+            stop.set()
+            thread.join(10)
+            stream.close()
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    return count_tags(tags, frames)[0]
+
+
+KILL_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from vampires.fitslog.logger import Logger
+    from vampires.fitslog.policy import CubePolicy
+    sync = None if sys.argv[3] == "close" else float(sys.argv[3])
+    policy = CubePolicy(frames_per_cube=int(sys.argv[2]), sync_interval=sync)
+    log = Logger("kl", policy, dirname=sys.argv[1])
+    log.start()
+    print("ready", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def kill_run(
+    shape: tuple[int, int],
+    fps: float,
+    seconds: float,
+    folder: Path,
+    frames_per_cube: int,
+    sync: str = "0",
+) -> dict:
+    """Kill -9 a logging process at a random moment, recover -> frames lost."""
+    import random
+    import signal
+
+    from vampires.fitslog.recover import recover_folder
+    from vampires.stream import Stream
+    from vampires.testing.cwriter import make_base_frame, tag_frame
+
+    shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
+    env = {**os.environ, "MILK_SHM_DIR": str(shm)}
+    published: dict[int, float] = {}
+    try:
+        with Stream.create("kl", shape, "uint16", shm_dir=shm) as stream:
+            stream.keywords.update({"EXPTIME": 1 / fps, "EXTTRIG": False})
+            child = subprocess.Popen(
+                [sys.executable, "-c", KILL_CHILD, str(folder), str(frames_per_cube), sync],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            try:
+                assert child.stdout is not None
+                if child.stdout.readline().strip() != "ready":
+                    msg = "kill -9 run: the logger process did not start"
+                    raise RuntimeError(msg)
+                base = make_base_frame(shape, "uint16")
+                t0 = time.monotonic()
+                stop_at = t0 + random.uniform(0.6, 1.0) * seconds  # noqa: S311
+                i = 0
+                while (now := time.monotonic()) < stop_at:
+                    delay = t0 + i / fps - now
+                    if delay > 0:
+                        time.sleep(delay)
+                    tag_frame(base, i)
+                    stream.write(base)
+                    published[i] = time.monotonic()
+                    i += 1
+                killed = time.monotonic()
+                child.send_signal(signal.SIGKILL)
+                child.wait(timeout=30)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait(timeout=30)
+                if child.stdout is not None:
+                    child.stdout.close()
+        recover_folder(folder)
+        kept = {t for path in sorted(folder.glob("*.fits")) for t in _tags(path) if t >= 0}
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    old = {i for i, t in published.items() if t < killed - 1.0}  # flush_interval = 1 s
+    return {
+        "published": len(published),
+        "kept": len(kept & set(published)),
+        "lost": len(set(published) - kept),
+        "lost_old": len(old - kept),
+    }
+
+
+def headline_rows(quick: bool, disk: Path) -> list[dict]:
+    """The C-written stream rows (no circular buffer) and the kill -9 rows."""
+    rows = []
+    seconds = 2.0 if quick else 15.0
+    cube = 200 if quick else 2000
+    std = cwriter_run(STANDARD, 400.0, int(400 * seconds), disk / "cw400", cube)
+    floor = cwriter_floor(STANDARD, 400.0, int(400 * seconds))
+    rows.append(
+        _row(
+            f"C-written 536x536 at 400 fps, {cube}-frame cubes, {seconds:g} s: frames missed "
+            f"(by tag; dup {std['duplicated']}, torn {std['torn']}, writer late {std['late']}; "
+            f"late/no-buffer/disk {std['causes']})",
+            f"{std['missed']} of {std['frames']}",
+            f"bare reader {floor}; milk {MILK_STD400_DROPS} of 6000",
+            "",
+            "0",
+        )
+    )
+    rows.append(
+        _row(
+            "reader CPU per camera, C-written 536x536 at 400 fps (logger process, 1 core = 1.0)",
+            f"{std['cpu']:.2f} core",
+            "",
+            "",
+            "info",
+        )
+    )
+    rates = [30.0, 60.0] if quick else [30.0, 60.0, 90.0, 130.0]
+    mbi_frames = 30 if quick else 250
+    trials = []
+    best = 0.0
+    memory = 0
+    for fps in rates:
+        n = int(fps * (2.0 if quick else 12.0))
+        r = cwriter_run(MBI, fps, n, disk / "cwmbi", mbi_frames)
+        trials.append(f"{fps:g}:{r['missed']}/{n}")
+        memory = max(memory, r["memory"])
+        print(
+            f"#   C-written MBI {fps:g} fps: missed {r['missed']} of {n}, "
+            f"{r['buffers']} buffers ({r['memory'] / 1e9:.1f} GB)",
+            file=sys.stderr,
+        )
+        if r["missed"] == 0 and r["duplicated"] == 0 and r["torn"] == 0:
+            best = max(best, fps)
+    rows.append(
+        _row(
+            f"C-written MBI, {mbi_frames}-frame cubes, fps:missed/published {' '.join(trials)}; "
+            f"cube buffers up to {memory / 1e9:.1f} GB per camera",
+            f"0 missed up to {best:g} fps",
+            f"milk {MILK_MBI_FPS:g} fps",
+            best / MILK_MBI_FPS,
+            ">= 2",
+        )
+    )
+    rows += issue19_rows(quick, disk)
+    for shape, fps, cube_frames, label in (
+        ((536, 536), 10.0, 250, "10 fps, 250-frame cubes"),
+        (MBI, 57.0, 30 if quick else 250, "MBI 57 fps (280 MB/s)"),
+    ):
+        k = kill_run(shape, fps, 3.0 if quick else 8.0, disk / "kill", cube_frames)
+        rows.append(
+            _row(
+                f"kill -9 while logging {label}, then vampires recover: frames lost "
+                f"(of {k['published']} published; {k['lost_old']} of them > 1 s before the kill)",
+                f"{k['lost']}",
+                f"flush_interval = {fps:g} frames",
+                k["lost"] / fps,
+                "<= 1 s worth, 0 older",
+            )
+        )
+    return rows
+
+
+def issue19_rows(quick: bool, disk: Path) -> list[dict]:
+    """Issue 19: C-written MBI zero-drop rate vs the disk's O_DIRECT rate, repeated; 2 cameras."""
+    frame = MBI[0] * MBI[1] * 2
+    raw_bytes = int(0.3e9 if quick else 2.4e9)
+    direct = raw_write(disk, raw_bytes, direct=True)
+    buffered = raw_write(disk, raw_bytes)
+    direct_fps = direct / frame
+    runs = 1 if quick else 5
+    seconds = 2.0 if quick else 5.0
+    cube = 30 if quick else 250
+    rates = (
+        [0.25 * direct_fps, 0.5 * direct_fps]
+        if quick
+        else [f * direct_fps for f in (0.25, 0.4, 0.5, 0.6)]
+    )
+    rows = [
+        _row(
+            "raw write+fsync of this disk, same run: O_DIRECT / buffered",
+            f"{direct / 1e6:.0f} / {buffered / 1e6:.0f} MB/s",
+            f"= {direct_fps:.0f} MBI frames/s",
+            "",
+            "limit",
+        )
+    ]
+    for cameras, target in ((1, 0.5), (2, 0.25)):
+        best_each = []
+        trials = []
+        for _ in range(runs):
+            best = 0.0
+            for fps in rates:
+                n = int(fps * seconds)
+                r = cwriter_run(MBI, fps, n, disk / "c19", cube, cameras=cameras)
+                trials.append(f"{fps:.0f}:{r['missed']}/{r['frames']}")
+                if r["missed"] == 0 and r["duplicated"] == 0 and r["torn"] == 0:
+                    best = max(best, fps)
+            best_each.append(best)
+        worst = min(best_each)
+        rows.append(
+            _row(
+                f"C-written MBI, {cameras} camera(s) on one disk, {runs} run(s) x "
+                f"{seconds:g} s per rate, fps:missed/published {' '.join(trials)}",
+                f"0 missed up to {worst:.0f} fps each (worst run)",
+                f"O_DIRECT {direct_fps:.0f} fps",
+                worst / direct_fps,
+                f">= {target:g}",
+            )
+        )
+    for fps in (400.0, 1000.0):
+        n = int(fps * (2.0 if quick else 10.0))
+        r = cwriter_run(STANDARD, fps, n, disk / "c19s", 2000 if not quick else 400)
+        rows.append(
+            _row(
+                f"C-written 536x536 at {fps:g} fps: missed (late/no-buffer/disk {r['causes']}; "
+                f"C writer late {r['late']}), {r['buffers']} buffers {r['memory'] / 1e9:.1f} GB",
+                f"{r['missed']} of {r['frames']}",
+                "",
+                "",
+                "0",
+            )
+        )
+    return rows
+
+
+def run(quick: bool = False, folder: Path | None = None, *, only: str = "") -> list[dict]:
     base = folder or Path(os.environ.get("VAMPIRES_BENCH_DIR", Path.cwd() / ".benchtmp"))
     base.mkdir(parents=True, exist_ok=True)
     disk = Path(tempfile.mkdtemp(prefix="logger-bench-", dir=base))
@@ -519,6 +892,9 @@ def run(quick: bool = False, folder: Path | None = None) -> list[dict]:
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.001)  # as a logger daemon does: the reader gets the GIL fast
     try:
+        rows += headline_rows(quick, disk)
+        if only == "headline":
+            return rows
         rows += kernel_rows(quick, tmpfs)
         raw_bytes = int(0.3e9 if quick else 2.4e9)
         raw_before = disk_limit(disk, raw_bytes)
@@ -697,8 +1073,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI")
     parser.add_argument("--dir", type=Path, default=None, help="folder on the disk to test")
+    parser.add_argument(
+        "--only", choices=["headline"], default="", help="only the C-written and kill -9 rows"
+    )
     args = parser.parse_args()
-    rows = run(quick=args.quick, folder=args.dir)
+    rows = run(quick=args.quick, folder=args.dir, only=args.only)
     width = max(len(r["measure"]) for r in rows)
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if isinstance(r["ratio"], float) else str(r["ratio"])

@@ -99,3 +99,45 @@ def test_cli_demo_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "logger vcam1" in out
     assert status in (0, 1)  # 1 only if a frame was dropped on an overloaded machine
     assert "verified" in out
+
+
+def test_drops_are_explained_with_what_to_try(tmp_path: Path) -> None:
+    from vampires.demo import CameraResult, DemoSummary, explain_drops
+    from vampires.demo_view import render_summary
+
+    clean = CameraResult(
+        name="vcam1", frames=10, dropped=0, files=(), nbytes=0, seconds=1.0, folder=None
+    )
+    assert explain_drops(clean) == []
+    cam = CameraResult(
+        name="vcam2",
+        frames=90,
+        dropped=17,
+        files=(),
+        nbytes=int(50e6),
+        seconds=1.0,
+        folder=None,
+        dropped_late=5,
+        dropped_no_buffer=7,
+        dropped_disk=4,
+        error="disk full writing x.fits.tmp",
+    )
+    lines = explain_drops(cam, (3.5, 2))
+    assert len(lines) == 4
+    late, buffer, disk, other = lines
+    assert "5 frames" in late
+    assert "busy" in late
+    assert "load average 3.5 on 2" in late
+    assert "--fps 10" in late
+    assert "7 frames" in buffer
+    assert "50 MB/s" in buffer
+    assert "faster disk" in buffer
+    assert "4 frames" in disk
+    assert "disk full" in disk
+    assert "1 frames" in other
+    summary = DemoSummary(
+        out=tmp_path, kept=True, cameras=(clean, cam), links=(), start_skew=0.0,
+        interrupted=False, load=(3.5, 2),
+    )  # fmt: skip
+    assert summary.explanations() == lines
+    assert "faster disk" in str(render_summary(summary).caption)

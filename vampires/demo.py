@@ -154,6 +154,10 @@ class CameraResult:
     nbytes: int
     seconds: float
     folder: Path | None
+    dropped_late: int = 0
+    dropped_no_buffer: int = 0
+    dropped_disk: int = 0
+    error: str | None = None
 
     @property
     def mb_per_s(self) -> float:
@@ -191,6 +195,55 @@ class DemoSummary:
     def ok(self) -> bool:
         """True when every file verified and nothing was dropped."""
         return all(c.dropped == 0 and c.verified == len(c.files) and c.files for c in self.cameras)
+
+    def explanations(self) -> list[str]:
+        """Return one line per kind of drop seen: what happened and what to try."""
+        return [line for cam in self.cameras for line in explain_drops(cam, self.load)]
+
+    load: tuple[float, int] = (0.0, 1)
+    """1-minute load average at the end of the run, and the number of CPUs."""
+
+
+def explain_drops(cam: CameraResult, load: tuple[float, int] = (0.0, 1)) -> list[str]:
+    """Say why a camera's logger dropped frames, and what to try (empty when none).
+
+    Parameters
+    ----------
+    cam
+        One camera's result (its drops by cause come from the logger's status).
+    load
+        1-minute load average and CPU count, for the "busy machine" case.
+
+    Returns
+    -------
+    list of str
+    """
+    lines = []
+    busy = f"load average {load[0]:.1f} on {load[1]} CPU(s)"
+    if cam.dropped_late:
+        lines.append(
+            f"{cam.name}: {cam.dropped_late} frames were replaced in shared memory before the "
+            f"logger's reader thread got to them: it was held up for more than a frame period "
+            f"(the machine is busy: {busy}; the demo runs cameras, links and loggers in one "
+            "process). Try: close other programs, a lower rate (--fps 10), or loggers as "
+            "daemons with nice -10 as in production ('vampires logger start')."
+        )
+    if cam.dropped_no_buffer:
+        lines.append(
+            f"{cam.name}: {cam.dropped_no_buffer} frames arrived while every cube buffer was "
+            f"still being written: the disk took {cam.mb_per_s:.0f} MB/s, less than the camera "
+            "sent. Try: --out on a faster disk, smaller cubes (--cube-frames 50) or --fps 10."
+        )
+    if cam.dropped_disk:
+        lines.append(
+            f"{cam.name}: {cam.dropped_disk} frames could not be written "
+            f"({cam.error or 'disk error'}). Try: free space on the disk of --out, "
+            "or another --out."
+        )
+    other = cam.dropped - cam.dropped_late - cam.dropped_no_buffer - cam.dropped_disk
+    if other > 0:
+        lines.append(f"{cam.name}: {other} frames dropped (see the logger's status).")
+    return lines
 
 
 def verify_cube(path: Path) -> FileCheck:
@@ -404,7 +457,9 @@ def run_demo(
         t0 = time.monotonic()
         try:
             for name, lg in loggers.items():
+                # returns once the logger's buffers are paged in and its reader listens
                 started[name] = lg.start()
+            t0 = time.monotonic()  # the duration is saving time
             deadline = t0 + options.duration
             while (now := time.monotonic()) < deadline:
                 if on_progress is not None:
@@ -437,6 +492,10 @@ def run_demo(
                 nbytes=st.written_bytes,
                 seconds=seconds.get(name, 0.0),
                 folder=folder,
+                dropped_late=st.dropped_late,
+                dropped_no_buffer=st.dropped_no_buffer,
+                dropped_disk=st.dropped_disk,
+                error=st.error,
             )
         )
     links = (
@@ -461,6 +520,7 @@ def run_demo(
         links=links,
         start_skew=skew,
         interrupted=interrupted,
+        load=(os.getloadavg()[0], os.cpu_count() or 1),
     )
 
 

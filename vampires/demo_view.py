@@ -84,4 +84,7 @@ def render_summary(summary: DemoSummary) -> Table:
         )
     for link in summary.links:
         table.add_row(link.name, str(link.frames), f"{link.skipped} skipped", "", "", link.detail)
+    why = summary.explanations()
+    if why:
+        table.caption = "\n".join([str(table.caption), *why])
     return table

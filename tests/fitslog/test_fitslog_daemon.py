@@ -11,7 +11,13 @@ import attrs
 import pytest
 
 from vampires.control import ControlClient
-from vampires.errors import CommandError, ConfigError, DaemonAlreadyRunning, DaemonNotRunning
+from vampires.errors import (
+    CommandError,
+    ConfigError,
+    DaemonAlreadyRunning,
+    DaemonNotRunning,
+    VampiresError,
+)
 from vampires.fitslog.daemon import LoggerDaemon, status_to_dict
 from vampires.fitslog.policy import CubePolicy
 
@@ -342,6 +348,20 @@ def test_disk_full_is_visible_through_the_control_plane(
         serving.join(10)
         pub.join(5)
         stream.destroy()
+
+
+def test_flush_and_sync_intervals_are_daemon_options(harness: Harness) -> None:
+    reply = call("set", flush=0.5, sync=-1)
+    assert (reply["flush"], reply["sync"]) == (0.5, -1.0)
+    assert harness.logger.policy.flush_interval == 0.5
+    assert harness.logger.policy.sync_interval is None  # only when the cube closes
+    call("set", sync=0)
+    assert harness.logger.policy.sync_interval == 0.0
+    with ControlClient("logger", "vcam1", timeout=3.0) as client:
+        for bad in ({"flush": 0}, {"flush": 1e9}, {"sync": 1e9}):
+            with pytest.raises(VampiresError, match=r"flush_interval|sync_interval"):
+                client.call("set", **bad)
+    assert harness.logger.policy.flush_interval == 0.5
 
 
 def test_policy_bounds_are_checked_by_the_daemon_even_past_the_arg_schema(

@@ -238,3 +238,46 @@ def test_failing_header_provider_does_not_lose_the_cube(tmp_path, check_cube, ca
     assert result.ok
     check_cube(result.path, keys=False)
     assert "header provider failed" in caplog.text
+
+
+def test_open_partial_maps_complete_frames_only(tmp_path) -> None:
+    from vampires.errors import FitsFormatError
+    from vampires.fitslog import open_partial
+
+    frames = frames_u16(4, shape=(30, 20))
+    result = CubeWriter().write(make_job(tmp_path, frames))
+    cube = open_partial(result.path)
+    assert (cube.frames, cube.planned) == (4, 4)
+    assert np.array_equal(cube.physical(slice(None)), frames)
+    assert not cube.data.flags.writeable
+    # cut in the middle of frame 3, as a cube being written looks between flushes
+    tmp = result.path.with_name(result.path.name + ".tmp")
+    os.rename(result.path, tmp)
+    header_len = len(CubeWriter().header(make_job(tmp_path, frames)))
+    os.truncate(tmp, header_len + int(2.5 * 30 * 20 * 2))
+    cube = open_partial(tmp)
+    assert (cube.frames, cube.planned) == (2, 4)
+    assert np.array_equal(cube.physical(1), frames[1])
+    os.truncate(tmp, header_len)
+    assert open_partial(tmp).frames == 0
+    for bad in (tmp_path / "missing.fits.tmp", tmp_path / "junk.fits.tmp"):
+        if bad.name.startswith("junk"):
+            bad.write_bytes(b"not a FITS file" * 300)
+        with pytest.raises(FitsFormatError):
+            open_partial(bad)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "uint32", "float32"])
+def test_open_partial_other_pixel_types(tmp_path, dtype) -> None:
+    from vampires.fitslog import open_partial
+
+    info = np.iinfo(dtype) if dtype != "float32" else None
+    rng = np.random.default_rng(1)
+    if info is None:
+        frames = rng.normal(size=(3, 5, 7)).astype(dtype)
+    else:
+        frames = rng.integers(info.min, info.max, (3, 5, 7), dtype=dtype, endpoint=True)
+    result = CubeWriter().write(make_job(tmp_path, frames))
+    got = open_partial(result.path).physical(slice(None))
+    assert got.dtype == np.dtype(dtype)
+    assert np.array_equal(got, frames)

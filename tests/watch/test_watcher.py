@@ -165,6 +165,12 @@ def test_only_fits_and_fz_are_listed(tmp_path: Path, make_cube) -> None:
     os.utime(d / "c.fits.fz", (T0 + 1, T0 + 1))
     (folder,) = Watcher([str(d)], n=5).scan()
     assert folder.n_files == 2
+    # a cube being written (.fits.tmp) is the newest line, marked, not counted (issue 14)
+    writing, *done = folder.files
+    assert writing.name == "vcam1_00:00:02.000000000.fits.tmp"
+    assert writing.writing
+    assert Flag.WRITING in writing.flags
+    folder = attrs.evolve(folder, files=tuple(done))
     assert _names(folder) == ["c.fits.fz", "vcam1_00:00:01.000000000.fits"]
     assert folder.files[0].compressed
     assert folder.files[0].shape == (2, 8, 8)
@@ -529,3 +535,64 @@ def test_listing_error_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert vcam1.error is None
     assert vcam2.exists
     assert vcam2.error == "cannot list: Permission denied"
+
+
+def test_a_cube_being_written_is_the_newest_line(tmp_path: Path, shm_dir: Path) -> None:
+    """A live logger's .fits.tmp: newest line, frames on disk so far, a 'writing' mark."""
+    pytest.importorskip("vampires.fitslog.logger")
+    from vampires.fitslog.logger import Logger
+    from vampires.fitslog.policy import CubePolicy
+    from vampires.stream import Stream
+    from vampires.watch.tui import file_line
+
+    shape = (24, 20)
+    folder_path = tmp_path / "vcam1"
+    with Stream.create("vcam1", shape, "uint16") as stream:
+        stream.keywords.update({"EXPTIME": 0.01, "EXTTRIG": False, "DATA-TYP": "OBJECT"})
+        policy = CubePolicy(frames_per_cube=5, flush_interval=0.02)
+        with Logger("vcam1", policy, dirname=folder_path) as log:
+            log.start()
+
+            def publish(n: int) -> None:
+                for _ in range(n):
+                    before = log.status().frames
+                    stream.write(np.full(shape, stream.cnt0 + 1, np.uint16))
+                    deadline = time.monotonic() + 10
+                    while log.status().frames == before and time.monotonic() < deadline:
+                        time.sleep(0.002)
+
+            publish(7)  # one cube done, 2 frames of the next on disk within the flush interval
+            deadline = time.monotonic() + 10
+            while log.status().on_disk_frames < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            (folder,) = Watcher([str(folder_path)], n=2).scan()
+            writing, done = folder.files
+            assert writing.writing
+            assert writing.name.endswith(".fits.tmp")
+            assert writing.shape == (2, 24, 20)
+            assert writing.error is None
+            assert Flag.WRITING in writing.flags
+            assert (done.shape, done.writing) == ((5, 24, 20), False)
+            assert folder.n_files == 1
+            assert "writing: 2 frames so far" in file_line(writing).plain
+            assert json.loads(json.dumps(writing.to_dict()))["writing"] is True
+            log.stop()
+            assert log.wait_idle(30)
+    (folder,) = Watcher([str(folder_path)], n=5).scan()
+    assert [f.shape[0] for f in folder.files] == [2, 5]
+    assert not any(f.writing for f in folder.files)
+
+
+def test_a_cube_file_that_just_appeared(tmp_path: Path, make_cube) -> None:
+    from vampires.watch.tui import file_line
+
+    d = tmp_path / "vcam1"
+    make_cube(d / "vcam1_00:00:01.000000000.fits", (2, 3, 4), mtime=T0)
+    (d / "vcam1_00:00:02.000000000.fits.tmp").write_bytes(b"")
+    (folder,) = Watcher([str(d)], n=1).scan()
+    (file,) = folder.files  # n=1: the cube being written is the newest line
+    assert file.writing
+    assert file.shape == ()
+    assert file.error is None
+    assert folder.n_files == 1
+    assert "writing, no frame on disk yet" in file_line(file).plain

@@ -58,6 +58,19 @@ def _config_options(p: argparse.ArgumentParser, *, required: bool) -> None:
         metavar="S",
         help="seconds of stream silence closing a cube (default: adaptive)",
     )
+    p.add_argument(
+        "--flush",
+        type=float,
+        metavar="S",
+        help="longest seconds a frame waits in RAM before it is in its .fits.tmp (default 1)",
+    )
+    p.add_argument(
+        "--sync",
+        type=float,
+        metavar="S",
+        help="seconds between fdatasyncs of the cube being written: 0 = every flush "
+        "(default), < 0 = only when the cube closes",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,7 +132,13 @@ def _run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     root = args.root if args.root or args.dirname else str(Config.load().data_root)
-    policy = CubePolicy(frames_per_cube=args.cube_size, cubes=args.cubes, timeout=args.timeout)
+    policy = CubePolicy(
+        frames_per_cube=args.cube_size,
+        cubes=args.cubes,
+        timeout=args.timeout,
+        flush_interval=1.0 if args.flush is None else args.flush,
+        sync_interval=None if args.sync is not None and args.sync < 0 else (args.sync or 0.0),
+    )
     daemon = LoggerDaemon(
         args.stream, policy, root=root, dirname=args.dirname, tcp=args.tcp, curve_dir=args.curve_dir
     )
@@ -147,6 +166,8 @@ def _start(args: argparse.Namespace) -> int:
         root=root,
         dirname=args.dirname,
         timeout=args.timeout,
+        flush=args.flush,
+        sync=args.sync,
         log_path=args.log,
         tcp=args.tcp,
         curve_dir=args.curve_dir,
@@ -189,6 +210,8 @@ def _command(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             root=args.root,
             folder=args.dirname,
+            flush=args.flush,
+            sync=args.sync,
         )
     elif args.action == "stop":
         result = group.kill()

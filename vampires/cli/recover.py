@@ -14,7 +14,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="vampires recover",
         description=(
             "Turn <name>.fits.tmp cubes left by a killed logger (or a full disk) into valid "
-            "truncated cubes (complete frames only) with their .txt sidecars."
+            "cubes (every complete frame with its sidecar row, LOGCLOSE = 'recovered') with "
+            "their .txt sidecars. A .fits.tmp with no complete frame is set aside as "
+            "<name>.fits.tmp.aside; one a running logger is writing is left alone."
         ),
     )
     parser.add_argument(

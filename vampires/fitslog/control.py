@@ -154,6 +154,8 @@ class LoggerGroup:
         timeout: float | None = None,
         root: str | Path | None = None,
         folder: str | Path | None = None,
+        flush: float | None = None,
+        sync: float | None = None,
     ) -> GroupResult:
         """Change the configuration, applied at the next cube.
 
@@ -169,12 +171,20 @@ class LoggerGroup:
             Files go to ``<root>/<UT date>/<stream>/``.
         folder
             Exact folder (``""`` = back to root mode).
+        flush
+            Longest seconds a frame waits in RAM before it is in its ``.fits.tmp``.
+        sync
+            Seconds between ``fdatasync`` calls (0 = every flush, < 0 = only at close).
 
         Returns
         -------
         GroupResult
         """
         args: dict[str, Any] = {}
+        if flush is not None:
+            args["flush"] = flush
+        if sync is not None:
+            args["sync"] = sync
         if cube_size is not None:
             args["cube_size"] = cube_size
         if cubes is not None:
@@ -286,12 +296,14 @@ def logger_argv(
     timeout: float | None = None,
     tcp: str | None = None,
     curve_dir: Path | str | None = None,
+    flush: float | None = None,
+    sync: float | None = None,
 ) -> list[str]:
     """Return the command line of a foreground logger daemon (``vampires logger run``).
 
     Parameters
     ----------
-    stream, cube_size, cubes, root, dirname, timeout, tcp, curve_dir
+    stream, cube_size, cubes, root, dirname, timeout, tcp, curve_dir, flush, sync
         As for :func:`start_logger`.
 
     Returns
@@ -306,6 +318,10 @@ def logger_argv(
         argv += ["--dir", str(dirname)]
     if timeout is not None:
         argv += ["--timeout", repr(float(timeout))]
+    if flush is not None:
+        argv += ["--flush", repr(float(flush))]
+    if sync is not None:
+        argv += ["--sync", repr(float(sync))]
     if tcp is not None:
         argv += ["--tcp", tcp]
     if curve_dir is not None:
@@ -326,6 +342,8 @@ def start_logger(
     shm_dir: Path | str | None = None,
     tcp: str | None = None,
     curve_dir: Path | str | None = None,
+    flush: float | None = None,
+    sync: float | None = None,
 ) -> int:
     """Start a logger daemon for ``stream`` in the background; return its pid.
 
@@ -356,6 +374,11 @@ def start_logger(
         Also answer on ``tcp://host:port`` for another host (needs ``curve_dir``).
     curve_dir
         CURVE key folder (:func:`vampires.control.keys.generate_keys`).
+    flush
+        Longest seconds a frame waits in RAM before it is in its ``.fits.tmp`` (default 1).
+    sync
+        Seconds between ``fdatasync`` calls of the cube being written (0 = every
+        flush, the default; < 0 = only when the cube closes).
 
     Returns
     -------
@@ -374,7 +397,13 @@ def start_logger(
     from vampires.fitslog.policy import CubePolicy
 
     validate_name(stream)
-    CubePolicy(frames_per_cube=cube_size, cubes=cubes, timeout=timeout)  # validates
+    CubePolicy(  # validates
+        frames_per_cube=cube_size,
+        cubes=cubes,
+        timeout=timeout,
+        flush_interval=1.0 if flush is None else flush,
+        sync_interval=None if sync is None or sync < 0 else sync,
+    )
     if root is None and dirname is None:
         msg = f"logger {stream}: give a root folder (--root) or an exact folder (--dir)"
         raise ConfigError(msg)
@@ -396,6 +425,8 @@ def start_logger(
         timeout=timeout,
         tcp=tcp,
         curve_dir=curve_dir,
+        flush=flush,
+        sync=sync,
     )
     return spawn_daemon(
         argv, kind=KIND, name=stream, log_path=log, timeout=spawn_timeout, shm_dir=shm

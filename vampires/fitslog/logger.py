@@ -15,10 +15,15 @@ Threads
     A *reader* thread waits on the stream's semaphore and copies every new
     frame straight from shared memory into a slot of the current cube buffer
     with the numba kernel that also converts it to FITS storage (uint16 ->
-    big-endian int16, BZERO 32768). When a cube closes, the reader freezes an
-    immutable :class:`~vampires.fitslog.writer.CubeJob` (its own buffer, name
-    time, per-frame counters and clocks, keywords) and queues it; a *writer*
-    thread writes it (``.tmp``, fsync, rename, sidecar) and gives the buffer
+    big-endian int16, BZERO 32768). From a cube's first frame on, a *writer*
+    thread streams it to its ``.fits.tmp`` (header first, then the sidecar rows
+    and pixels of the frames taken, whenever a frame has waited half of the
+    policy's ``flush_interval`` or 64 MiB wait), so a killed logger loses at
+    most ``flush_interval`` of frames (``vampires recover``). When a cube
+    closes, the reader freezes an immutable
+    :class:`~vampires.fitslog.writer.CubeJob` (its own buffer, name time,
+    per-frame counters and clocks, keywords) and queues it; the writer writes
+    the rest, rewrites the header in place, renames, and gives the buffer
     back. Acquisition never waits on the disk: when no buffer is free the
     frame is counted as dropped.
 
@@ -26,14 +31,16 @@ Buffers
     ``buffers`` cube buffers (default 2, as milk's two log buffers: one filling,
     one being written; 3 absorbs a slow cube write) are allocated once per
     (frame shape, dtype, frames per cube) and reused; ``status().memory_bytes``
-    reports them. The writer thread allocates and pages them in as soon as the
-    stream is attached (and after a policy change), before saving starts: the
-    first touch of fresh memory can cost ~2 s per GB on a VM, and the reader
-    must never pay it inside a frame copy.
+    reports them. The writer thread maps them (``MAP_POPULATE``: paged in by
+    the kernel, GIL released) as soon as the stream is attached (and after a
+    policy change), and saving begins only once they are ready: ``start()``
+    waits for it (state ``preparing`` meanwhile), so no frame pays for the
+    first touch of fresh memory.
 
 States (:class:`LoggerState`)
-    ``idle`` (not saving, nothing left to write) -> ``saving`` (frames go into
-    cubes) -> ``finishing`` (last cube being filled after
+    ``idle`` (not saving, nothing left to write) -> ``preparing`` (start
+    asked, buffers being paged in) -> ``saving`` (frames go into cubes) ->
+    ``finishing`` (last cube being filled after
     ``stop(wait_for_cube=True)``, or saving stopped and cubes still being
     written) -> ``idle``.
 
@@ -78,6 +85,7 @@ import enum
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -103,6 +111,7 @@ from vampires.fitslog.writer import (
     CubeJob,
     CubeWriter,
     HeaderProvider,
+    OpenCube,
     WriteChunk,
     WrittenCube,
 )
@@ -125,8 +134,36 @@ _IDLE_POLL = 0.25  # s: stream re-attach / staleness check period while idle
 _STALE_CHECK = 0.25  # s: staleness check period while frames flow
 _ACK_TIMEOUT = 10.0
 _PREPARE = "prepare"  # writer-queue message: fill the buffer pool for the current stream
+_FLUSH_POLL = 0.1  # s: how often the writer looks at the cube being filled
+_FLUSH_BYTES = 64 * 1024 * 1024  # flush the cube being filled when this much waits in RAM
+_SWITCH_INTERVAL = 0.001  # s: the GIL goes back to the reader within this (default 5 ms)
+_START_WAIT = 60.0  # s: start() waits this long for the buffers by default
 _PAGE = 4096
 _STUCK = 0.4  # s: a torn read that took this long waited on a stuck write flag
+_BEHIND = 1.0  # s: a closed cube still being written after this: the writer is behind
+
+
+def _mem_available() -> tuple[int, int] | None:
+    """Return (MemAvailable, MemTotal) in bytes from /proc/meminfo (None if unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            fields = {line.split(":")[0]: line.split()[1] for line in fh}
+        return int(fields["MemAvailable"]) * 1024, int(fields["MemTotal"]) * 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def _allocate_if_room(
+    key: tuple[tuple[int, int], str, int], fmt: FitsFormat, phase: int, nbytes: int
+) -> _Buffer | None:
+    """Return a spare buffer if the machine keeps a fifth of its memory available after it."""
+    memory = _mem_available()
+    if memory is None or memory[0] - nbytes < memory[1] // 5:
+        return None
+    try:
+        return _Buffer.allocate(key, fmt, phase)
+    except MemoryError:
+        return None
 
 
 def _is_int_in(value: object, lo: int, hi: int) -> bool:
@@ -137,6 +174,7 @@ class LoggerState(enum.StrEnum):
     """Observable state of a :class:`Logger`."""
 
     IDLE = "idle"
+    PREPARING = "preparing"
     SAVING = "saving"
     FINISHING = "finishing"
 
@@ -183,6 +221,15 @@ class LoggerStatus:
     write_seconds
         Time the writer spent writing cubes in this run (``written_bytes /
         write_seconds`` is the disk throughput while busy).
+    on_disk_frames
+        Frames of the cube being filled already in its ``.fits.tmp``.
+    buffers
+        Cube buffers in the pool (``buffers``, more while the writer was behind).
+    dropped_late, dropped_no_buffer, dropped_disk
+        ``dropped`` by cause: published while the reader thread was held up
+        longer than the stream keeps a frame (counter gaps: a busy machine),
+        arrived with every cube buffer still being written (the disk slower than
+        the camera), or could not be written (disk full, folder unwritable).
     """
 
     stream: str
@@ -202,6 +249,11 @@ class LoggerStatus:
     written_bytes: int = 0
     started: float | None = None
     write_seconds: float = 0.0
+    on_disk_frames: int = 0
+    buffers: int = 0
+    dropped_late: int = 0
+    dropped_no_buffer: int = 0
+    dropped_disk: int = 0
 
 
 @attrs.define(eq=False)
@@ -242,8 +294,9 @@ class _Buffer:
 
 @attrs.define(eq=False)
 class _Cube:
-    """The cube being filled (reader thread only)."""
+    """The cube being filled (reader thread; the writer reads its first ``n`` frames)."""
 
+    uid: int
     buffer: _Buffer
     fmt: FitsFormat
     folder: Path
@@ -257,12 +310,24 @@ class _Cube:
     cnt1: NDArray[np.int64]
     logger_time: NDArray[np.float64]
     acquisition_time: NDArray[np.float64]
+    flush_interval: float = 1.0
+    sync_interval: float | None = 0.0
+    run: int = 0
     n: int = 0
     dropped_inside: int = 0
 
     @property
     def capacity(self) -> int:
         return int(self.buffer.cube.shape[0])
+
+    def times(self) -> FrameTimes:
+        """Return the live per-frame arrays (the first ``n`` are final)."""
+        return FrameTimes(
+            cnt0=self.cnt0,
+            cnt1=self.cnt1,
+            logger_time=self.logger_time,
+            acquisition_time=self.acquisition_time,
+        )
 
 
 class Logger:
@@ -285,7 +350,14 @@ class Logger:
     shm_dir
         Shared-memory folder (default: resolved ``MILK_SHM_DIR``).
     buffers
-        Cube buffers (>= 2).
+        Cube buffers (>= 2) allocated before saving starts.
+    max_buffers
+        Buffers the pool may grow to when the writer falls behind (a cube
+        closed more than 1 s ago still being written and no buffer free): a
+        spare is mapped in a helper thread if the machine's available memory
+        stays above a fifth of its total after it, so a transient of the disk
+        costs the frames that truly could not be held, not a cube period.
+        Default ``buffers + 2``; ``status().memory_bytes`` says what is used.
     time_source
         ``"logger"`` (default, as milk): file names, UT/MJD/HST cards and the
         sidecar's column 4 all come from ``clock`` at the receipt of each frame,
@@ -295,7 +367,12 @@ class Logger:
     write_chunk
         Replacement for ``os.write`` in the writer (throttling/faults in tests).
     fsync
-        fsync each cube before its rename.
+        fsync each cube before its rename, and ``fdatasync`` the cube being
+        written as the policy's ``sync_interval`` says (False: never).
+    start_wait
+        Seconds :meth:`start` waits for the cube buffers to be ready (allocated
+        and paged in) before it returns; saving begins as soon as they are, in
+        any case (state ``preparing`` until then).
     nice
         Nice value for the reader thread (Linux; negative values need
         CAP_SYS_NICE), so acquisition keeps up on a busy machine; the writer
@@ -322,10 +399,12 @@ class Logger:
         clock: Callable[[], float] | None = None,
         shm_dir: str | os.PathLike[str] | None = None,
         buffers: int = 2,
+        max_buffers: int | None = None,
         time_source: str = "logger",
         write_chunk: WriteChunk | None = None,
         fsync: bool = True,
         nice: int | None = None,
+        start_wait: float = _START_WAIT,
     ) -> None:
         self._name = check_stream_name(stream_name)
         self._policy = self._check_policy(policy)
@@ -346,11 +425,27 @@ class Logger:
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         self._nbuffers = buffers
+        spare_max = buffers + 2 if max_buffers is None else max_buffers
+        if not _is_int_in(spare_max, buffers, 16):
+            msg = f"Logger: max_buffers must be an integer in {buffers}..16 (got {max_buffers!r})"
+            raise ConfigError(msg)
+        self._max_buffers = spare_max
+        self._closed_at: collections.deque[float] = collections.deque()  # cubes being written
+        self._next_spare_check = 0.0
+        self._allocating = False
         self._time_source = time_source
         if nice is not None and not _is_int_in(nice, -20, 19):
             msg = f"Logger: nice must be an integer in -20..19 (got {nice!r})"
             raise ConfigError(msg)
         self._nice = nice
+        try:
+            wait = float(start_wait)
+        except (TypeError, ValueError):
+            wait = -1.0
+        if not 0 <= wait <= 3600:
+            msg = f"Logger: start_wait must be seconds in [0, 3600] (got {start_wait!r})"
+            raise ConfigError(msg)
+        self._start_wait = wait
 
         self._writer = CubeWriter(
             header_provider=header_provider,
@@ -362,13 +457,17 @@ class Logger:
         from vampires import kernels
 
         kernels.warm_up()  # compile/load once, before the first frame
+        # a thread holding the GIL (the writer formatting a header) hands it back
+        # to the reader within 1 ms instead of 5 (2 frame periods at 400 fps)
+        if sys.getswitchinterval() > _SWITCH_INTERVAL:
+            sys.setswitchinterval(_SWITCH_INTERVAL)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._commands: collections.deque[tuple[str, threading.Event, list[float]]] = (
             collections.deque()
         )
-        self._jobs: queue.Queue[tuple[CubeJob, _Buffer] | str | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[Any, ...] | str | None] = queue.Queue()
         self._free: list[_Buffer] = []
         self._nallocated = 0
         self._memory = 0
@@ -381,6 +480,13 @@ class Logger:
         self._last_cube = False
         self._cubes_closed = 0
         self._drop_carry = 0
+        self._start_pending = False
+        self._prepared_key: tuple[tuple[int, int], str, int] | None = None
+        self._run = 0
+        self._uid = 0
+        self._progress = 0  # bytes the writer put on disk (close() waits while it moves)
+        self._on_disk_frames = 0
+        self._causes = dict.fromkeys(("late", "buffer", "disk"), 0)  # dropped, by cause
         self._period: float | None = None
         self._last_frame_at: float | None = None
         self._reattach = False
@@ -451,20 +557,37 @@ class Logger:
             raise LoggerError(msg)
         return when[0] if when else self._clock()
 
-    def start(self) -> float:
+    def start(self, ready_timeout: float | None = None) -> float:
         """Start saving (resets the run's counters); no-op if already saving.
+
+        Saving begins only when every cube buffer is allocated and paged in
+        (so no frame is lost to the first touch of fresh memory): until then
+        the state is ``preparing``. This waits for that, at most
+        ``ready_timeout`` seconds (default: the logger's ``start_wait``).
 
         Returns
         -------
         float
-            Unix time (logger clock) saving became effective.
+            Unix time (logger clock) saving became effective (the time of the
+            request if still preparing after ``ready_timeout``).
 
         Raises
         ------
         LoggerError
             The logger is closed.
         """
-        return self._request("start")
+        wait = self._start_wait if ready_timeout is None else max(0.0, float(ready_timeout))
+        when = self._request("start")
+        deadline = time.monotonic() + wait
+        with self._changed:
+            while self._start_pending and not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    logger.info("logger %s: still preparing its buffers", self._name)
+                    return when
+                self._changed.wait(min(remaining, 0.1))
+            started = self._started_at
+        return started if started is not None and started >= when else when
 
     def stop(self, wait_for_cube: bool = False) -> float:
         """Stop saving.
@@ -535,6 +658,8 @@ class Logger:
         return self._saving
 
     def _state(self) -> LoggerState:
+        if self._start_pending:
+            return LoggerState.PREPARING
         if self._saving:
             return LoggerState.FINISHING if self._last_cube else LoggerState.SAVING
         return LoggerState.FINISHING if self._pending else LoggerState.IDLE
@@ -573,6 +698,7 @@ class Logger:
                 current_file=cube.name if cube is not None and cube.n else None,
                 folder=folder,
                 memory_bytes=self._memory + self._writer.memory_bytes,
+                buffers=self._nallocated,
                 error=self._error,
                 last_file=self._last_file,
                 attached=stream is not None,
@@ -581,6 +707,10 @@ class Logger:
                 written_bytes=self._written_bytes,
                 started=self._started_at,
                 write_seconds=self._write_seconds,
+                on_disk_frames=self._on_disk_frames if cube is not None and cube.n else 0,
+                dropped_late=self._causes["late"],
+                dropped_no_buffer=self._causes["buffer"],
+                dropped_disk=self._causes["disk"],
             )
 
     def wait_idle(self, timeout: float) -> bool:
@@ -634,7 +764,15 @@ class Logger:
         self._wake.set()
         self._reader_thread.join(max(0.1, deadline - time.monotonic()))
         self._jobs.put(None)
-        self._writer_thread.join(max(0.1, deadline - time.monotonic()))
+        # every frame taken is written: wait for the writer as long as it makes progress
+        progress = self._progress
+        while self._writer_thread.is_alive():
+            self._writer_thread.join(max(0.1, min(1.0, deadline - time.monotonic())))
+            if self._progress != progress:
+                progress = self._progress
+                deadline = max(deadline, time.monotonic() + timeout)
+            elif time.monotonic() >= deadline:
+                break
         with self._lock:
             self._free.clear()
             self._memory = 0
@@ -676,6 +814,8 @@ class Logger:
 
     def _step(self) -> None:
         self._run_commands()
+        if self._start_pending and self._pool_ready():
+            self._begin_saving()
         if self._stream is None and not self._attach():
             self._wake.wait(_IDLE_POLL)
             self._wake.clear()
@@ -711,7 +851,7 @@ class Logger:
                 self._set_error(f"cannot read stream {self._name!r}: {exc}; retrying")
                 return False
             if self._reattach or self._created_while_saving(stream):
-                self._carry(reader.last_cnt0)  # published before we could see them
+                self._carry(reader.last_cnt0, "late")  # published before we could see them
         with self._lock:
             self._stream = stream
             self._reader = reader
@@ -776,23 +916,50 @@ class Logger:
                 with self._changed:
                     self._changed.notify_all()
 
+    def _pool_ready(self) -> bool:
+        """Tell whether the buffer pool is ready for the stream and policy (or cannot be yet)."""
+        with self._lock:
+            spec, policy = self._spec, self._policy
+            if spec is None:
+                return True  # no stream yet: nothing to prepare
+            try:
+                key = (spec[0], spec[1].str, policy.frames_for(spec[0], spec[1]))
+            except ConfigError:
+                return True
+            return self._prepared_key == key
+
+    def _begin_saving(self) -> None:
+        with self._lock:
+            self._frames = self._files = self._dropped = self._written_bytes = 0
+            self._causes = dict.fromkeys(self._causes, 0)
+            self._write_seconds = 0.0
+            self._started_at = self._clock()
+            self._started_wall = time.time()
+            self._saving = True
+            self._drop_carry = 0
+            self._run += 1
+        self._cubes_closed = 0
+        self._period = self._last_frame_at = None
+        self._open_reader()  # before start() returns: every frame published after it is taken
+        with self._changed:
+            self._start_pending = False
+            self._changed.notify_all()
+
     def _apply(self, command: str) -> None:
         if command == "start":
             if self._saving and not self._last_cube:
                 return
             if not self._saving:
-                with self._lock:
-                    self._frames = self._files = self._dropped = self._written_bytes = 0
-                    self._write_seconds = 0.0
-                    self._started_at = self._clock()
-                    self._started_wall = time.time()
-                    self._saving = True
-                    self._drop_carry = 0
-                self._cubes_closed = 0
-                self._period = self._last_frame_at = None
-                self._open_reader()
+                if not self._pool_ready():
+                    with self._lock:
+                        self._start_pending = True  # saving begins when the buffers are
+                    self._jobs.put(_PREPARE)
+                    return
+                self._begin_saving()
             self._last_cube = False
         elif command == "stop":
+            with self._lock:
+                self._start_pending = False
             self._close_cube("stopped")
             self._stop_saving()
         elif command == "last":
@@ -855,8 +1022,10 @@ class Logger:
         self._update_period(now)
         cube = self._cube
         if cube is None or not copied[0]:
-            self._carry(1 + info.missed)  # no free buffer: writer behind the camera
+            self._carry(1, "buffer")  # no free buffer: writer behind the camera
+            self._carry(info.missed, "late")
             self._check_stale()
+            self._maybe_spare()
             return
         slot = cube.n
         if slot == 0:
@@ -868,7 +1037,8 @@ class Logger:
                 return
             new = self._new_cube(stream)
             if new is None:
-                self._carry(1 + info.missed)
+                self._carry(1, "buffer")
+                self._carry(info.missed, "late")
                 return
             new.buffer.cube[0] = cube.buffer.cube[slot]
             self._snapshot(stream, new)
@@ -876,9 +1046,10 @@ class Logger:
             self._cube, cube, slot = new, new, 0
         else:
             cube.dropped_inside += info.missed
-        self._add_dropped(info.missed)
+        self._add_dropped(info.missed, "late")
         self._record(cube, slot, info.cnt0, info.cnt1, now, info.acquisition_time)
         self._check_stale()
+        self._maybe_spare()
 
     def _record(
         self, cube: _Cube, slot: int, cnt0: int, cnt1: int, now: float, acquired: float
@@ -896,6 +1067,8 @@ class Logger:
         with self._lock:
             cube.n = slot + 1
             self._frames += 1
+        if slot == 0:  # the writer creates its .fits.tmp and streams it from now on
+            self._jobs.put(("open", cube, self._opening_job(cube)))
         if cube.n >= cube.capacity:
             self._close_cube("full")
 
@@ -935,22 +1108,45 @@ class Logger:
         logger.info("logger %s: %s changed; closing the cube", self._name, ", ".join(changed))
         return True
 
-    def _carry(self, n: int) -> None:
+    def _job_source(self, cube: _Cube) -> str:
+        if self._time_source == "acquisition" and cube.acquisition_time[0] > 0:
+            return "acquisition"
+        return "logger"
+
+    def _opening_job(self, cube: _Cube) -> CubeJob:
+        """Return the cube as it opens: whole buffer, planned NAXIS3, live per-frame arrays."""
+        return CubeJob(
+            stream=self._name,
+            folder=cube.folder,
+            cube=cube.buffer.cube,
+            nframes=cube.capacity,
+            fmt=cube.fmt,
+            times=cube.times(),
+            stream_cards=cube.cards,
+            index=self._cubes_closed,
+            dropped_before=cube.dropped_before,
+            close_reason="writing",
+            time_source=self._job_source(cube),
+        )
+
+    def _carry(self, n: int, cause: str) -> None:
         """Count ``n`` lost frames, reported in the next cube's ``LOGDROP``."""
         if n > 0:
             with self._lock:
                 self._drop_carry += n
                 self._dropped += n
+                self._causes[cause] += n
 
     def _take_carry(self) -> int:
         with self._lock:
             carry, self._drop_carry = self._drop_carry, 0
         return carry
 
-    def _add_dropped(self, n: int) -> None:
+    def _add_dropped(self, n: int, cause: str) -> None:
         if n > 0:
             with self._lock:
                 self._dropped += n
+                self._causes[cause] += n
 
     def _update_period(self, now: float) -> None:
         last, self._last_frame_at = self._last_frame_at, now
@@ -987,7 +1183,12 @@ class Logger:
         buffer = self._take_buffer((shape, dtype.str, capacity), fmt)
         if buffer is None:
             return None
+        self._uid += 1
         return _Cube(
+            uid=self._uid,
+            flush_interval=policy.flush_interval,
+            sync_interval=policy.sync_interval,
+            run=self._run,
             buffer=buffer,
             fmt=fmt,
             folder=Path(),
@@ -1059,15 +1260,24 @@ class Logger:
                     return
                 self._drop_stale(key)
                 if self._nallocated >= self._nbuffers:
+                    self._pool_done(key)
                     return
                 self._nallocated += 1
             buffer = self._allocate(key, fmt)
             if buffer is None:
+                with self._lock:
+                    self._pool_done(key)  # out of memory: said in the status; do not wait
                 return
-            buffer.raw[::_PAGE] = 0  # touch every page
+            buffer.raw[::_PAGE] = 0  # touch every page (numpy releases the GIL for this)
             with self._lock:
                 self._memory += buffer.cube.nbytes
                 self._free.append(buffer)
+
+    def _pool_done(self, key: tuple[tuple[int, int], str, int]) -> None:
+        """Mark the pool ready for ``key`` (the caller holds the lock); wake a pending start."""
+        self._prepared_key = key
+        self._changed.notify_all()
+        self._wake.set()
 
     def _estimate_phase(self) -> None:
         """Set the buffers' address phase from the header the next cube will most likely have."""
@@ -1087,6 +1297,54 @@ class Logger:
         with self._lock:
             for buffer in self._free:
                 buffer.rephase(self._phase)
+
+    def _maybe_spare(self) -> None:
+        """Map one more buffer (helper thread) when a closed cube waits > 1 s and none is free."""
+        now = time.monotonic()
+        if now < self._next_spare_check:
+            return
+        self._next_spare_check = now + _STALE_CHECK
+        from vampires import kernels
+
+        with self._lock:
+            behind = bool(self._closed_at) and now - self._closed_at[0] > _BEHIND
+            if not behind or self._spec is None or self._allocating:
+                return
+            shape, dtype = self._spec
+            try:
+                key = (shape, dtype.str, self._policy.frames_for(shape, dtype))
+                fmt = kernels.fits_format(dtype)
+            except ConfigError:
+                return
+            if self._nallocated >= self._max_buffers or any(b.key == key for b in self._free):
+                return
+            self._nallocated += 1
+            self._allocating = True
+        threading.Thread(
+            target=self._add_spare,
+            args=(key, fmt),
+            name=f"logger-{self._name}-spare",
+            daemon=True,
+        ).start()
+
+    def _add_spare(self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat) -> None:
+        nbytes = key[2] * key[0][0] * key[0][1] * np.dtype(key[1]).itemsize
+        buffer = _allocate_if_room(key, fmt, self._phase, nbytes)
+        with self._lock:
+            self._allocating = False
+            if buffer is None:
+                self._nallocated -= 1
+                self._next_spare_check = time.monotonic() + 30.0  # RAM is short: not soon again
+                return
+            self._memory += buffer.cube.nbytes
+            self._free.append(buffer)
+            count, memory = self._nallocated, self._memory
+        logger.info(
+            "logger %s: writer behind; cube buffer added (%d buffers, %.2f GB)",
+            self._name,
+            count,
+            memory / 1e9,
+        )
 
     def _give_back(self, buffer: _Buffer, header_bytes: int = 0) -> None:
         if header_bytes:  # the next cube's header is most likely as long as this one's
@@ -1122,14 +1380,13 @@ class Logger:
             dropped_before=cube.dropped_before,
             dropped_inside=cube.dropped_inside,
             close_reason=reason,
-            time_source="acquisition"
-            if self._time_source == "acquisition" and cube.acquisition_time[0] > 0
-            else "logger",
+            time_source=self._job_source(cube),
         )
         with self._lock:
             self._pending += 1
+            self._closed_at.append(time.monotonic())
             self._last_folder = cube.folder
-        self._jobs.put((job, cube.buffer))
+        self._jobs.put(("close", job, cube.buffer, cube.uid, cube.run))
         self._cubes_closed += 1
         cubes = self._policy.cubes
         if self._saving and (self._last_cube or (cubes > 0 and self._cubes_closed >= cubes)):
@@ -1141,34 +1398,95 @@ class Logger:
 
     def _writer_main(self) -> None:
         self._renice(5)  # below the reader: acquisition never waits on the disk (milk's inversion)
+        live: tuple[_Cube, OpenCube] | None = None
+        carry, run = 0, 0  # frames of failed writes, for the LOGDROP of the next cube written
         while True:
-            item = self._jobs.get()
+            try:
+                item = self._jobs.get(timeout=_FLUSH_POLL if live is not None else None)
+            except queue.Empty:
+                item = ()
             if item is None:
+                if live is not None:  # the reader did not close it (close() timed out)
+                    self._flush_live(live, force=True)
+                    live[1].close_files()
                 return
             if isinstance(item, str):
                 self._prepare_buffers()
-                continue
-            job, buffer = item
-            result: WrittenCube | None = None
-            try:
-                result = self._writer.write(job)
-                error = result.error
-            except Exception as exc:
-                logger.exception("logger %s: writer error", self._name)
-                error = f"writer error: {exc}"
-            self._give_back(buffer, result.header_bytes if result is not None else 0)
-            lost = job.nframes - (result.frames if result is not None else 0)
-            with self._lock:
-                self._pending -= 1
-                if result is not None:
-                    self._write_seconds += result.seconds
-                if result is not None and result.path is not None:
-                    self._files += 1
-                    self._last_file = result.path
-                    self._written_bytes += result.nbytes
-                if lost > 0:  # in no file: reported in the next cube's LOGDROP
-                    self._dropped += lost
-                    self._frames -= lost
-                    self._drop_carry += lost
-                self._error = error
-                self._changed.notify_all()
+            elif item and item[0] == "open":
+                _, cube, opening = item
+                # an error is reported when the cube closes, with its frames counted
+                oc = self._writer.open(opening, sync_interval=cube.sync_interval)
+                live = (cube, oc)
+                with self._lock:
+                    self._on_disk_frames = 0
+            elif item and item[0] == "close":
+                _, job, buffer, uid, job_run = item
+                if job_run != run:
+                    carry, run = 0, job_run
+                oc = None
+                if live is not None and live[0].uid == uid:
+                    oc, live = live[1], None
+                if carry:
+                    job = attrs.evolve(job, dropped_before=job.dropped_before + carry)
+                written = self._finish(job, buffer, oc)
+                kept = written.frames if written is not None else 0
+                carry = job.nframes - kept  # frames of this cube in no file
+                if written is None or written.path is None:  # its LOGDROP landed nowhere
+                    carry += job.dropped_before
+            if live is not None:
+                self._flush_live(live)
+
+    def _flush_live(self, live: tuple[_Cube, OpenCube], *, force: bool = False) -> None:
+        """Flush the cube being filled when a frame waited half the flush interval, or 32 MiB."""
+        cube, oc = live
+        with self._lock:
+            n = cube.n
+        now = time.monotonic()
+        waiting = n * oc.frame_bytes > oc.on_disk or n > oc.rows
+        if waiting and oc.pending_since is None:
+            oc.pending_since = now
+        timed = oc.pending_since is not None and now - oc.pending_since >= cube.flush_interval / 2
+        big = n * oc.frame_bytes - oc.aligned >= _FLUSH_BYTES
+        if not (force or timed or big or oc.unsynced):
+            return
+        written = self._writer.flush(oc, n, tail=force or timed)
+        if oc.on_disk >= n * oc.frame_bytes and oc.rows >= n:
+            oc.pending_since = None
+        elif written:
+            oc.pending_since = now  # the partial block left: its frames are recent
+        with self._lock:
+            self._progress += written
+            self._on_disk_frames = oc.frames_on_disk
+
+    def _finish(self, job: CubeJob, buffer: _Buffer, oc: OpenCube | None) -> WrittenCube | None:
+        result: WrittenCube | None = None
+        try:
+            # never opened (should not happen): written at once
+            result = self._writer.write(job) if oc is None else self._writer.finish(oc, job)
+            error = result.error
+        except Exception as exc:
+            logger.exception("logger %s: writer error", self._name)
+            error = f"writer error: {exc}"
+            if oc is not None:
+                oc.close_files()
+        self._give_back(buffer, result.header_bytes if result is not None else 0)
+        lost = job.nframes - (result.frames if result is not None else 0)
+        with self._lock:
+            self._pending -= 1
+            if self._closed_at:
+                self._closed_at.popleft()
+            self._progress += 1
+            self._on_disk_frames = 0
+            if result is not None:
+                self._write_seconds += result.seconds
+            if result is not None and result.path is not None:
+                self._files += 1
+                self._last_file = result.path
+                self._written_bytes += result.nbytes
+            if lost > 0:  # in no file: reported in the LOGDROP of the next cube written
+                self._dropped += lost
+                self._causes["disk"] += lost
+                self._frames -= lost
+            self._error = error
+            self._changed.notify_all()
+        return result

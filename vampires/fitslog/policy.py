@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
 __all__ = [
+    "FLUSH_INTERVAL",
     "MAX_BYTES",
     "MAX_CUBES",
     "MAX_FRAMES_PER_CUBE",
@@ -58,7 +59,10 @@ MAX_CUBES = 2**31 - 1
 MAX_TIMEOUT = 86400.0
 #: Largest ``max_bytes`` (an ``off_t``).
 MAX_BYTES = 2**63 - 1
-_FIELDS = ("frames_per_cube", "cubes", "timeout", "max_bytes")
+#: Default longest time a taken frame waits in RAM before it is written to its ``.fits.tmp``.
+FLUSH_INTERVAL = 1.0
+_FIELDS = ("frames_per_cube", "cubes", "timeout", "max_bytes", "flush_interval", "sync_interval")
+_MAX_INTERVAL = 3600.0
 
 
 def _is_int(value: object) -> bool:
@@ -101,6 +105,27 @@ def _check_max_bytes(_inst: object, _attr: object, value: int | None) -> None:
     if not _is_int(value) or not 1 <= value <= MAX_BYTES:
         msg = (
             f"CubePolicy: 'max_bytes' must be None or an integer in 1..{MAX_BYTES} (got {value!r})"
+        )
+        raise ConfigError(msg)
+
+
+def _check_flush(_inst: object, _attr: object, value: float) -> None:
+    ok = isinstance(value, float)
+    if not ok or not math.isfinite(value) or not 0 < value <= _MAX_INTERVAL:
+        msg = (
+            f"CubePolicy: 'flush_interval' must be a number of seconds in (0, 3600] (got {value!r})"
+        )
+        raise ConfigError(msg)
+
+
+def _check_sync(_inst: object, _attr: object, value: float | None) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, float)
+    if not ok or not math.isfinite(value) or not 0 <= value <= _MAX_INTERVAL:
+        msg = (
+            "CubePolicy: 'sync_interval' must be None (only when a cube closes) or a number "
+            f"of seconds in [0, 3600] (0 = at every flush) (got {value!r})"
         )
         raise ConfigError(msg)
 
@@ -162,6 +187,15 @@ class CubePolicy:
     max_bytes
         Optional cap on a cube's pixel bytes; a cube closes when the next frame
         would exceed it (never below one frame).
+    flush_interval
+        Longest time (s) a frame taken by the logger waits in RAM before it is
+        written to the cube's ``.fits.tmp`` (default 1 s; also every 32 MiB),
+        so a killed logger loses at most this much (``vampires recover``).
+    sync_interval
+        Period (s) of ``fdatasync`` of the cube being written: 0 (default) at
+        every flush, N at most every N s, None only when the cube closes. Data
+        written but not synced survives a killed process (it is in the page
+        cache) but not a power cut.
 
     Examples
     --------
@@ -176,6 +210,12 @@ class CubePolicy:
         default=None, converter=_to_timeout, validator=_check_timeout
     )
     max_bytes: int | None = attrs.field(default=None, validator=_check_max_bytes)
+    flush_interval: float = attrs.field(
+        default=FLUSH_INTERVAL, converter=_to_timeout, validator=_check_flush
+    )
+    sync_interval: float | None = attrs.field(
+        default=1.0, converter=_to_timeout, validator=_check_sync
+    )
 
     @classmethod
     def for_frame(
@@ -278,7 +318,7 @@ class CubePolicy:
         ----------
         data
             Mapping with ``frames_per_cube`` and optionally ``cubes``,
-            ``timeout``, ``max_bytes``.
+            ``timeout``, ``max_bytes``, ``flush_interval``, ``sync_interval``.
 
         Returns
         -------

@@ -3,12 +3,14 @@
 A logger killed with ``kill -9`` (or a disk that filled up) can leave, in a
 cube folder:
 
-* ``<name>.fits.tmp``: a header and part of the pixels;
-* ``<stem>.txt.tmp``: the complete sidecar of that cube (written first).
+* ``<name>.fits.tmp``: the header (written first, with the planned NAXIS3)
+  and the frames flushed so far (at least every ``flush_interval``);
+* ``<stem>.txt.tmp``: the sidecar rows of those frames (each row is written
+  before its frame's pixels).
 
 :func:`recover_tmp` keeps the complete frames only: it truncates the pixels,
-rewrites ``NAXIS3`` (and the ``UT-END``/``MJD``/``HST`` cards, from the sidecar)
-in place — every card is exactly 80 bytes, so nothing moves — marks the cube
+rewrites ``NAXIS3`` (and the ``UT-END``/``MJD``/``HST`` cards and ``LOGDRPIN``,
+from the sidecar) in place — every card is exactly 80 bytes, so nothing moves — marks the cube
 ``LOGCLOSE = 'recovered'``, pads to 2880 with zeros, renames it to ``.fits`` and
 writes a sidecar with exactly NAXIS3 rows. :func:`recover_folder` does that for
 every ``.tmp`` under a folder; ``vampires recover <dir>`` is its command.
@@ -16,6 +18,7 @@ every ``.tmp`` under a folder; ``vampires recover <dir>`` is its command.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -35,10 +38,13 @@ from vampires.fitslog.header import (
 from vampires.fitslog.names import FITS_TMP_SUFFIX, TXT_TMP_SUFFIX
 from vampires.fitslog.sidecar import FrameTimes, format_sidecar, parse_sidecar
 
-__all__ = ["RecoverReport", "recover_folder", "recover_tmp"]
+__all__ = ["ASIDE_SUFFIX", "RecoverReport", "recover_folder", "recover_tmp"]
 
 logger = logging.getLogger(__name__)
 _TIMING = frozenset({"UT", "UT-END", "MJD", "MJD-END", "HST", "HST-END"})
+_SIMPLE = b"SIMPLE  ="
+#: Suffix of a ``.tmp`` with no complete frame, set aside by :func:`recover_tmp`.
+ASIDE_SUFFIX = ".aside"
 
 
 @attrs.frozen(kw_only=True)
@@ -113,7 +119,7 @@ def _sidecar_times(side_tmp: Path, frames: int) -> FrameTimes | None:
     if not side_tmp.is_file():
         return None
     try:
-        times = parse_sidecar(side_tmp.read_text(encoding="ascii"))
+        times = parse_sidecar(side_tmp.read_text(encoding="ascii"), complete_lines=True)
     except (OSError, UnicodeDecodeError, FitsFormatError) as exc:
         logger.warning("%s: unreadable sidecar, writing an empty timing table: %s", side_tmp, exc)
         return None
@@ -159,8 +165,72 @@ def _recover_sidecar_only(side_tmp: Path) -> RecoverReport:
     )  # fmt: skip
 
 
+def _locked(path: Path) -> bool:
+    """Tell whether a running logger holds the cube's lock (it is being written)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also releases our lock
+    return False
+
+
+def _header_prefix(path: Path) -> bool:
+    """Tell whether the file was cut inside its header (0 bytes, or a FITS header's start)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SIMPLE))
+    except OSError:
+        return False
+    return _SIMPLE.startswith(head) or head.startswith(_SIMPLE)
+
+
+def _set_aside(path: Path, side_tmp: Path, why: str, *, listed: int = 0) -> RecoverReport:
+    aside = path.with_name(path.name + ASIDE_SUFFIX)
+    try:
+        os.replace(path, aside)
+        if side_tmp.exists():
+            os.replace(side_tmp, side_tmp.with_name(side_tmp.name + ASIDE_SUFFIX))
+    except OSError as exc:
+        return RecoverReport(source=path, ok=False, message=f"{why}; cannot set it aside: {exc}")
+    lost = f" ({listed} frames listed in its sidecar are lost)" if listed else ""
+    return RecoverReport(
+        source=path, ok=True, message=f"{why}{lost}; set aside as {aside.name}", lost=listed
+    )
+
+
+def _rows(side_tmp: Path) -> FrameTimes | None:
+    """Return the complete rows of a sidecar being written (None if none or unreadable)."""
+    if not side_tmp.is_file():
+        return None
+    try:
+        times = parse_sidecar(side_tmp.read_text(encoding="ascii"), complete_lines=True)
+    except (OSError, UnicodeDecodeError, FitsFormatError) as exc:
+        logger.warning("%s: unreadable sidecar, writing an empty timing table: %s", side_tmp, exc)
+        return None
+    return times if len(times) else None
+
+
 def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
     """Recover one ``<name>.fits.tmp`` (or finish one orphan ``<stem>.txt.tmp``).
+
+    Every complete frame on disk that has its sidecar row is kept (all complete
+    frames when the sidecar is missing; their timing is then written as unknown):
+    the file is truncated after them, ``NAXIS3``, the end-time cards and
+    ``LOGDRPIN`` are rewritten in place, ``LOGCLOSE = 'recovered'``, padding to
+    2880, then renamed to ``<name>.fits`` with a ``.txt`` of exactly NAXIS3 rows.
+
+    A file a running logger is writing (it holds a lock on it) is left alone.
+    A file with no complete frame (0 bytes or a cut header: a logger killed as
+    the file appeared) is set aside as ``<name>.fits.tmp.aside`` with its
+    sidecar, so later runs do not stumble on it.
 
     Parameters
     ----------
@@ -187,34 +257,46 @@ def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
         return RecoverReport(source=path, ok=False, message="not a .fits.tmp file; left as is")
     final = path.with_name(path.name.removesuffix(".tmp"))
     side_tmp = final.with_suffix(TXT_TMP_SUFFIX)
+    if _locked(path):
+        return RecoverReport(
+            source=path, ok=True, message="being written by a running logger; left alone"
+        )
+    rows = _rows(side_tmp)
     try:
         cards, data_offset = read_header_cards(path)
         bitpix = _int_card(cards, "BITPIX", path)
         naxis = [_int_card(cards, f"NAXIS{i}", path) for i in (1, 2, 3)]
         size = path.stat().st_size
     except (FitsFormatError, RecoverError, OSError) as exc:
+        if _header_prefix(path):
+            if dry_run:
+                return RecoverReport(source=path, ok=True, message="would set it aside (no header)")
+            why = "no complete header (logger stopped as the file appeared)"
+            return _set_aside(path, side_tmp, why, listed=len(rows) if rows else 0)
         return RecoverReport(source=path, ok=False, message=f"left as is: {exc}")
     if final.exists():
         return RecoverReport(source=path, ok=False, message=f"{final.name} already exists")
     frame_bytes = abs(bitpix) // 8 * naxis[0] * naxis[1]
     frames = min(naxis[2], max(0, size - data_offset) // max(frame_bytes, 1))
-    lost = naxis[2] - frames
+    if rows is not None:
+        frames = min(frames, len(rows))
+    listed = len(rows) if rows is not None else 0
+    lost = max(0, listed - frames)
     if frames == 0:
-        return RecoverReport(
-            source=path, ok=False, message="no complete frame; left as is", lost=lost
-        )
+        if dry_run:
+            return RecoverReport(source=path, ok=True, message="would set it aside", lost=lost)
+        return _set_aside(path, side_tmp, "no complete frame", listed=listed)
     if dry_run:
         return RecoverReport(
-            source=path, ok=True, message=f"would keep {frames} of {naxis[2]} frames",
+            source=path, ok=True, message=f"would keep {frames} frames",
             frames=frames, lost=lost,
         )  # fmt: skip
-    times = _sidecar_times(side_tmp, frames)
+    times = rows.truncated(frames) if rows is not None else None
     replace: dict[str, str] = {
         "NAXIS3": format_card("NAXIS3", frames, "frames in this cube"),
+        "LOGCLOSE": format_card("LOGCLOSE", "recovered ", "why the cube closed"),
     }
-    if lost:
-        replace["LOGCLOSE"] = format_card("LOGCLOSE", "recovered ", "why the cube closed")
-    if times is not None and lost:
+    if times is not None:
         source = "logger" if _str_card(cards, "LOGTSRC") == "LOG" else "acquisition"
         clock = times.logger_time if source == "logger" else times.acquisition_time
         for name, value, comment in timing_cards(
@@ -222,6 +304,9 @@ def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
         ):
             if name in _TIMING:
                 replace[name] = format_card(name, value, comment)
+        gaps = np.diff(times.cnt0)
+        inside = int(np.sum(gaps[gaps > 1] - 1))
+        replace["LOGDRPIN"] = format_card("LOGDRPIN", inside, "frames missed inside this cube")
     end = data_offset + frames * frame_bytes
     try:
         with path.open("r+b") as fh:
@@ -246,6 +331,7 @@ def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
         _write_text(sidecar, text)
         os.replace(path, final)
         side_tmp.unlink(missing_ok=True)
+        side_tmp.with_name(side_tmp.name + ".part").unlink(missing_ok=True)
     except OSError as exc:
         return RecoverReport(source=path, ok=False, message=f"cannot recover: {exc}", lost=lost)
     message = f"{final.name}: {frames} frames kept" + (
@@ -255,6 +341,10 @@ def recover_tmp(path: Path, *, dry_run: bool = False) -> RecoverReport:
         source=path, ok=True, message=message, path=final, sidecar=sidecar, frames=frames,
         lost=lost,
     )  # fmt: skip
+
+
+def _cube_tmp(side_tmp: Path) -> Path:
+    return side_tmp.with_name(side_tmp.name.removesuffix(TXT_TMP_SUFFIX) + FITS_TMP_SUFFIX)
 
 
 def recover_folder(folder: Path, *, dry_run: bool = False) -> list[RecoverReport]:
@@ -285,6 +375,6 @@ def recover_folder(folder: Path, *, dry_run: bool = False) -> list[RecoverReport
     reports += [
         recover_tmp(p, dry_run=dry_run)
         for p in sorted(folder.rglob(f"*{TXT_TMP_SUFFIX}"))
-        if p.exists()
+        if p.exists() and not _locked(_cube_tmp(p))  # a cube being written: reported with it
     ]
     return reports

@@ -26,7 +26,14 @@ from vampires.errors import FitsFormatError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["ROW_FORMAT", "FrameTimes", "format_sidecar", "parse_sidecar"]
+__all__ = [
+    "ROW_FORMAT",
+    "FrameTimes",
+    "format_rows",
+    "format_sidecar",
+    "parse_sidecar",
+    "sidecar_head",
+]
 
 ROW_FORMAT = "%10d %10d %15.9f %20.9f %17.6f %10d %10d"
 _YIELD_ROWS = 200
@@ -64,15 +71,11 @@ class FrameTimes:
         )
 
 
-def format_sidecar(
-    times: FrameTimes, *, stream: str, fits_name: str, notes: tuple[str, ...] = ()
-) -> str:
-    """Return the sidecar text of a cube.
+def sidecar_head(*, stream: str, fits_name: str, notes: tuple[str, ...] = ()) -> str:
+    """Return the ``#`` lines that open a sidecar (title, column list, ``notes``).
 
     Parameters
     ----------
-    times
-        Per-frame counters and clocks (one row each).
     stream, fits_name
         For the title line.
     notes
@@ -97,34 +100,70 @@ def format_sidecar(
     ):
         out.write(f"# {line}\n")
     out.write("#\n")
-    n = len(times)
-    if n:
-        t0 = times.logger_time[0]
-        rows = zip(
-            range(n),
-            times.cnt0.tolist(),
-            (times.logger_time - t0).tolist(),
-            times.logger_time.tolist(),
-            times.acquisition_time.tolist(),
-            times.cnt0.tolist(),
-            times.cnt1.tolist(),
-            strict=True,
-        )
-        fmt = ROW_FORMAT + "\n"
-        for k, row in enumerate(rows):
-            out.write(fmt % row)
-            if k % _YIELD_ROWS == _YIELD_ROWS - 1:
-                time.sleep(0)  # let the logger's reader thread take the GIL
     return out.getvalue()
 
 
-def parse_sidecar(text: str) -> FrameTimes:
+def format_rows(times: FrameTimes, start: int = 0, stop: int | None = None) -> str:
+    """Return the rows of frames ``start .. stop-1`` (times relative to frame 0's).
+
+    The streaming writer appends the rows of each flush with this; yields the
+    GIL every few hundred rows so the logger's reader thread is never held up.
+    """
+    stop = len(times) if stop is None else stop
+    if stop <= start:
+        return ""
+    out = io.StringIO()
+    t0 = times.logger_time[0]
+    sl = slice(start, stop)
+    rows = zip(
+        range(start, stop),
+        times.cnt0[sl].tolist(),
+        (times.logger_time[sl] - t0).tolist(),
+        times.logger_time[sl].tolist(),
+        times.acquisition_time[sl].tolist(),
+        times.cnt0[sl].tolist(),
+        times.cnt1[sl].tolist(),
+        strict=True,
+    )
+    fmt = ROW_FORMAT + "\n"
+    for k, row in enumerate(rows):
+        out.write(fmt % row)
+        if k % _YIELD_ROWS == _YIELD_ROWS - 1:
+            time.sleep(0)  # let the logger's reader thread take the GIL
+    return out.getvalue()
+
+
+def format_sidecar(
+    times: FrameTimes, *, stream: str, fits_name: str, notes: tuple[str, ...] = ()
+) -> str:
+    """Return the sidecar text of a cube.
+
+    Parameters
+    ----------
+    times
+        Per-frame counters and clocks (one row each).
+    stream, fits_name
+        For the title line.
+    notes
+        Extra ``#`` lines (drop accounting, close reason).
+
+    Returns
+    -------
+    str
+    """
+    return sidecar_head(stream=stream, fits_name=fits_name, notes=notes) + format_rows(times)
+
+
+def parse_sidecar(text: str, *, complete_lines: bool = False) -> FrameTimes:
     """Parse a sidecar back into :class:`FrameTimes` (rows only; ``#`` lines ignored).
 
     Parameters
     ----------
     text
         Sidecar contents.
+    complete_lines
+        Ignore a last line with no newline (a sidecar being written, or cut by
+        a killed logger in the middle of a row).
 
     Returns
     -------
@@ -135,6 +174,8 @@ def parse_sidecar(text: str) -> FrameTimes:
     FitsFormatError
         A row does not have 7 numeric columns.
     """
+    if complete_lines and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
     rows: list[list[str]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):

@@ -6,7 +6,7 @@ as operators know them from fpsCTRL (green = good):
 - **D** daemon alive (answers on its control socket; red when its socket is
   stale or it does not answer),
 - **R** run loop running (grey when the logger was killed or is in error),
-- **S** saving (green while saving, yellow while finishing the last cube,
+- **S** saving (green while saving, yellow while preparing its buffers or finishing the last cube,
   grey when idle),
 
 then cube size, cube count, frames, files, drops, current file and free disk.
@@ -48,7 +48,7 @@ __all__ = [
 
 FPS_PREFIX = "streamFITSlog-"
 _SAVING = frozenset({"saving"})
-_FINISHING = frozenset({"finishing"})
+_FINISHING = frozenset({"finishing", "preparing"})  # yellow: saving soon, or ending
 _DOWN = frozenset({"killed", "error", "stopped", "closed", "unknown"})
 
 

@@ -8,28 +8,36 @@ Our cubes (contract 2 of the design) are one primary HDU:
   ``NAXIS3`` = frames, so ``fits.getdata(path).shape == (naxis3, naxis2, naxis1)``;
 * the header of :func:`vampires.fitslog.header.cube_header`.
 
-A cube is written by :meth:`CubeWriter.write` from an immutable
-:class:`CubeJob` (its own name, pixel buffer, per-frame times and cards, from
-the moment the cube closes until the rename), in this order:
+A cube is written *while it fills* (:meth:`CubeWriter.open`, :meth:`~CubeWriter.flush`,
+:meth:`~CubeWriter.finish`; :meth:`CubeWriter.write` does the three at once):
 
-1. ``<stem>.txt.tmp``: the sidecar (small; written first so a killed logger
-   leaves the frame times next to its partial cube);
-2. ``<name>.fits.tmp``: header, pixels, zero padding to 2880, ``fsync``; the
-   pixels go to the disk with ``O_DIRECT`` where the file system allows it
-   (no page-cache copy, see :mod:`vampires.fitslog.directio`);
-3. rename to ``<name>.fits``, then ``<stem>.txt.tmp`` to ``<stem>.txt``.
+1. ``open``: ``<name>.fits.tmp`` with the header (``NAXIS3`` = the planned
+   frames, ``LOGCLOSE = 'writing'``), locked while the logger writes it, then
+   ``<stem>.txt.tmp`` with the sidecar's ``#`` lines;
+2. ``flush``: the sidecar rows of the new frames, then their pixels: whole
+   aligned blocks with ``O_DIRECT`` straight from the cube buffer (see
+   :mod:`vampires.fitslog.directio`), and with ``tail`` the partial block after
+   them, buffered (rewritten with ``O_DIRECT`` once full); ``fdatasync`` every
+   ``sync_interval``;
+3. ``finish``: the rest, zero padding to 2880, the header rewritten in place
+   with the final ``NAXIS3``, end times and accounting (same length: every
+   card is 80 bytes), ``fsync``, the final sidecar, then the renames to
+   ``<name>.fits`` and ``<stem>.txt``.
 
-A ``*.fits`` glob therefore never sees a half-written cube. When the disk is
-full or the folder unwritable, the partial ``.tmp`` is turned into a valid
-truncated cube in place (complete frames only, see
-:mod:`vampires.fitslog.recover`) when possible, else kept for ``vampires recover``;
-:meth:`CubeWriter.write` reports what happened instead of raising, so the
+Each cube carries its own immutable :class:`CubeJob` (name, buffer, times),
+so a cube is never written under another's name. A ``*.fits`` glob never
+sees a half-written cube. When the disk is full or the folder unwritable,
+the ``.tmp`` is truncated in place to its complete frames (``LOGCLOSE =
+'recovered'``) when possible, else kept for ``vampires recover``;
+:meth:`CubeWriter.finish` reports what happened instead of raising, so the
 logger keeps running.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import time
@@ -41,11 +49,13 @@ import attrs
 
 from vampires.config import shm_dir as default_shm_dir
 from vampires.errors import FitsFormatError, VampiresError
-from vampires.fitslog.directio import BounceBuffer, WriteChunk, write_all, write_cube_file
+from vampires.fitslog.directio import ALIGN, BounceBuffer, WriteChunk, write_all, write_direct
 from vampires.fitslog.header import (
     BLOCK,
+    CARD,
     Card,
     CardSource,
+    card_name,
     cube_header,
     normalize_cards,
     read_header_file,
@@ -58,7 +68,7 @@ from vampires.fitslog.names import (
     sidecar_path,
     tmp_path,
 )
-from vampires.fitslog.sidecar import FrameTimes, format_sidecar
+from vampires.fitslog.sidecar import FrameTimes, format_rows, format_sidecar, sidecar_head
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,7 +76,15 @@ if TYPE_CHECKING:
 
     from vampires.kernels import FitsFormat
 
-__all__ = ["CubeJob", "CubeWriter", "HeaderProvider", "WriteChunk", "WrittenCube"]
+__all__ = [
+    "CubeJob",
+    "CubeWriter",
+    "HeaderProvider",
+    "OpenCube",
+    "WriteChunk",
+    "WrittenCube",
+    "replace_cards",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +94,7 @@ _T = TypeVar("_T")
 _CHUNK = 64 * 1024 * 1024
 _BOUNCE = 16 * 1024 * 1024
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_WRITING = "writing"  # LOGCLOSE of a cube still being written (a .fits.tmp)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -153,7 +172,8 @@ class WrittenCube:
     nbytes
         Bytes of ``path``.
     seconds
-        Wall time spent writing.
+        Time spent writing (the streaming flushes and the close; not the time
+        spent waiting for frames).
     error
         Human-readable error, or None when the whole cube was written.
     kept_tmp
@@ -297,7 +317,14 @@ class CubeWriter:
                 logger.warning("%s: ignoring unreadable aux header: %s", job.stream, exc)
         return [], simulated_state(job.stream, job.frame_shape)
 
-    def header(self, job: CubeJob, *, written: float | None = None) -> bytes:
+    def header(
+        self,
+        job: CubeJob,
+        *,
+        written: float | None = None,
+        aux: tuple[list[str], list[Card]] | None = None,
+        planned: int | None = None,
+    ) -> bytes:
         """Return the header bytes of a job's cube (padded to 2880).
 
         Parameters
@@ -306,21 +333,28 @@ class CubeWriter:
             The cube.
         written
             Unix time for ``DATE`` (default: now).
+        aux
+            The aux cards to use (default: read them now).
+        planned
+            Header of a cube being opened: ``NAXIS3 = planned``, the end times
+            equal to the first frame's, ``LOGCLOSE = 'writing'``; the close
+            rewrites these cards in place (same length).
 
         Returns
         -------
         bytes
         """
         clock = job.clock
-        try:
-            aux, extra = self._aux(job)
-        except VampiresError as exc:
-            logger.warning("%s: header provider failed: %s", job.stream, exc)
-            aux, extra = [], []
+        if aux is None:
+            aux = self._aux_cards(job)
+        raw, extra = aux
+        nframes = job.nframes if planned is None else planned
+        last = job.nframes - 1 if planned is None else 0
+        reason = job.close_reason if planned is None else _WRITING
         accounting: list[Card] = [
             ("LOGDROP", int(job.dropped_before), "frames lost between previous cube and this"),
             ("LOGDRPIN", int(job.dropped_inside), "frames missed inside this cube"),
-            ("LOGCLOSE", f"{job.close_reason:<10}", "why the cube closed"),
+            ("LOGCLOSE", f"{reason:<10}", "why the cube closed"),
             ("LOGCUBE", int(job.index), "cube index in this logging run"),
             ("LOGTSRC", "ACQ" if job.time_source == "acquisition" else "LOG", "clock of UT/MJD"),
             ("LOGVERS", self._version, "vampires logger version"),
@@ -332,19 +366,26 @@ class CubeWriter:
         return cube_header(
             fmt=job.fmt,
             frame_shape=job.frame_shape,
-            nframes=job.nframes,
-            aux=aux,
+            nframes=nframes,
+            aux=raw,
             extra=extra,
             stream=job.stream_cards,
             timing=timing_cards(
                 float(clock[0]),
-                float(clock[job.nframes - 1]),
+                float(clock[last]),
                 written=self._clock() if written is None else written,
                 source=job.time_source,
             ),
             accounting=accounting,
             on_bad_card=bad,
         )
+
+    def _aux_cards(self, job: CubeJob) -> tuple[list[str], list[Card]]:
+        try:
+            return self._aux(job)
+        except VampiresError as exc:
+            logger.warning("%s: header provider failed: %s", job.stream, exc)
+            return [], []
 
     def expected_header_bytes(
         self,
@@ -394,8 +435,230 @@ class CubeWriter:
         msg = f"no free cube name in {job.folder} for {job.stream} at {t_first}"
         raise FileExistsError(errno.EEXIST, msg)
 
+    # ------------------------------------------------------------------ streaming
+
+    def open(
+        self,
+        job: CubeJob,
+        *,
+        sync_interval: float | None = 0.0,
+    ) -> OpenCube:
+        """Create a cube's ``.txt.tmp`` and ``.fits.tmp`` (header with the planned NAXIS3).
+
+        Parameters
+        ----------
+        job
+            The cube as it opens: ``cube`` is the whole buffer, ``nframes`` the
+            planned NAXIS3 (the buffer's capacity), ``times`` the live per-frame
+            arrays (only frame 0 is needed now; :meth:`flush` reads the rest as
+            the frames arrive), the accounting known so far.
+        sync_interval
+            ``fdatasync`` period of :meth:`flush` (0 = every flush, None = only at close).
+
+        Returns
+        -------
+        OpenCube
+            Never raises for disk or folder errors: the error is kept in the
+            returned value and :meth:`finish` reports it.
+        """
+        oc = OpenCube(job=job, sync_interval=sync_interval)
+        try:
+            self._open(oc, job)
+        finally:
+            oc.busy += time.perf_counter() - oc.started
+        return oc
+
+    def _open(self, oc: OpenCube, job: CubeJob) -> OpenCube:
+        try:
+            job.folder.mkdir(parents=True, exist_ok=True)
+            oc.final = self._unique_final(job)
+        except OSError as exc:
+            oc.fail(_describe(exc, job.folder))
+            return oc
+        oc.fits_tmp = tmp_path(oc.final)
+        oc.side_tmp = oc.final.with_suffix(TXT_TMP_SUFFIX)
+        oc.aux = self._aux_cards(job)
+        oc.header = self.header(job, aux=oc.aux, planned=job.nframes)
+        try:
+            oc.fd = os.open(oc.fits_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            # a running logger holds this lock; `vampires recover` leaves a locked file alone
+            fcntl.flock(oc.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            write_all(oc.fd, memoryview(oc.header), self._write_chunk, self._chunk)
+        except OSError as exc:
+            oc.fail(_describe(exc, oc.fits_tmp))
+            return oc
+        head = sidecar_head(
+            stream=job.stream,
+            fits_name=oc.final.name,
+            notes=("cube being written (accounting notes are added when it closes)",),
+        )
+        try:
+            oc.side_fd = os.open(oc.side_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            write_all(oc.side_fd, memoryview(head.encode("ascii")), self._write_chunk, self._chunk)
+        except OSError as exc:
+            oc.fail(_describe(exc, oc.side_tmp))
+        return oc
+
+    def flush(self, oc: OpenCube, nframes: int, *, tail: bool = False, sync: bool = True) -> int:
+        """Write the sidecar rows and pixels of frames ``0 .. nframes-1`` not yet on disk.
+
+        The rows go first (a frame on disk always has its row). Pixels: only
+        whole aligned blocks, straight from the cube buffer with ``O_DIRECT``
+        (the head up to the first aligned file offset buffered); with ``tail``
+        the partial block after them too (buffered; it is written again, with
+        ``O_DIRECT``, when the block fills), so every frame taken is on disk.
+
+        Returns
+        -------
+        int
+            Pixel bytes written (0 after an error, kept in ``oc.error``).
+        """
+        if oc.error is not None or oc.fd < 0:
+            return 0
+        started = time.perf_counter()
+        try:
+            return self._flush(oc, nframes, tail=tail, sync=sync)
+        finally:
+            oc.busy += time.perf_counter() - started
+
+    def _flush(self, oc: OpenCube, nframes: int, *, tail: bool, sync: bool) -> int:
+        job = oc.job
+        nframes = min(nframes, int(job.cube.shape[0]))
+        try:
+            if nframes > oc.rows:
+                text = format_rows(job.times, oc.rows, nframes)
+                write_all(
+                    oc.side_fd, memoryview(text.encode("ascii")), self._write_chunk, self._chunk
+                )
+                oc.rows = nframes
+            written = self._flush_pixels(oc, nframes * oc.frame_bytes, tail)
+            now = time.monotonic()
+            if (
+                sync
+                and self._fsync
+                and oc.sync_interval is not None
+                and (written or oc.unsynced)
+                and now - oc.last_sync >= oc.sync_interval
+            ):
+                os.fdatasync(oc.fd)
+                os.fdatasync(oc.side_fd)
+                oc.last_sync, oc.unsynced = now, False
+            elif written:
+                oc.unsynced = True
+        except OSError as exc:
+            oc.fail(_describe(exc, oc.fits_tmp or job.folder))
+            return 0
+        return written
+
+    def _flush_pixels(self, oc: OpenCube, avail: int, tail: bool) -> int:
+        flat = oc.flat
+        hlen = len(oc.header)
+        before = oc.on_disk
+        if not (self._direct and oc.direct_ok):
+            if avail > oc.on_disk:
+                os.lseek(oc.fd, hlen + oc.on_disk, os.SEEK_SET)
+                write_all(oc.fd, flat[oc.on_disk : avail].data, self._write_chunk, self._chunk)
+                oc.aligned = oc.on_disk = avail
+            return oc.on_disk - before
+        head = min(-hlen % ALIGN, flat.nbytes)
+        if avail >= head and oc.aligned < head:
+            os.lseek(oc.fd, hlen + oc.aligned, os.SEEK_SET)
+            write_all(oc.fd, flat[oc.aligned : head].data, self._write_chunk, self._chunk)
+            oc.aligned = head
+            oc.on_disk = max(oc.on_disk, head)
+        if oc.aligned >= head:
+            body_end = head + (avail - head) // ALIGN * ALIGN
+            if body_end > oc.aligned:
+                os.lseek(oc.fd, hlen + oc.aligned, os.SEEK_SET)
+                body = flat[oc.aligned : body_end]
+                done, copied = write_direct(
+                    oc.fd, body, self._write_chunk, self._chunk, self._bounce_buffer
+                )
+                oc.direct_bytes += done
+                oc.copied_bytes += done if copied else 0
+                if done < body.nbytes:  # refused or short: buffered from here on
+                    oc.direct_ok = False
+                    write_all(oc.fd, body[done:].data, self._write_chunk, self._chunk)
+                oc.aligned = body_end
+                oc.on_disk = max(oc.on_disk, body_end)
+        if (tail or not oc.direct_ok) and avail > oc.on_disk:
+            os.lseek(oc.fd, hlen + oc.on_disk, os.SEEK_SET)
+            write_all(oc.fd, flat[oc.on_disk : avail].data, self._write_chunk, self._chunk)
+            oc.on_disk = avail
+            if not oc.direct_ok:
+                oc.aligned = avail
+        return oc.on_disk - before
+
+    def finish(self, oc: OpenCube, job: CubeJob) -> WrittenCube:
+        """Write what is left of a cube, rewrite its header in place, rename; close its files.
+
+        Parameters
+        ----------
+        oc
+            From :meth:`open` (and any :meth:`flush` calls).
+        job
+            The cube as it closed (``nframes``, accounting, close reason).
+
+        Returns
+        -------
+        WrittenCube
+            What is on disk now, with an error message if not all of it.
+        """
+        oc.started = time.perf_counter() - oc.busy  # seconds below = time spent writing
+        if job.nframes < 1 or len(job.times) != job.nframes:
+            oc.close_files()
+            msg = f"cube job for {job.stream} has {job.nframes} frames / {len(job.times)} times"
+            return WrittenCube.nothing(msg)
+        if oc.fd < 0 or oc.final is None or oc.fits_tmp is None or oc.side_tmp is None:
+            oc.close_files()
+            oc.remove_files()
+            return WrittenCube.nothing(oc.error or "cube file not created", started=oc.started)
+        self.flush(oc, job.nframes, tail=True, sync=False)  # fsync'd below
+        if oc.error is not None:
+            return self._salvage(oc, job)
+        final, fits_tmp, side_tmp = oc.final, oc.fits_tmp, oc.side_tmp
+        hlen = len(oc.header)
+        end = hlen + job.nframes * oc.frame_bytes
+        try:
+            os.ftruncate(oc.fd, end + (-end % BLOCK))  # zero padding (sparse: needs no space)
+            os.pwrite(oc.fd, self._final_header(oc, job), 0)
+            if self._fsync:
+                os.fsync(oc.fd)
+            oc.close_files()
+            notes = (
+                f"frames lost before this cube: {job.dropped_before}",
+                f"frames missed inside this cube: {job.dropped_inside}",
+                f"cube closed because: {job.close_reason}",
+            )
+            text = format_sidecar(job.times, stream=job.stream, fits_name=final.name, notes=notes)
+            _write_text(side_tmp, text, fsync=self._fsync)
+            os.replace(fits_tmp, final)
+            os.replace(side_tmp, sidecar_path(final))
+            _fsync_dir(job.folder)
+        except OSError as exc:
+            oc.fail(_describe(exc, fits_tmp))
+            return self._salvage(oc, job)
+        return WrittenCube(
+            path=final,
+            sidecar=sidecar_path(final),
+            frames=job.nframes,
+            nbytes=end + (-end % BLOCK),
+            seconds=time.perf_counter() - oc.started,
+            header_bytes=hlen,
+            direct_bytes=oc.direct_bytes,
+            copied_bytes=oc.copied_bytes,
+        )
+
+    def _final_header(self, oc: OpenCube, job: CubeJob) -> bytes:
+        """Return the closing header, as long as the planned one (cards replaced by name if not)."""
+        header = self.header(job, aux=oc.aux)
+        if len(header) == len(oc.header):
+            return header
+        logger.warning("%s: closing header changed length; replacing cards in place", job.stream)
+        return replace_cards(oc.header, header)
+
     def write(self, job: CubeJob) -> WrittenCube:
-        """Write one cube and its sidecar; never raises for disk or folder errors.
+        """Write one whole cube and its sidecar at once; never raises for disk or folder errors.
 
         Parameters
         ----------
@@ -407,63 +670,10 @@ class CubeWriter:
         WrittenCube
             What is on disk now, with an error message if not all of it.
         """
-        started = time.perf_counter()
         if job.nframes < 1 or len(job.times) != job.nframes:
             msg = f"cube job for {job.stream} has {job.nframes} frames / {len(job.times)} times"
             return WrittenCube.nothing(msg)
-        try:
-            job.folder.mkdir(parents=True, exist_ok=True)
-            final = self._unique_final(job)
-        except OSError as exc:
-            return WrittenCube.nothing(_describe(exc, job.folder), started=started)
-        side_tmp = final.with_suffix(TXT_TMP_SUFFIX)
-        fits_tmp = tmp_path(final)
-        notes = (
-            f"frames lost before this cube: {job.dropped_before}",
-            f"frames missed inside this cube: {job.dropped_inside}",
-            f"cube closed because: {job.close_reason}",
-        )
-        text = format_sidecar(job.times, stream=job.stream, fits_name=final.name, notes=notes)
-        try:
-            sidecar = memoryview(text.encode("ascii"))
-            self._write_file(
-                side_tmp, lambda fd: write_all(fd, sidecar, self._write_chunk, self._chunk)
-            )
-        except OSError as exc:
-            side_tmp.unlink(missing_ok=True)
-            return WrittenCube.nothing(_describe(exc, side_tmp), started=started)
-        header = self.header(job)
-        pixels = job.cube[: job.nframes]
-        padding = -(len(header) + pixels.nbytes) % BLOCK
-        try:
-            direct_bytes, copied_bytes = self._write_file(
-                fits_tmp,
-                lambda fd: write_cube_file(
-                    fd,
-                    header,
-                    pixels,
-                    padding,
-                    write_chunk=self._write_chunk,
-                    chunk=self._chunk,
-                    bounce=self._bounce_buffer,
-                    direct=self._direct,
-                ),
-            )
-            os.replace(fits_tmp, final)
-            os.replace(side_tmp, sidecar_path(final))
-            _fsync_dir(job.folder)
-        except OSError as exc:
-            return self._salvage(job, fits_tmp, final, exc, started)
-        return WrittenCube(
-            path=final,
-            sidecar=sidecar_path(final),
-            frames=job.nframes,
-            nbytes=len(header) + pixels.nbytes + padding,
-            seconds=time.perf_counter() - started,
-            header_bytes=len(header),
-            direct_bytes=direct_bytes,
-            copied_bytes=copied_bytes,
-        )
+        return self.finish(self.open(job), job)
 
     @property
     def memory_bytes(self) -> int:
@@ -475,49 +685,196 @@ class CubeWriter:
             self._bounce = BounceBuffer(min(self._chunk, _BOUNCE))
         return self._bounce
 
-    def _write_file(self, path: Path, write: Callable[[int], _T]) -> _T:
-        """Create ``path``, let ``write(fd)`` fill it, fsync; return what ``write`` returned."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    def _salvage(self, oc: OpenCube, job: CubeJob) -> WrittenCube:
+        """Keep the complete frames of a cube whose write failed (truncated in place)."""
+        error = oc.error or "write failed"
+        final, fits_tmp, side_tmp = oc.final, oc.fits_tmp, oc.side_tmp
+        if final is None or fits_tmp is None or side_tmp is None:
+            oc.close_files()
+            return WrittenCube.nothing(error, started=oc.started)
+        if final.exists() and not fits_tmp.exists():  # renamed; only the sidecar rename failed
+            oc.close_files()
+            with contextlib.suppress(OSError):
+                _write_text(sidecar_path(final), _sidecar_text(job, final), fsync=False)
+                side_tmp.unlink(missing_ok=True)
+            return WrittenCube(
+                path=final,
+                sidecar=sidecar_path(final),
+                frames=job.nframes,
+                nbytes=final.stat().st_size,
+                seconds=time.perf_counter() - oc.started,
+                error=None,
+            )
+        hlen = len(oc.header)
         try:
-            result = write(fd)
-            if self._fsync:
+            size = os.fstat(oc.fd).st_size if oc.fd >= 0 else 0
+        except OSError:
+            size = 0
+        frames = min(job.nframes, max(0, size - hlen) // oc.frame_bytes) if size >= hlen else 0
+        if frames == 0:
+            oc.close_files()
+            oc.remove_files()
+            return WrittenCube.nothing(error, started=oc.started)
+        kept = attrs.evolve(
+            job, nframes=frames, times=job.times.truncated(frames), close_reason="recovered"
+        )
+        end = hlen + frames * oc.frame_bytes
+        try:
+            os.ftruncate(oc.fd, end)
+            os.ftruncate(oc.fd, end + (-end % BLOCK))  # sparse: needs no space
+            os.pwrite(oc.fd, self._final_header(oc, kept), 0)
+            with contextlib.suppress(OSError):
+                os.fsync(oc.fd)
+            oc.close_files()
+            _write_text(sidecar_path(final), _sidecar_text(kept, final), fsync=True)
+            os.replace(fits_tmp, final)
+            side_tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            oc.close_files()
+            logger.warning("%s: %s; keeping %s: %s", job.stream, error, fits_tmp.name, exc)
+            return WrittenCube.nothing(
+                f"{error}; kept {fits_tmp.name} for 'vampires recover' ({exc.strerror or exc})",
+                started=oc.started,
+                kept_tmp=fits_tmp if fits_tmp.exists() else None,
+            )
+        logger.warning("%s: %s; kept %d of %d frames", job.stream, error, frames, job.nframes)
+        return WrittenCube(
+            path=final,
+            sidecar=sidecar_path(final),
+            frames=frames,
+            nbytes=final.stat().st_size,
+            seconds=time.perf_counter() - oc.started,
+            error=f"{error}; truncated to {frames} of {job.nframes} frames",
+            header_bytes=hlen,
+            direct_bytes=oc.direct_bytes,
+            copied_bytes=oc.copied_bytes,
+        )
+
+
+def _sidecar_text(job: CubeJob, final: Path) -> str:
+    notes = (
+        f"frames lost before this cube: {job.dropped_before}",
+        f"frames missed inside this cube: {job.dropped_inside}",
+        f"cube closed because: {job.close_reason}",
+    )
+    return format_sidecar(job.times, stream=job.stream, fits_name=final.name, notes=notes)
+
+
+def _write_text(path: Path, text: str, *, fsync: bool) -> None:
+    """Write ``path`` whole or not at all (``<path>.part``, then rename over it)."""
+    part = path.with_name(path.name + ".part")
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            write_all(fd, memoryview(text.encode("ascii")), os.write, _CHUNK)
+            if fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        return result
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+        raise
 
-    def _salvage(
-        self, job: CubeJob, fits_tmp: Path, final: Path, exc: OSError, started: float
-    ) -> WrittenCube:
-        from vampires.fitslog.recover import recover_tmp
 
-        error = _describe(exc, fits_tmp)
-        if final.exists():  # the rename happened; only the sidecar rename failed
-            report = recover_tmp(final.with_suffix(TXT_TMP_SUFFIX))
-            return WrittenCube(
-                path=final,
-                sidecar=report.sidecar,
-                frames=job.nframes,
-                nbytes=final.stat().st_size,
-                seconds=time.perf_counter() - started,
-                error=None if report.ok else f"{error}; {report.message}",
-            )
-        if not fits_tmp.exists():
-            final.with_suffix(TXT_TMP_SUFFIX).unlink(missing_ok=True)
-            return WrittenCube.nothing(error, started=started)
-        report = recover_tmp(fits_tmp)
-        logger.warning("%s: %s; %s", job.stream, error, report.message)
-        if report.ok and report.path is not None:
-            return WrittenCube(
-                path=report.path,
-                sidecar=report.sidecar,
-                frames=report.frames,
-                nbytes=report.path.stat().st_size,
-                seconds=time.perf_counter() - started,
-                error=f"{error}; truncated to {report.frames} of {job.nframes} frames",
-            )
-        return WrittenCube.nothing(
-            f"{error}; kept {fits_tmp.name} ({report.message})",
-            started=started,
-            kept_tmp=fits_tmp if fits_tmp.exists() else None,
-        )
+def replace_cards(old: bytes, new: bytes) -> bytes:
+    """Return header ``old`` with the cards that ``new`` also has replaced by ``new``'s.
+
+    Every card is 80 bytes, so the result is as long as ``old`` (the in-place
+    rewrite of a cube's header at close, and by ``vampires recover``).
+    """
+    fresh = {card_name(c): c for c in _cards(new)}
+    keep = ("", "END", "COMMENT", "HISTORY")
+    out = [c if card_name(c) in keep else fresh.get(card_name(c), c) for c in _cards(old)]
+    return "".join(out).encode("ascii")
+
+
+def _cards(header: bytes) -> list[str]:
+    text = header.decode("ascii")
+    return [text[i : i + CARD] for i in range(0, len(text), CARD)]
+
+
+@attrs.define(eq=False)
+class OpenCube:
+    """A cube being written (writer thread only): its files and how far each one is.
+
+    Attributes
+    ----------
+    job
+        The cube as it opened (live buffers; ``nframes`` = planned NAXIS3).
+    sync_interval
+        ``fdatasync`` period (s; 0 = every flush, None = only at close).
+    final
+        The ``.fits`` name it gets at close.
+    fits_tmp, side_tmp
+        Its ``.fits.tmp`` and ``.txt.tmp``.
+    header
+        The header on disk (planned NAXIS3, ``LOGCLOSE = 'writing'``).
+    rows
+        Sidecar rows on disk.
+    aligned
+        Pixel bytes on disk up to the last whole aligned block.
+    on_disk
+        Pixel bytes on disk (the partial block included).
+    error
+        The first write error (the cube is then salvaged at close).
+    """
+
+    job: CubeJob
+    sync_interval: float | None = 0.0
+    final: Path | None = None
+    fits_tmp: Path | None = None
+    side_tmp: Path | None = None
+    aux: tuple[list[str], list[Card]] = attrs.field(factory=lambda: ([], []))
+    header: bytes = b""
+    fd: int = -1
+    side_fd: int = -1
+    rows: int = 0
+    aligned: int = 0
+    on_disk: int = 0
+    direct_ok: bool = True
+    direct_bytes: int = 0
+    copied_bytes: int = 0
+    unsynced: bool = False
+    pending_since: float | None = None
+    error: str | None = None
+    started: float = attrs.field(factory=time.perf_counter)
+    busy: float = 0.0
+    last_sync: float = attrs.field(factory=time.monotonic)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one frame."""
+        return int(self.job.cube[0].nbytes) if self.job.cube.shape[0] else 0
+
+    @property
+    def flat(self) -> NDArray[np.uint8]:
+        """The cube buffer as bytes."""
+        return self.job.cube.reshape(-1).view("u1")
+
+    @property
+    def frames_on_disk(self) -> int:
+        """Complete frames in the ``.fits.tmp`` now."""
+        fb = self.frame_bytes
+        return min(self.rows, self.on_disk // fb) if fb else 0
+
+    def fail(self, error: str) -> None:
+        """Keep the first error."""
+        if self.error is None:
+            self.error = error
+
+    def close_files(self) -> None:
+        """Close both files (idempotent)."""
+        for name in ("fd", "side_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, -1)
+
+    def remove_files(self) -> None:
+        """Remove the ``.tmp`` files (nothing worth keeping)."""
+        for path in (self.fits_tmp, self.side_tmp):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)

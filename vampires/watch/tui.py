@@ -51,6 +51,7 @@ STYLES = {
     "dropped": "bold red",
     "mismatch": "bold magenta",
     "stalled": "bold red",
+    "writing": "bold green",
 }
 
 
@@ -175,6 +176,9 @@ def file_line(file: FileSummary) -> Text:
     """
     line = Text(f"  {file.name} - ")
     size_style = STYLES["big"] if Flag.BIG in file.flags else ""
+    if file.writing and not file.shape:
+        line.append(f"writing, no frame on disk yet ({format_mb(file.nbytes)})", STYLES["writing"])
+        return line
     if not file.shape and file.error is not None:
         line.append(file.error, STYLES["error"])
         line.append(" (")
@@ -199,6 +203,8 @@ def file_line(file: FileSummary) -> Text:
         notes.append(("shape differs", mismatch))
     if Flag.TYPE_MISMATCH in file.flags:
         notes.append(("DATA-TYP differs", mismatch))
+    if file.writing:
+        notes.insert(0, (f"writing: {file.shape[0]} frames so far", STYLES["writing"]))
     for note, style in notes:
         line.append(f"  ◂ {note}", style)
     return line

@@ -51,6 +51,7 @@ from vampires.watch.headers import CubeHeader, read_cube_header
 
 __all__ = [
     "FITS_SUFFIXES",
+    "WRITING_SUFFIX",
     "FileSummary",
     "Flag",
     "FolderSummary",
@@ -63,9 +64,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: File names the watcher lists; ``.tmp`` (cube being written), ``.txt`` sidecars
-#: and every other file are ignored.
+#: File names the watcher lists as cubes; ``.txt`` sidecars and every other file are
+#: ignored, except a cube being written (:data:`WRITING_SUFFIX`).
 FITS_SUFFIXES = (".fits", ".fits.fz")
+#: A cube our logger is writing (``<name>.fits.tmp``): shown as the newest line of its
+#: folder, with its frame count so far and :attr:`Flag.WRITING`.
+WRITING_SUFFIX = ".fits.tmp"
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 _TRAILING_DIGITS = re.compile(r"^(.*\D)\d+$")
 #: How many recent files give a folder's typical interval between cubes.
@@ -85,6 +89,8 @@ class Flag(enum.StrEnum):
     """This camera's newest cube has another ``DATA-TYP`` than the other cameras'."""
     STALLED = "stalled"
     """No new file for longer than expected while other folders advance."""
+    WRITING = "writing"
+    """A cube being written (``.fits.tmp``); its shape counts the frames on disk so far."""
 
 
 class Stoppable(Protocol):
@@ -137,6 +143,9 @@ class FileSummary:
         A short reason when the file could not be read or is truncated, else None.
     flags
         :class:`Flag` values for this file.
+    writing
+        True for a cube being written (``.fits.tmp``, :attr:`Flag.WRITING`):
+        ``shape[0]`` is the frames on disk so far.
     """
 
     name: str
@@ -150,10 +159,12 @@ class FileSummary:
     compressed: bool = False
     error: str | None = None
     flags: frozenset[Flag] = frozenset()
+    writing: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (paths as str, flags as a sorted list)."""
         return {
+            "writing": self.writing,
             "name": self.name,
             "path": str(self.path),
             "shape": list(self.shape),
@@ -181,13 +192,15 @@ class FolderSummary:
     exists
         False while the folder (or any match of the glob) does not exist yet.
     n_files
-        Number of FITS files in the folder.
+        Number of FITS files in the folder (cubes being written not counted).
     nbytes
         Total size of those files on disk.
     files
-        The newest files, newest first (by modification time, not name).
+        The newest files, newest first (by modification time, not name); cubes
+        being written first of all.
     newest_mtime
-        Modification time of the newest FITS file, None when there is none.
+        Modification time of the newest FITS file (a cube being written
+        included), None when there is none.
     idle
         Seconds since the newest file was modified, at scan time.
     expected_interval
@@ -286,6 +299,7 @@ class _Listing:
     exists: bool = True
     error: str | None = None
     entries: list[tuple[str, str, int, int]] = attrs.field(factory=list)
+    writing: list[tuple[str, str, int, int]] = attrs.field(factory=list)
 
 
 def _positive_int(name: str, value: object, minimum: int) -> int:
@@ -460,7 +474,8 @@ class Watcher:
         try:
             with os.scandir(folder) as it:
                 for entry in it:
-                    if not is_fits_name(entry.name):
+                    writing = entry.name.endswith(WRITING_SUFFIX)
+                    if not writing and not is_fits_name(entry.name):
                         continue
                     try:
                         if not entry.is_file():
@@ -468,7 +483,8 @@ class Watcher:
                         st = entry.stat()
                     except FileNotFoundError:  # renamed or removed while listing
                         continue
-                    listing.entries.append((entry.name, entry.path, st.st_mtime_ns, st.st_size))
+                    row = (entry.name, entry.path, st.st_mtime_ns, st.st_size)
+                    (listing.writing if writing else listing.entries).append(row)
         except FileNotFoundError:
             listing.exists = False
         except NotADirectoryError:
@@ -491,6 +507,36 @@ class Watcher:
             result = str(exc)
         self._cache[path] = (mtime_ns, size, result)
         return result, result.bytes_read if isinstance(result, CubeHeader) else 0
+
+    def _writing_summary(
+        self, name: str, path: str, mtime_ns: int, size: int, header: CubeHeader | str
+    ) -> FileSummary:
+        """Summarise a cube being written: frames on disk so far, never 'truncated'."""
+        flags = {Flag.WRITING}
+        if isinstance(header, str) or len(header.shape) != 3 or not header.shape[0]:
+            # just created (header not complete yet) or not one of our cubes
+            return FileSummary(
+                name=name, path=Path(path), nbytes=size, mtime=mtime_ns / 1e9,
+                flags=frozenset(flags), writing=True,
+            )  # fmt: skip
+        planned, height, width = header.shape
+        frame_bytes = header.data_nbytes // planned
+        header_bytes = header.min_file_nbytes - header.data_nbytes
+        frames = min(planned, max(0, size - header_bytes) // max(frame_bytes, 1))
+        if header.dropped > 0:
+            flags.add(Flag.DROPPED)
+        return FileSummary(
+            name=name,
+            path=Path(path),
+            shape=(frames, height, width),
+            nbytes=size,
+            data_type=header.data_type,
+            observer=header.observer,
+            mtime=mtime_ns / 1e9,
+            dropped=header.dropped,
+            flags=frozenset(flags),
+            writing=True,
+        )
 
     def _file_summary(
         self, name: str, path: str, mtime_ns: int, size: int, header: CubeHeader | str
@@ -557,15 +603,23 @@ class Watcher:
                 continue
             entries = listing.entries
             entries.sort(key=lambda e: (e[2], e[0]), reverse=True)  # newest first, by mtime
+            writing = sorted(listing.writing, key=lambda e: (e[2], e[0]), reverse=True)
             n_files += len(entries)
             seen.update(e[1] for e in entries)
+            seen.update(e[1] for e in writing)
             files = []
-            for name, path, mtime_ns, size in entries[: self._n]:
+            for name, path, mtime_ns, size in writing[: self._n]:
+                header, nread = self._header(path, mtime_ns, size)
+                headers_read += nread > 0
+                bytes_read += nread
+                files.append(self._writing_summary(name, path, mtime_ns, size, header))
+            for name, path, mtime_ns, size in entries[: self._n - len(files)]:
                 header, nread = self._header(path, mtime_ns, size)
                 headers_read += nread > 0
                 bytes_read += nread
                 files.append(self._file_summary(name, path, mtime_ns, size, header))
-            newest = entries[0][2] / 1e9 if entries else None
+            mtimes = [e[2] for e in entries[:1] + writing[:1]]
+            newest = max(mtimes) / 1e9 if mtimes else None
             recent = [e[2] / 1e9 for e in entries[:_CADENCE_FILES]]
             gaps = [a - b for a, b in itertools.pairwise(recent)]
             summaries.append(
@@ -677,7 +731,7 @@ class Watcher:
         heads: list[tuple[int, int]] = []  # (folder index, file index)
         for i, folder in enumerate(summaries):
             for j, file in enumerate(folder.files):
-                if file.shape and file.error is None:
+                if file.shape and file.error is None and file.shape[0]:
                     heads.append((i, j))
                     break
         if len(heads) < 2:
