@@ -2335,7 +2335,11 @@ class StreamReader:
             # a post whose count has not come yet: the writer posts before it counts
             # (pyMilk) and the pixels already hold the next frame: wait for its count
             if self._settle(int(v.cnt0[0])):
-                self._ahead(sem)
+                if self._ahead(sem) > 0:
+                    # still ahead once the count came: the balance was off by a post
+                    # (a resync fell between a count and its post); without this the
+                    # reader would wait one frame at every call and lose every other one
+                    self._posts = 0
             else:
                 self._resync()  # no count came: the balance was wrong
         start = time.monotonic()
