@@ -16,7 +16,7 @@ from vampires.camera.camera import Camera, CameraStatus
 from vampires.camera.keywords import BenchState, frame_keywords
 from vampires.camera.modes import CropMode, ReadoutMode
 from vampires.config import Config
-from vampires.errors import CameraError, ConfigError
+from vampires.errors import CameraError, ConfigError, StreamError
 from vampires.stream import Stream
 
 
@@ -297,11 +297,21 @@ def test_constructor_refuses_bad_settings():
         Camera("vcam1", crop="MBI", fps=1000.0)
 
 
+def _inode(name: str) -> int:
+    try:
+        with Stream.open(name) as stream:
+            return stream.inode
+    except StreamError:
+        return -1
+
+
 def test_stream_removed_while_running_is_recreated(cam):
-    Stream.open("vcam1").destroy()
-    assert not Stream.exists("vcam1")
+    with Stream.open("vcam1") as old:
+        inode = old.inode
+        old.destroy()
+    # the camera may re-create it at once (even before this line runs): a new file
     deadline = time.monotonic() + 5
-    while not Stream.exists("vcam1"):
+    while not (Stream.exists("vcam1") and _inode("vcam1") != inode):
         assert time.monotonic() < deadline, "stream not re-created"
         time.sleep(0.02)
     with Stream.open("vcam1") as stream:
