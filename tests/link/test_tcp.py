@@ -19,7 +19,6 @@ from tests.link.linkhelpers import (
     LinkProcess,
     expected_frame,
     free_port,
-    link_processes,
     open_when_ready,
     wait_for,
 )
@@ -37,11 +36,6 @@ from vampires.testing.cwriter import (
 )
 
 SHAPE = (24, 40)
-
-
-@pytest.fixture
-def link_process(tmp_path: Path) -> Iterator[Callable[..., LinkProcess]]:
-    yield from link_processes(tmp_path)
 
 
 class PacedWriter:

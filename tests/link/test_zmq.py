@@ -7,7 +7,7 @@ import json
 import pickle
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,6 @@ from tests.link.linkhelpers import (
     LinkProcess,
     expected_frame,
     free_port,
-    link_processes,
     open_when_ready,
     wait_for,
 )
@@ -28,11 +27,6 @@ from vampires.link.zmq import ZmqPublisher, ZmqSubscriber
 from vampires.stream import Stream
 
 SHAPE = (24, 40)
-
-
-@pytest.fixture
-def link_process(tmp_path: Path) -> Iterator[Callable[..., LinkProcess]]:
-    yield from link_processes(tmp_path)
 
 
 class Writer:

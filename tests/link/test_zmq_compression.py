@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ import zmq
 from tests.link.linkhelpers import (
     LinkProcess,
     free_port,
-    link_processes,
     open_when_ready,
     wait_for,
 )
@@ -35,11 +33,6 @@ from vampires.stream import Stream
 from vampires.stream.layout import WRITABLE_DTYPES
 
 SHAPE = (24, 40)
-
-
-@pytest.fixture
-def link_process(tmp_path: Path) -> Iterator[Callable[..., LinkProcess]]:
-    yield from link_processes(tmp_path)
 
 
 def noisy_frame(cnt0: int, shape: tuple[int, ...] = SHAPE) -> np.ndarray:
