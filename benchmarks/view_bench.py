@@ -27,7 +27,6 @@ Usage: ``python benchmarks/view_bench.py [--quick]``
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import shutil
 import socket
@@ -38,6 +37,8 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
+
+from vampires.testing.xvfb import drop_qt_application, start_xvfb
 
 MBI = (1096, 2236)
 
@@ -56,35 +57,17 @@ def _display() -> Iterator[None]:
     if os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM"):
         yield
         return
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        msg = "no DISPLAY and no Xvfb: install xvfb or run under an X display"
-        raise RuntimeError(msg)
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [xvfb, "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    os.environ["DISPLAY"] = f":{number}"
+    try:
+        proc, number = start_xvfb()
+    except FileNotFoundError as exc:
+        msg = f"no DISPLAY and {exc}; or run under an X display"
+        raise RuntimeError(msg) from exc
+    os.environ["DISPLAY"] = number
     _XSERVER.append(proc.pid)
     try:
         yield
     finally:
-        with contextlib.suppress(ImportError):
-            import shiboken6
-            from PySide6 import QtWidgets
-
-            app = QtWidgets.QApplication.instance()
-            if app is not None:
-                app.processEvents()
-                gc.collect()  # Python wrappers of Qt objects go first, while the app lives
-                shiboken6.delete(app)
-                gc.collect()
+        drop_qt_application()
         os.environ.pop("DISPLAY", None)
         _XSERVER.clear()
         proc.terminate()
