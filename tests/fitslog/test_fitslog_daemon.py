@@ -287,7 +287,7 @@ def test_disk_full_is_visible_through_the_control_plane(
     import numpy as np
 
     from vampires.cli import logger as logger_cli
-    from vampires.fitslog.control import LoggerGroup
+    from vampires.fitslog.remote import LoggerGroup
     from vampires.fitslog.logger import Logger
     from vampires.stream import Stream
 

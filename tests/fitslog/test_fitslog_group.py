@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from vampires.control import DaemonServer, discover
 from vampires.control.spawn import pid_alive
 from vampires.errors import ConfigError, DaemonAlreadyRunning
-from vampires.fitslog.control import (
+from vampires.fitslog.remote import (
     LoggerGroup,
     describe,
     prepare_loggers,

@@ -8,7 +8,7 @@ import pytest
 
 from vampires.control.client import daemon_alive
 from vampires.errors import ConfigError
-from vampires.fitslog.control import start_logger
+from vampires.fitslog.remote import start_logger
 
 
 @pytest.mark.parametrize("kind", ["dirname", "root"])

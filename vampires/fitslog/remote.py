@@ -1,6 +1,6 @@
 """Drive logger daemons: start one, command many at once, list them.
 
->>> from vampires.fitslog.control import LoggerGroup
+>>> from vampires.fitslog.remote import LoggerGroup
 >>> group = LoggerGroup(["vcam1", "vcam2"])
 >>> result = group.on()
 >>> for line in describe(result):

@@ -236,7 +236,7 @@ class LoggerWatch:
 
     def _run(self) -> None:
         from vampires.errors import VampiresError
-        from vampires.fitslog.control import LoggerGroup
+        from vampires.fitslog.remote import LoggerGroup
 
         shm_dir = Path(self._shm_dir) if self._shm_dir is not None else None
         group = LoggerGroup([self._name], timeout=0.5, shm_dir=shm_dir)
