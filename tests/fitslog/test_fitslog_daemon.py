@@ -287,8 +287,8 @@ def test_disk_full_is_visible_through_the_control_plane(
     import numpy as np
 
     from vampires.cli import logger as logger_cli
-    from vampires.fitslog.remote import LoggerGroup
     from vampires.fitslog.logger import Logger
+    from vampires.fitslog.remote import LoggerGroup
     from vampires.stream import Stream
 
     full = threading.Event()

@@ -260,7 +260,7 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
             assert log.status().dropped == 0
             header_bytes = {len(fits.Header.fromfile(p).tostring()) for p in cubes_in(direct_dir)}
             (length,) = header_bytes  # same header length for every cube of the run
-            free = list(log._free)
+            free = list(log._pool.free)
             assert free
             assert all(phase_of(b.cube) == length % ALIGN for b in free)
             # phase right from the first cube (estimated at attach): no scratch buffer ever

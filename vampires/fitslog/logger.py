@@ -103,7 +103,8 @@ from vampires.errors import (
     StreamTimeout,
     TornFrameError,
 )
-from vampires.fitslog.directio import ALIGN, aligned_empty, phase_of
+from vampires.fitslog.buffers import BufferKey, BufferPool, CubeBuffer
+from vampires.fitslog.directio import ALIGN
 from vampires.fitslog.names import check_folder, check_stream_name, cube_filename, cube_folder
 from vampires.fitslog.policy import CubePolicy
 from vampires.fitslog.sidecar import FrameTimes
@@ -138,32 +139,8 @@ _FLUSH_POLL = 0.1  # s: how often the writer looks at the cube being filled
 _FLUSH_BYTES = 64 * 1024 * 1024  # flush the cube being filled when this much waits in RAM
 _SWITCH_INTERVAL = 0.001  # s: the GIL goes back to the reader within this (default 5 ms)
 _START_WAIT = 60.0  # s: start() waits this long for the buffers by default
-_PAGE = 4096
 _STUCK = 0.4  # s: a torn read that took this long waited on a stuck write flag
 _BEHIND = 1.0  # s: a closed cube still being written after this: the writer is behind
-
-
-def _mem_available() -> tuple[int, int] | None:
-    """Return (MemAvailable, MemTotal) in bytes from /proc/meminfo (None if unknown)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            fields = {line.split(":")[0]: line.split()[1] for line in fh}
-        return int(fields["MemAvailable"]) * 1024, int(fields["MemTotal"]) * 1024
-    except (OSError, KeyError, ValueError, IndexError):
-        return None
-
-
-def _allocate_if_room(
-    key: tuple[tuple[int, int], str, int], fmt: FitsFormat, phase: int, nbytes: int
-) -> _Buffer | None:
-    """Return a spare buffer if the machine keeps a fifth of its memory available after it."""
-    memory = _mem_available()
-    if memory is None or memory[0] - nbytes < memory[1] // 5:
-        return None
-    try:
-        return _Buffer.allocate(key, fmt, phase)
-    except MemoryError:
-        return None
 
 
 def _is_int_in(value: object, lo: int, hi: int) -> bool:
@@ -257,47 +234,11 @@ class LoggerStatus:
 
 
 @attrs.define(eq=False)
-class _Buffer:
-    """One reusable cube buffer (``cube`` is a view of ``raw`` at a chosen address phase)."""
-
-    key: tuple[tuple[int, int], str, int]
-    cube: NDArray[np.generic]
-    copy: Callable[[NDArray[np.generic], int], None]
-    raw: NDArray[np.uint8]
-
-    @classmethod
-    def allocate(
-        cls, key: tuple[tuple[int, int], str, int], fmt: FitsFormat, phase: int
-    ) -> _Buffer:
-        """Allocate (no page touched) a buffer whose cube starts at ``phase`` mod ALIGN."""
-        from vampires import kernels
-
-        (height, width), dtype, capacity = key
-        cube, raw = aligned_empty((capacity, height, width), fmt.disk, phase=phase)
-        return cls(key=key, cube=cube, copy=kernels.cube_copier(np.dtype(dtype), cube), raw=raw)
-
-    def rephase(self, phase: int) -> None:
-        """Move the cube view to ``phase``; its contents are not kept.
-
-        At the phase of the cube's header length, the writer's ``O_DIRECT`` path
-        reads the buffer with no copy (see :mod:`vampires.fitslog.directio`).
-        """
-        from vampires import kernels
-
-        if phase_of(self.cube) == phase % ALIGN:
-            return
-        self.cube, self.raw = aligned_empty(
-            self.cube.shape, self.cube.dtype, phase=phase, raw=self.raw
-        )
-        self.copy = kernels.cube_copier(np.dtype(self.key[1]), self.cube)
-
-
-@attrs.define(eq=False)
 class _Cube:
     """The cube being filled (reader thread; the writer reads its first ``n`` frames)."""
 
     uid: int
-    buffer: _Buffer
+    buffer: CubeBuffer
     fmt: FitsFormat
     folder: Path
     name: str
@@ -424,15 +365,12 @@ class Logger:
             raise ConfigError(msg)
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
-        self._nbuffers = buffers
         spare_max = buffers + 2 if max_buffers is None else max_buffers
         if not _is_int_in(spare_max, buffers, 16):
             msg = f"Logger: max_buffers must be an integer in {buffers}..16 (got {max_buffers!r})"
             raise ConfigError(msg)
-        self._max_buffers = spare_max
         self._closed_at: collections.deque[float] = collections.deque()  # cubes being written
         self._next_spare_check = 0.0
-        self._allocating = False
         self._time_source = time_source
         if nice is not None and not _is_int_in(nice, -20, 19):
             msg = f"Logger: nice must be an integer in -20..19 (got {nice!r})"
@@ -468,10 +406,9 @@ class Logger:
             collections.deque()
         )
         self._jobs: queue.Queue[tuple[Any, ...] | str | None] = queue.Queue()
-        self._free: list[_Buffer] = []
-        self._nallocated = 0
-        self._memory = 0
-        self._phase = 0  # address phase of new/free buffers: last header length mod ALIGN
+        self._pool = BufferPool(
+            self._lock, size=buffers, max_size=spare_max, on_error=self._set_error
+        )
         # reader-thread state
         self._stream: Stream | None = None
         self._reader: StreamReader | None = None
@@ -481,7 +418,7 @@ class Logger:
         self._cubes_closed = 0
         self._drop_carry = 0
         self._start_pending = False
-        self._prepared_key: tuple[tuple[int, int], str, int] | None = None
+        self._prepared_key: BufferKey | None = None
         self._run = 0
         self._uid = 0
         self._progress = 0  # bytes the writer put on disk (close() waits while it moves)
@@ -697,8 +634,8 @@ class Logger:
                 dropped=self._dropped,
                 current_file=cube.name if cube is not None and cube.n else None,
                 folder=folder,
-                memory_bytes=self._memory + self._writer.memory_bytes,
-                buffers=self._nallocated,
+                memory_bytes=self._pool.nbytes + self._writer.memory_bytes,
+                buffers=self._pool.count,
                 error=self._error,
                 last_file=self._last_file,
                 attached=stream is not None,
@@ -774,8 +711,7 @@ class Logger:
             elif time.monotonic() >= deadline:
                 break
         with self._lock:
-            self._free.clear()
-            self._memory = 0
+            self._pool.clear()
             self._closed = True
             self._changed.notify_all()
         if self._reader_thread.is_alive() or self._writer_thread.is_alive():
@@ -923,7 +859,7 @@ class Logger:
             if spec is None:
                 return True  # no stream yet: nothing to prepare
             try:
-                key = (spec[0], spec[1].str, policy.frames_for(spec[0], spec[1]))
+                key = BufferKey.of(spec[0], spec[1], policy)
             except ConfigError:
                 return True
             return self._prepared_key == key
@@ -1180,7 +1116,7 @@ class Logger:
         except ConfigError as exc:
             self._set_error(f"cannot log stream {self._name!r}: {exc}")
             return None
-        buffer = self._take_buffer((shape, dtype.str, capacity), fmt)
+        buffer = self._pool.take(BufferKey(shape=shape, dtype=dtype.str, frames=capacity), fmt)
         if buffer is None:
             return None
         self._uid += 1
@@ -1204,40 +1140,6 @@ class Logger:
             acquisition_time=np.zeros(capacity, np.float64),
         )
 
-    def _take_buffer(
-        self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat
-    ) -> _Buffer | None:
-        with self._lock:
-            for i, buffer in enumerate(self._free):
-                if buffer.key == key:
-                    return self._free.pop(i)
-            self._drop_stale(key)
-            if self._nallocated >= self._nbuffers:
-                return None
-            self._nallocated += 1
-        fresh = self._allocate(key, fmt)
-        if fresh is not None:
-            with self._lock:
-                self._memory += fresh.cube.nbytes
-        return fresh
-
-    def _drop_stale(self, key: tuple[tuple[int, int], str, int]) -> None:
-        """Free the pool's buffers of another shape or size (the caller holds the lock)."""
-        for buffer in [b for b in self._free if b.key != key]:
-            self._free.remove(buffer)
-            self._nallocated -= 1
-            self._memory -= buffer.cube.nbytes
-
-    def _allocate(self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat) -> _Buffer | None:
-        """Allocate a buffer for a place already counted in the pool (given back if it fails)."""
-        try:
-            return _Buffer.allocate(key, fmt, self._phase)
-        except MemoryError:
-            with self._lock:
-                self._nallocated -= 1
-            self._set_error(f"out of memory for a {key[2]}-frame cube buffer")
-            return None
-
     def _prepare_buffers(self) -> None:
         """Allocate and page in the pool for the current stream and policy (writer thread).
 
@@ -1254,26 +1156,22 @@ class Logger:
                     return
                 shape, dtype = spec
                 try:
-                    key = (shape, dtype.str, policy.frames_for(shape, dtype))
+                    key = BufferKey.of(shape, dtype, policy)
                     fmt = kernels.fits_format(dtype)
                 except ConfigError:
                     return
-                self._drop_stale(key)
-                if self._nallocated >= self._nbuffers:
+                if not self._pool.reserve(key):
                     self._pool_done(key)
                     return
-                self._nallocated += 1
-            buffer = self._allocate(key, fmt)
+            buffer = self._pool.allocate(key, fmt)
             if buffer is None:
                 with self._lock:
                     self._pool_done(key)  # out of memory: said in the status; do not wait
                 return
-            buffer.raw[::_PAGE] = 0  # touch every page (numpy releases the GIL for this)
-            with self._lock:
-                self._memory += buffer.cube.nbytes
-                self._free.append(buffer)
+            buffer.touch()
+            self._pool.add(buffer)
 
-    def _pool_done(self, key: tuple[tuple[int, int], str, int]) -> None:
+    def _pool_done(self, key: BufferKey) -> None:
         """Mark the pool ready for ``key`` (the caller holds the lock); wake a pending start."""
         self._prepared_key = key
         self._changed.notify_all()
@@ -1293,10 +1191,7 @@ class Logger:
             )
         except ConfigError:
             return
-        self._phase = nbytes % ALIGN
-        with self._lock:
-            for buffer in self._free:
-                buffer.rephase(self._phase)
+        self._pool.rephase(nbytes % ALIGN)
 
     def _maybe_spare(self) -> None:
         """Map one more buffer (helper thread) when a closed cube waits > 1 s and none is free."""
@@ -1308,18 +1203,16 @@ class Logger:
 
         with self._lock:
             behind = bool(self._closed_at) and now - self._closed_at[0] > _BEHIND
-            if not behind or self._spec is None or self._allocating:
+            if not behind or self._spec is None or self._pool.allocating:
                 return
             shape, dtype = self._spec
             try:
-                key = (shape, dtype.str, self._policy.frames_for(shape, dtype))
+                key = BufferKey.of(shape, dtype, self._policy)
                 fmt = kernels.fits_format(dtype)
             except ConfigError:
                 return
-            if self._nallocated >= self._max_buffers or any(b.key == key for b in self._free):
+            if not self._pool.reserve_spare(key):
                 return
-            self._nallocated += 1
-            self._allocating = True
         threading.Thread(
             target=self._add_spare,
             args=(key, fmt),
@@ -1327,31 +1220,18 @@ class Logger:
             daemon=True,
         ).start()
 
-    def _add_spare(self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat) -> None:
-        nbytes = key[2] * key[0][0] * key[0][1] * np.dtype(key[1]).itemsize
-        buffer = _allocate_if_room(key, fmt, self._phase, nbytes)
-        with self._lock:
-            self._allocating = False
-            if buffer is None:
-                self._nallocated -= 1
-                self._next_spare_check = time.monotonic() + 30.0  # RAM is short: not soon again
-                return
-            self._memory += buffer.cube.nbytes
-            self._free.append(buffer)
-            count, memory = self._nallocated, self._memory
+    def _add_spare(self, key: BufferKey, fmt: FitsFormat) -> None:
+        added = self._pool.add_spare(key, fmt)
+        if added is None:
+            self._next_spare_check = time.monotonic() + 30.0  # RAM is short: not soon again
+            return
+        count, memory = added
         logger.info(
             "logger %s: writer behind; cube buffer added (%d buffers, %.2f GB)",
             self._name,
             count,
             memory / 1e9,
         )
-
-    def _give_back(self, buffer: _Buffer, header_bytes: int = 0) -> None:
-        if header_bytes:  # the next cube's header is most likely as long as this one's
-            self._phase = header_bytes % ALIGN
-            buffer.rephase(self._phase)
-        with self._lock:
-            self._free.append(buffer)
 
     def _close_cube(self, reason: str) -> None:
         cube, self._cube = self._cube, None
@@ -1360,7 +1240,7 @@ class Logger:
         if cube.n == 0:
             with self._lock:
                 self._drop_carry += cube.dropped_before
-            self._give_back(cube.buffer)
+            self._pool.give_back(cube.buffer)
             return
         n = cube.n
         job = CubeJob(
@@ -1458,7 +1338,7 @@ class Logger:
             self._progress += written
             self._on_disk_frames = oc.frames_on_disk
 
-    def _finish(self, job: CubeJob, buffer: _Buffer, oc: OpenCube | None) -> WrittenCube | None:
+    def _finish(self, job: CubeJob, buffer: CubeBuffer, oc: OpenCube | None) -> WrittenCube | None:
         result: WrittenCube | None = None
         try:
             # never opened (should not happen): written at once
@@ -1469,7 +1349,7 @@ class Logger:
             error = f"writer error: {exc}"
             if oc is not None:
                 oc.close_files()
-        self._give_back(buffer, result.header_bytes if result is not None else 0)
+        self._pool.give_back(buffer, result.header_bytes if result is not None else 0)
         lost = job.nframes - (result.frames if result is not None else 0)
         with self._lock:
             self._pending -= 1
