@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from vampires._checks import ShmDir
 from vampires.control.protocol import Arg, Command
 from vampires.control.server import DaemonServer
 from vampires.errors import CommandError, ConfigError
@@ -229,7 +230,7 @@ class LoggerDaemon:
         root: Path | str | None = None,
         dirname: Path | str | None = None,
         factory: LoggerFactory | None = None,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         tcp: str | None = None,
         curve_dir: Path | str | None = None,
     ) -> None:
@@ -253,7 +254,7 @@ class LoggerDaemon:
             KIND,
             stream,
             self.commands(),
-            shm_dir=shm_dir,
+            shm_dir=Path(shm_dir) if shm_dir is not None else None,
             state=self.state,
             tcp=tcp,
             curve_dir=curve_dir,

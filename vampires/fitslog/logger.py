@@ -91,6 +91,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from vampires._checks import ShmDir, check_int, check_seconds
 from vampires.errors import (
     ConfigError,
     LoggerError,
@@ -128,10 +129,6 @@ _SWITCH_INTERVAL = 0.001  # s: the GIL goes back to the reader within this (defa
 _START_WAIT = 60.0  # s: start() waits this long for the buffers by default
 _STUCK = 0.4  # s: a torn read that took this long waited on a stuck write flag
 _BEHIND = 1.0  # s: a closed cube still being written after this: the writer is behind
-
-
-def _is_int_in(value: object, lo: int, hi: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
 class Logger:
@@ -201,7 +198,7 @@ class Logger:
         dirname: str | os.PathLike[str] | None = None,
         header_provider: HeaderProvider | None = None,
         clock: Callable[[], float] | None = None,
-        shm_dir: str | os.PathLike[str] | None = None,
+        shm_dir: ShmDir = None,
         buffers: int = 2,
         max_buffers: int | None = None,
         time_source: str = "logger",
@@ -220,32 +217,20 @@ class Logger:
             check_folder(os.path.abspath(folder), f"Logger({stream_name!r})")
         self._root = Path(root) if root is not None else None
         self._dirname = Path(dirname) if dirname is not None else None
-        if not _is_int_in(buffers, 2, 16):
-            msg = f"Logger({stream_name!r}): buffers must be an integer in 2..16 (got {buffers!r})"
-            raise ConfigError(msg)
+        buffers = check_int(buffers, f"Logger({stream_name!r}): buffers", 2, 16)
         if time_source not in ("acquisition", "logger"):
             msg = f"Logger: time_source must be 'acquisition' or 'logger' (got {time_source!r})"
             raise ConfigError(msg)
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
         spare_max = buffers + 2 if max_buffers is None else max_buffers
-        if not _is_int_in(spare_max, buffers, 16):
-            msg = f"Logger: max_buffers must be an integer in {buffers}..16 (got {max_buffers!r})"
-            raise ConfigError(msg)
+        spare_max = check_int(spare_max, "Logger: max_buffers", buffers, 16)
         self._next_spare_check = 0.0
         self._time_source = time_source
-        if nice is not None and not _is_int_in(nice, -20, 19):
-            msg = f"Logger: nice must be an integer in -20..19 (got {nice!r})"
-            raise ConfigError(msg)
-        self._nice = nice
-        try:
-            wait = float(start_wait)
-        except (TypeError, ValueError):
-            wait = -1.0
-        if not 0 <= wait <= 3600:
-            msg = f"Logger: start_wait must be seconds in [0, 3600] (got {start_wait!r})"
-            raise ConfigError(msg)
-        self._start_wait = wait
+        self._nice = None if nice is None else check_int(nice, "Logger: nice", -20, 19)
+        self._start_wait = check_seconds(
+            start_wait, "Logger: start_wait", 0.0, 3600.0, lo_open=False
+        )
 
         self._writer = CubeWriter(
             header_provider=header_provider,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from vampires._checks import check_int
 from vampires.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -123,9 +124,7 @@ def _check_choice(choices: tuple[str, ...] | Mapping[str, object], what: str) ->
 
 
 def _check_factor(inst: object, attr: attrs.Attribute[int], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
-        msg = f"binning factor must be an integer 1-64 (got {value!r})"
-        raise ConfigError(msg)
+    check_int(value, "binning factor", 1, 64)
 
 
 def _check_saturation(inst: object, attr: attrs.Attribute[Any], value: object) -> None:

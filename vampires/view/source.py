@@ -19,7 +19,6 @@ publisher comes back.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import numpy as np
 
+from vampires._checks import ShmDir
 from vampires.errors import ConfigError, LinkError, LinkTimeout, StreamError, TornFrameError
 from vampires.link._common import check_stream_name
 
@@ -181,7 +181,7 @@ class LocalSource:
         self,
         name: str,
         *,
-        shm_dir: str | os.PathLike[str] | None = None,
+        shm_dir: ShmDir = None,
         silent_after: float = SILENT_AFTER_S,
     ) -> None:
         self._target = ViewTarget(name=check_stream_name(name, "stream name"))
@@ -430,7 +430,7 @@ class RemoteSource:
 def open_source(
     target: ViewTarget | str,
     *,
-    shm_dir: str | os.PathLike[str] | None = None,
+    shm_dir: ShmDir = None,
     curve_dir: str | Path | None = None,
 ) -> FrameSource:
     """Open the source for a target.
