@@ -1,10 +1,14 @@
-"""Helpers shared by the FITS logging tests: a full check of one logged cube."""
+"""Fixtures shared by the FITS logging tests: a small stream, a full check of one logged cube.
+
+Plain helpers (``frame_for``, ``publish_lockstep``, ``cubes_in``, ``make_job``...)
+are in :mod:`tests.helpers`.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fitsio
@@ -12,8 +16,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from tests.helpers import LOG_SHAPE
 from vampires.fitslog.names import parse_cube_filename
 from vampires.fitslog.sidecar import FrameTimes, parse_sidecar
+from vampires.stream import Stream
 
 #: Keywords the pipeline reads (downstream-contract.md, practice §3.4).
 PIPELINE_KEYS = (
@@ -126,3 +132,12 @@ def check_cube() -> CheckCube:
         return data, header, times
 
     return check
+
+
+@pytest.fixture
+def stream(shm_dir: Path) -> Iterator[Stream]:
+    """``vcam1``: uint16 frames of :data:`~tests.helpers.LOG_SHAPE`, with camera keywords."""
+    s = Stream.create("vcam1", LOG_SHAPE, "uint16")
+    s.keywords.update({"EXPTIME": 0.001, "DATA-TYP": "OBJECT", "EXTTRIG": True})
+    yield s
+    s.close()

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from tests.fitslog.test_fitslog_writer import frames_u16, make_job
+from tests.helpers import (
+    check_frames_match_sidecar,
+    cubes_in,
+    frames_u16,
+    make_job,
+    publish_lockstep,
+    wait_for,
+)
 from vampires.fitslog.directio import (
     ALIGN,
     BounceBuffer,
@@ -234,12 +241,6 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
     shm_dir, direct_dir: Path, check_cube
 ) -> None:
     """The buffers sit at the header's phase: nothing copied before O_DIRECT."""
-    from tests.fitslog.test_fitslog_logger import (
-        check_frames_match_sidecar,
-        cubes_in,
-        publish_lockstep,
-        wait_until,
-    )
     from vampires.fitslog.logger import Logger
     from vampires.fitslog.policy import CubePolicy
     from vampires.stream import Stream
@@ -254,7 +255,7 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
                 # each cube written before the next starts: on a busy machine the
                 # writer may lag, and a frame with no free buffer is dropped (a
                 # rate question, measured in benchmarks/, not what this test checks)
-                wait_until(lambda k=k: log.status().files == k + 1, 30)
+                wait_for(lambda k=k: log.status().files == k + 1, 30)
             log.stop()
             assert log.wait_idle(30)
             assert log.status().dropped == 0

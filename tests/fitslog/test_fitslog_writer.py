@@ -2,47 +2,16 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import frames_u16, make_job
 from vampires.fitslog.header import format_card
 from vampires.fitslog.names import cube_filename, cube_folder, parse_cube_filename
 from vampires.fitslog.recover import recover_folder, recover_tmp
-from vampires.fitslog.sidecar import FrameTimes
-from vampires.fitslog.writer import CubeJob, CubeWriter
-from vampires.kernels import fits_format, frame_to_fits
-
-
-def make_job(folder: Path, frames: np.ndarray, *, t0: float | None = None, **kw) -> CubeJob:
-    fmt = fits_format(frames.dtype)
-    cube = np.empty(frames.shape, fmt.disk)
-    for k, frame in enumerate(frames):
-        frame_to_fits(frame, cube[k])
-    n = len(frames)
-    t0 = time.time() if t0 is None else t0
-    times = FrameTimes(
-        cnt0=np.arange(100, 100 + n, dtype=np.int64),
-        cnt1=np.zeros(n, np.int64),
-        logger_time=t0 + 0.01 * np.arange(n) + 1e-4,
-        acquisition_time=t0 + 0.01 * np.arange(n),
-    )
-    return CubeJob(
-        stream=kw.pop("stream", "vcam1"),
-        folder=folder,
-        cube=cube,
-        nframes=n,
-        fmt=fmt,
-        times=times,
-        stream_cards=(("EXPTIME", 0.01, "[s]"), ("EXTTRIG", True, ""), ("DATA-TYP", "OBJECT", "")),
-        **kw,
-    )
-
-
-def frames_u16(n: int, shape=(13, 17), seed=0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 65536, (n, *shape), dtype=np.uint16)
+from vampires.fitslog.writer import CubeWriter
 
 
 def test_write_cube_verified(tmp_path, check_cube) -> None:
