@@ -167,8 +167,9 @@ class ControlPlaneBackend:
                 rows.append(LoggerRow(name=info.name, alive=False, state=state, error=err))
                 continue
             rep = r.reply
-            st = rep.get("logger") if isinstance(rep.get("logger"), dict) else {}
-            assert isinstance(st, dict)  # noqa: S101 - narrowed above
+            st = rep.get("logger")
+            if not isinstance(st, dict):
+                st = {}
             rows.append(
                 LoggerRow(
                     name=info.name,

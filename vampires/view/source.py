@@ -270,9 +270,11 @@ class LocalSource:
             if silent > self._silent_after:
                 self._state = f"no new frame of {self._target.name} for {silent:.0f} s"
             return None
-        assert self._buf is not None  # noqa: S101 - set with the stream
+        buf = self._buf
+        if buf is None:  # set when the stream is attached, before any frame is read
+            return None
         try:
-            stream.read(out=self._buf)
+            stream.read(out=buf)
         except TornFrameError as exc:  # writer too fast for one copy: skip this poll
             logger.debug("view %s: %s", self._target.name, exc)
             return None
@@ -290,7 +292,7 @@ class LocalSource:
             self._keywords = MappingProxyType({n: v for n, v, _ in cards})
             self._comments = MappingProxyType({n: c for n, _, c in cards})
             self._kw_version = version
-        data = self._buf if self._buf.ndim == 2 else self._buf[0]
+        data = buf if buf.ndim == 2 else buf[0]
         return SourceFrame(
             data=data,
             cnt0=cnt0,

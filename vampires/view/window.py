@@ -66,7 +66,9 @@ def _app() -> QtWidgets.QApplication:
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication([])
-    assert isinstance(app, QtWidgets.QApplication)  # noqa: S101 - a widgets app, not a core one
+    if not isinstance(app, QtWidgets.QApplication):  # a core application runs: no widgets
+        msg = f"the viewer needs a QApplication (widgets), but a {type(app).__name__} is running"
+        raise VampiresError(msg)
     return app
 
 
