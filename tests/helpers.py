@@ -16,6 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from vampires.fitslog.logger import Logger
+    from vampires.fitslog.status import LoggerStatus
     from vampires.fitslog.writer import CubeJob
     from vampires.stream import Stream
 
@@ -72,14 +73,12 @@ def publish_lockstep(stream: Stream, log: Logger, n: int, **write_kw: Any) -> No
     for _ in range(n):
         before = log.status()
         stream.write(frame_for(stream.cnt0 + 1, stream.shape), **write_kw)
-        wait_for(
-            lambda b=before: (
-                log.status().frames + log.status().dropped > b.frames + b.dropped
-                or log.status().state == LoggerState.IDLE
-            ),
-            what="the logger to take the frame",
-            interval=0.002,
-        )
+
+        def taken(b: LoggerStatus = before) -> bool:
+            now = log.status()
+            return now.frames + now.dropped > b.frames + b.dropped or now.state == LoggerState.IDLE
+
+        wait_for(taken, what="the logger to take the frame", interval=0.002)
 
 
 def cubes_in(root: Path) -> list[Path]:
@@ -120,8 +119,8 @@ def make_job(folder: Path, frames: np.ndarray, *, t0: float | None = None, **kw:
     times = FrameTimes(
         cnt0=np.arange(100, 100 + n, dtype=np.int64),
         cnt1=np.zeros(n, np.int64),
-        logger_time=t0 + 0.01 * np.arange(n) + 1e-4,
-        acquisition_time=t0 + 0.01 * np.arange(n),
+        logger_time=np.asarray(t0 + 0.01 * np.arange(n) + 1e-4, np.float64),
+        acquisition_time=np.asarray(t0 + 0.01 * np.arange(n), np.float64),
     )
     return CubeJob(
         stream=kw.pop("stream", "vcam1"),

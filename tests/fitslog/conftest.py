@@ -98,7 +98,8 @@ def check_cube() -> CheckCube:
         path = Path(path)
         assert path.suffix == ".fits"
         assert path.is_file()
-        assert parse_cube_filename(path.name) is not None, path.name
+        parsed = parse_cube_filename(path.name)
+        assert parsed is not None, path.name
         if verify:
             fitsverify_clean(path)
         with fits.open(path) as hdul:
@@ -124,7 +125,7 @@ def check_cube() -> CheckCube:
         assert len(rows) == n3
         assert np.all(np.diff(times.cnt0) > 0)
         # name, UT-STR and the sidecar agree
-        _, h, m, s, _ns = parse_cube_filename(path.name)
+        _, h, m, s, _ns = parsed
         assert header["UT-STR"].startswith(f"{h:02d}:{m:02d}:{s:02d}")
         if header.get("LOGTSRC") == "LOG" and times.logger_time[0] > 0:
             name_sod = h * 3600 + m * 60 + s + _ns * 1e-9

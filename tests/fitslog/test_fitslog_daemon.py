@@ -423,9 +423,11 @@ def test_a_dead_worker_thread_is_reported_and_the_logger_recreated(tmp_path: Pat
         for n in range(2, daemon_mod.MAX_RESTARTS + 1):
             loggers[-1].crash.set()
             if n < daemon_mod.MAX_RESTARTS:
-                wait_for(
-                    lambda n=n: len(loggers) == n + 1, 20, "another re-creation", interval=0.05
-                )
+
+                def recreated(n: int = n) -> bool:
+                    return len(loggers) == n + 1
+
+                wait_for(recreated, 20, "another re-creation", interval=0.05)
         thread.join(20.0)
         assert not thread.is_alive()
         assert daemon.fatal is not None

@@ -255,7 +255,11 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
                 # each cube written before the next starts: on a busy machine the
                 # writer may lag, and a frame with no free buffer is dropped (a
                 # rate question, measured in benchmarks/, not what this test checks)
-                wait_for(lambda k=k: log.status().files == k + 1, 30)
+
+                def written(k: int = k) -> bool:
+                    return log.status().files == k + 1
+
+                wait_for(written, 30)
             log.stop()
             assert log.wait_idle(30)
             assert log.status().dropped == 0

@@ -395,7 +395,11 @@ def test_rolling_buffer_stream(tmp_path, shm_dir, check_cube) -> None:
             for _ in range(5):
                 before = log.status().frames
                 ring.write(frame_for(ring.cnt0 + 1))  # 2-D frame into slice cnt1
-                wait_for(lambda b=before: log.status().frames > b)
+
+                def taken(b: int = before) -> bool:
+                    return log.status().frames > b
+
+                wait_for(taken)
             assert log.wait_idle(10)
     finally:
         ring.close()

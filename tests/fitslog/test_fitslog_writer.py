@@ -143,6 +143,7 @@ def test_recover_truncated_tmp(tmp_path, check_cube) -> None:
     frames = frames_u16(4, shape=(30, 20))
     result = CubeWriter().write(make_job(tmp_path, frames))
     path = result.path
+    assert path is not None
     # simulate a kill in the middle of frame 3: .fits.tmp with 2.5 frames, sidecar .txt.tmp
     os.rename(path.with_suffix(".txt"), path.with_suffix(".txt.tmp"))
     tmp = path.with_name(path.name + ".tmp")
@@ -215,6 +216,7 @@ def test_open_partial_maps_complete_frames_only(tmp_path) -> None:
 
     frames = frames_u16(4, shape=(30, 20))
     result = CubeWriter().write(make_job(tmp_path, frames))
+    assert result.path is not None
     cube = open_partial(result.path)
     assert (cube.frames, cube.planned) == (4, 4)
     assert np.array_equal(cube.physical(slice(None)), frames)
@@ -247,6 +249,7 @@ def test_open_partial_other_pixel_types(tmp_path, dtype) -> None:
     else:
         frames = rng.integers(info.min, info.max, (3, 5, 7), dtype=dtype, endpoint=True)
     result = CubeWriter().write(make_job(tmp_path, frames))
+    assert result.path is not None
     got = open_partial(result.path).physical(slice(None))
     assert got.dtype == np.dtype(dtype)
     assert np.array_equal(got, frames)

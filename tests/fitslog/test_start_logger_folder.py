@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,9 @@ from vampires.fitslog.remote import start_logger
 def test_unusable_folder_is_refused_before_spawning(kind: str, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
+    folder: dict[str, Any] = {kind: blocker / "sub"}
     with pytest.raises(ConfigError, match="cannot create the folder"):
-        start_logger("vcam1", cube_size=10, **{kind: blocker / "sub"})
+        start_logger("vcam1", cube_size=10, **folder)
     assert not daemon_alive("logger", "vcam1")
 
 

@@ -87,7 +87,11 @@ RESTART_WINDOW = 600.0
 
 
 class LoggerLike(Protocol):
-    """What the daemon needs from :class:`vampires.fitslog.logger.Logger`."""
+    """What the daemon needs from :class:`vampires.fitslog.logger.Logger`.
+
+    A ``workers_alive() -> bool`` method is optional (a logger without one is
+    taken as alive), so it is not part of the protocol.
+    """
 
     def start(self) -> float | None:
         """Start saving; return the unix time it took effect."""
@@ -106,9 +110,6 @@ class LoggerLike(Protocol):
 
     def close(self, finish_cube: bool = True, timeout: float = 60.0) -> None:
         """Tear down (idempotent), truncating the cube unless ``finish_cube``."""
-
-    def workers_alive(self) -> bool:
-        """Return True while the logger's worker threads run (optional: True if absent)."""
 
 
 #: Builds a logger: (stream, policy, root, dirname) -> LoggerLike.
