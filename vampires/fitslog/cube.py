@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import attrs
 import numpy as np
 
+from vampires.errors import StreamError
 from vampires.fitslog.sidecar import FrameTimes
 from vampires.fitslog.writer import CubeJob
 
@@ -118,8 +119,6 @@ class FillingCube:
 
     def changed_split_keys(self, stream: Stream) -> list[str]:
         """Return the :data:`SPLIT_KEYS` whose value changed since the first frame (or [])."""
-        from vampires.errors import StreamError
-
         try:
             version = stream.keywords.version
             if version == self.kw_version:
