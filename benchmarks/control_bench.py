@@ -65,7 +65,7 @@ def _bare_rtt(folder: Path, n: int) -> float:
 
 def run(quick: bool = False) -> list[dict]:
     from vampires.control import group_call
-    from vampires.fitslog.control import LoggerGroup, start_logger
+    from vampires.fitslog.remote import LoggerGroup, start_logger
     from vampires.stream import Stream
 
     runs = 3 if quick else 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def test_demo_logs_verified_cubes_and_cleans_up(tmp_path: Path, shm_dir: Path) -> None:
     threads_before = {t.ident for t in threading.enumerate()}
-    progress = []
+    progress: list[Any] = []
     out = tmp_path / "night"
     summary = run_demo(
         DemoOptions(duration=3.0, crop="ONEARC", fps=50.0, cube_frames=40, out=out),

@@ -43,7 +43,7 @@ _LAZY = {
     "CubePolicy": "vampires.fitslog.policy",
     "Frame": "vampires.stream.stream",
     "Logger": "vampires.fitslog.logger",
-    "LoggerGroup": "vampires.fitslog.control",
+    "LoggerGroup": "vampires.fitslog.remote",
     "ReadoutMode": "vampires.camera.modes",
     "Stream": "vampires.stream.stream",
     "TcpReceiver": "vampires.link.tcp",
@@ -57,9 +57,9 @@ if TYPE_CHECKING:
     from vampires.camera.camera import Camera
     from vampires.camera.modes import CropMode, ReadoutMode
     from vampires.config import Config
-    from vampires.fitslog.control import LoggerGroup
     from vampires.fitslog.logger import Logger
     from vampires.fitslog.policy import CubePolicy
+    from vampires.fitslog.remote import LoggerGroup
     from vampires.link.tcp import TcpReceiver, TcpSender
     from vampires.link.zmq import ZmqPublisher, ZmqSubscriber
     from vampires.stream.stream import Frame, Stream

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import attrs
 import numpy as np
 
+from vampires._checks import check_int
 from vampires.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -311,9 +312,7 @@ def bin_frame(frame: NDArray[np.generic], factor: int) -> NDArray[np.float32]:
     ConfigError
         Not 2-D, factor < 1, or the frame is smaller than one block.
     """
-    if not _is_count(factor):
-        msg = f"bin_frame: factor must be an integer >= 1 (got {factor!r})"
-        raise ConfigError(msg)
+    check_int(factor, "bin_frame: factor", 1)
     if frame.ndim != 2 or frame.shape[0] < factor or frame.shape[1] < factor:
         msg = f"bin_frame: need a 2-D frame of at least {factor}x{factor} (got {frame.shape})"
         raise ConfigError(msg)
@@ -323,11 +322,6 @@ def bin_frame(frame: NDArray[np.generic], factor: int) -> NDArray[np.float32]:
     out = np.empty((frame.shape[0] // factor, frame.shape[1] // factor), np.float32)
     _kernel("bin_mean")(np.ascontiguousarray(frame), np.int64(factor), out)  # type: ignore[operator]
     return out
-
-
-def _is_count(value: object) -> bool:
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    return ok and int(value) >= 1  # type: ignore[call-overload]
 
 
 def warm_up() -> None:

@@ -1,10 +1,14 @@
-"""Helpers shared by the FITS logging tests: a full check of one logged cube."""
+"""Fixtures shared by the FITS logging tests: a small stream, a full check of one logged cube.
+
+Plain helpers (``frame_for``, ``publish_lockstep``, ``cubes_in``, ``make_job``...)
+are in :mod:`tests.helpers`.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fitsio
@@ -12,8 +16,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from tests.helpers import LOG_SHAPE
 from vampires.fitslog.names import parse_cube_filename
 from vampires.fitslog.sidecar import FrameTimes, parse_sidecar
+from vampires.stream import Stream
 
 #: Keywords the pipeline reads (downstream-contract.md, practice §3.4).
 PIPELINE_KEYS = (
@@ -92,7 +98,8 @@ def check_cube() -> CheckCube:
         path = Path(path)
         assert path.suffix == ".fits"
         assert path.is_file()
-        assert parse_cube_filename(path.name) is not None, path.name
+        parsed = parse_cube_filename(path.name)
+        assert parsed is not None, path.name
         if verify:
             fitsverify_clean(path)
         with fits.open(path) as hdul:
@@ -118,7 +125,7 @@ def check_cube() -> CheckCube:
         assert len(rows) == n3
         assert np.all(np.diff(times.cnt0) > 0)
         # name, UT-STR and the sidecar agree
-        _, h, m, s, _ns = parse_cube_filename(path.name)
+        _, h, m, s, _ns = parsed
         assert header["UT-STR"].startswith(f"{h:02d}:{m:02d}:{s:02d}")
         if header.get("LOGTSRC") == "LOG" and times.logger_time[0] > 0:
             name_sod = h * 3600 + m * 60 + s + _ns * 1e-9
@@ -126,3 +133,12 @@ def check_cube() -> CheckCube:
         return data, header, times
 
     return check
+
+
+@pytest.fixture
+def stream(shm_dir: Path) -> Iterator[Stream]:
+    """``vcam1``: uint16 frames of :data:`~tests.helpers.LOG_SHAPE`, with camera keywords."""
+    s = Stream.create("vcam1", LOG_SHAPE, "uint16")
+    s.keywords.update({"EXPTIME": 0.001, "DATA-TYP": "OBJECT", "EXTTRIG": True})
+    yield s
+    s.close()

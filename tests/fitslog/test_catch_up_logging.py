@@ -8,16 +8,10 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from tests.helpers import wait_for
 from vampires.fitslog.logger import Logger
 from vampires.fitslog.policy import CubePolicy
 from vampires.stream import Stream
-
-
-def _wait(cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_bursts_faster_than_the_reader_are_all_logged(tmp_path: Path) -> None:
@@ -25,14 +19,14 @@ def test_bursts_faster_than_the_reader_are_all_logged(tmp_path: Path) -> None:
         stream.write(np.zeros((16, 24), np.uint16))
         with Logger("burst", CubePolicy(frames_per_cube=25), dirname=tmp_path) as log:
             log.start()
-            _wait(lambda: log.status().attached)
+            wait_for(lambda: log.status().attached, 30, "the logger to attach")
             k = 0
             for _ in range(5):  # 10 frames back to back, far faster than a wake-up
                 for _ in range(10):
                     k += 1
                     stream.write(np.full((16, 24), k, np.uint16))
                 time.sleep(0.2)
-            _wait(lambda: log.status().frames == 50)
+            wait_for(lambda: log.status().frames == 50, 30, "50 frames logged")
             log.stop()  # both cubes are full: nothing to truncate
             log.wait_idle(timeout=30)
             status = log.status()

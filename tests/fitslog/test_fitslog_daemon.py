@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
+from tests.helpers import wait_for
 from vampires.control import ControlClient
 from vampires.errors import (
     CommandError,
@@ -287,8 +288,8 @@ def test_disk_full_is_visible_through_the_control_plane(
     import numpy as np
 
     from vampires.cli import logger as logger_cli
-    from vampires.fitslog.control import LoggerGroup
     from vampires.fitslog.logger import Logger
+    from vampires.fitslog.remote import LoggerGroup
     from vampires.stream import Stream
 
     full = threading.Event()
@@ -325,23 +326,17 @@ def test_disk_full_is_visible_through_the_control_plane(
 
     try:
         assert group.on().ok
-        deadline = time.monotonic() + 20
-        while logger_status()["files"] < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        deadline = time.monotonic() + 20  # for the three waits together
+        wait_for(lambda: logger_status()["files"] >= 1, deadline - time.monotonic(), "a cube")
         full.set()
-        while not logger_status()["error"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(lambda: logger_status()["error"], deadline - time.monotonic(), "the error")
         assert "disk full" in logger_status()["error"]
         assert group.status()["vcam1"].state == "saving"  # keeps running
         capsys.readouterr()
         assert logger_cli.main(["ls"]) == 0
         assert "ERROR: " in capsys.readouterr().out
         full.clear()
-        while logger_status()["error"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for(lambda: not logger_status()["error"], deadline - time.monotonic(), "no error")
         assert group.off().ok
     finally:
         stop.set()
@@ -399,15 +394,6 @@ class DyingLogger(FakeLogger):
         super().close(finish_cube, timeout)
 
 
-def _wait(pred: Any, what: str, timeout: float = 20.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_worker_thread_is_reported_and_the_logger_recreated(tmp_path: Path) -> None:
     from vampires.fitslog import daemon as daemon_mod
@@ -423,10 +409,10 @@ def test_a_dead_worker_thread_is_reported_and_the_logger_recreated(tmp_path: Pat
     thread = threading.Thread(target=daemon.serve, args=(stop,), daemon=True)
     thread.start()
     try:
-        _wait(lambda: len(loggers) == 1, "the logger")
+        wait_for(lambda: len(loggers) == 1, 20, "the logger", interval=0.05)
         call("on")
         loggers[0].crash.set()  # the worker thread dies with an uncaught exception
-        _wait(lambda: len(loggers) == 2, "the logger to be re-created")
+        wait_for(lambda: len(loggers) == 2, 20, "the logger to be re-created", interval=0.05)
         reply = call("status")
         assert reply["state"] == "saving"  # saving resumed
         assert "OverflowError: Python int too large" in reply["worker_failure"]
@@ -437,7 +423,11 @@ def test_a_dead_worker_thread_is_reported_and_the_logger_recreated(tmp_path: Pat
         for n in range(2, daemon_mod.MAX_RESTARTS + 1):
             loggers[-1].crash.set()
             if n < daemon_mod.MAX_RESTARTS:
-                _wait(lambda n=n: len(loggers) == n + 1, "another re-creation")
+
+                def recreated(n: int = n) -> bool:
+                    return len(loggers) == n + 1
+
+                wait_for(recreated, 20, "another re-creation", interval=0.05)
         thread.join(20.0)
         assert not thread.is_alive()
         assert daemon.fatal is not None

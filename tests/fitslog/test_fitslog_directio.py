@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from tests.fitslog.test_fitslog_writer import frames_u16, make_job
+from tests.helpers import (
+    check_frames_match_sidecar,
+    cubes_in,
+    frames_u16,
+    make_job,
+    publish_lockstep,
+    wait_for,
+)
 from vampires.fitslog.directio import (
     ALIGN,
     BounceBuffer,
@@ -234,12 +241,6 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
     shm_dir, direct_dir: Path, check_cube
 ) -> None:
     """The buffers sit at the header's phase: nothing copied before O_DIRECT."""
-    from tests.fitslog.test_fitslog_logger import (
-        check_frames_match_sidecar,
-        cubes_in,
-        publish_lockstep,
-        wait_until,
-    )
     from vampires.fitslog.logger import Logger
     from vampires.fitslog.policy import CubePolicy
     from vampires.stream import Stream
@@ -254,13 +255,17 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
                 # each cube written before the next starts: on a busy machine the
                 # writer may lag, and a frame with no free buffer is dropped (a
                 # rate question, measured in benchmarks/, not what this test checks)
-                wait_until(lambda k=k: log.status().files == k + 1, 30)
+
+                def written(k: int = k) -> bool:
+                    return log.status().files == k + 1
+
+                wait_for(written, 30)
             log.stop()
             assert log.wait_idle(30)
             assert log.status().dropped == 0
             header_bytes = {len(fits.Header.fromfile(p).tostring()) for p in cubes_in(direct_dir)}
             (length,) = header_bytes  # same header length for every cube of the run
-            free = list(log._free)
+            free = list(log._pool.free)
             assert free
             assert all(phase_of(b.cube) == length % ALIGN for b in free)
             # phase right from the first cube (estimated at attach): no scratch buffer ever

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import wait_for
 from vampires.control import DaemonServer, discover
 from vampires.control.spawn import pid_alive
 from vampires.errors import ConfigError, DaemonAlreadyRunning
-from vampires.fitslog.control import (
+from vampires.fitslog.remote import (
     LoggerGroup,
     describe,
     prepare_loggers,
@@ -33,13 +34,6 @@ from vampires.stream import Stream
 pytestmark = pytest.mark.integration
 
 CAMS = ("vcam1", "vcam2")
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -5,19 +5,25 @@ import errno
 import os
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 from astropy.io import fits
 
+from tests.helpers import (
+    LOG_SHAPE,
+    check_frames_match_sidecar,
+    cubes_in,
+    frame_for,
+    publish_lockstep,
+    wait_for,
+)
 from vampires.errors import ConfigError, LoggerError
 from vampires.fitslog.logger import Logger as _Logger
 from vampires.fitslog.logger import LoggerState
 from vampires.fitslog.policy import CubePolicy
 from vampires.stream import Stream
 
-SHAPE = (24, 20)
+SHAPE = LOG_SHAPE
 
 
 def Logger(*args, **kwargs) -> _Logger:
@@ -25,57 +31,6 @@ def Logger(*args, **kwargs) -> _Logger:
     returns, which with milk's two buffers drops (and counts) a frame now and then."""
     kwargs.setdefault("buffers", 3)
     return _Logger(*args, **kwargs)
-
-
-def frame_for(cnt0: int, shape=SHAPE) -> np.ndarray:
-    """Deterministic frame: its pixels tell which counter it was published at."""
-    return (
-        ((np.arange(shape[0] * shape[1], dtype=np.int64) * 13 + cnt0 * 101) % 65536)
-        .astype(np.uint16)
-        .reshape(shape)
-    )
-
-
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            msg = "condition not reached in time"
-            raise AssertionError(msg)
-        time.sleep(0.002)
-
-
-def publish_lockstep(stream: Stream, log: Logger, n: int, **write_kw) -> None:
-    """Write n frames, each only once the logger took the previous one (no drops)."""
-    for _ in range(n):
-        before = log.status()
-        stream.write(frame_for(stream.cnt0 + 1, stream.shape), **write_kw)
-        wait_until(
-            lambda b=before: (
-                log.status().frames + log.status().dropped > b.frames + b.dropped
-                or log.status().state == LoggerState.IDLE
-            )
-        )
-
-
-def cubes_in(root: Path) -> list[Path]:
-    return sorted(root.rglob("*.fits"), key=lambda p: fits.getheader(p)["MJD-STR"])
-
-
-def check_frames_match_sidecar(check_cube, path: Path, **kw):
-    data, header, times = check_cube(path, **kw)
-    shape = data.shape[1:]
-    for k, cnt0 in enumerate(times.cnt0):
-        assert np.array_equal(data[k], frame_for(int(cnt0), shape)), (path.name, k)
-    return data, header, times
-
-
-@pytest.fixture
-def stream(shm_dir):
-    s = Stream.create("vcam1", SHAPE, "uint16")
-    s.keywords.update({"EXPTIME": 0.001, "DATA-TYP": "OBJECT", "EXTTRIG": True})
-    yield s
-    s.close()
 
 
 def test_three_cubes_byte_exact(stream, tmp_path, check_cube) -> None:
@@ -134,7 +89,7 @@ def test_crop_change_reattaches(stream, tmp_path, check_cube, shm_dir) -> None:
         bigger = Stream.create("vcam1", (32, 36), "uint16", exist_ok=True)  # new size
         try:
             bigger.keywords.update({"EXPTIME": 0.001, "PRD-RNG1": 36})
-            wait_until(lambda: log.status().frame_shape == (32, 36))
+            wait_for(lambda: log.status().frame_shape == (32, 36))
             publish_lockstep(bigger, log, 6)
             log.stop()
             assert log.wait_idle(10)
@@ -154,7 +109,7 @@ def test_timeout_closes_cube_after_silence(stream, tmp_path, check_cube) -> None
     with Logger("vcam1", policy, root=tmp_path) as log:
         log.start()
         publish_lockstep(stream, log, 3)
-        wait_until(lambda: log.status().files == 1)
+        wait_for(lambda: log.status().files == 1)
         publish_lockstep(stream, log, 2)
         log.stop()
         assert log.wait_idle(10)
@@ -256,15 +211,15 @@ def test_disk_full_then_space_returns(stream, tmp_path, check_cube) -> None:
     ) as log:
         log.start()
         publish_lockstep(stream, log, 5)
-        wait_until(lambda: log.status().files == 1)
+        wait_for(lambda: log.status().files == 1)
         full.set()
         publish_lockstep(stream, log, 5)
-        wait_until(lambda: log.status().error is not None)
+        wait_for(lambda: log.status().error is not None)
         error = log.status().error
         assert log.status().state == LoggerState.SAVING
         full.clear()
         publish_lockstep(stream, log, 5)
-        wait_until(lambda: log.status().files == 2)
+        wait_for(lambda: log.status().files == 2)
         status = log.status()
         log.stop()
     assert "disk full" in error
@@ -336,7 +291,7 @@ def test_acquisition_time_names_the_cube(stream, tmp_path, check_cube) -> None:
 
 def test_stream_appears_later_and_status(tmp_path, shm_dir) -> None:
     with Logger("late", CubePolicy(frames_per_cube=2), root=tmp_path) as log:
-        wait_until(lambda: log.status().error is not None)
+        wait_for(lambda: log.status().error is not None)
         assert "not found" in log.status().error
         assert not log.status().attached
         log.start()
@@ -344,11 +299,11 @@ def test_stream_appears_later_and_status(tmp_path, shm_dir) -> None:
         try:
             stream.write(frame_for(1))  # probably before the logger attaches: logged or counted
             stream.write(frame_for(2))
-            wait_until(lambda: log.status().attached)
+            wait_for(lambda: log.status().attached)
             publish_lockstep(stream, log, 2)
-            wait_until(lambda: log.status().frames + log.status().dropped == 4)
+            wait_for(lambda: log.status().frames + log.status().dropped == 4)
             assert log.wait_idle(0.1) is False  # still saving: -1 cubes
-            wait_until(lambda: log.status().files == 1)
+            wait_for(lambda: log.status().files == 1)
             status = log.status()
             assert status.error is None
             assert status.memory_bytes >= 2 * 24 * 20 * 2
@@ -407,12 +362,12 @@ def test_unwritable_folder_then_fixed(stream, tmp_path, check_cube) -> None:
         blocker.write_text("x")
         log.start()
         publish_lockstep(stream, log, 3)
-        wait_until(lambda: log.status().error is not None)
+        wait_for(lambda: log.status().error is not None)
         assert "cannot write" in log.status().error
         assert log.status().dropped == 3
         log.set_folder(dirname=tmp_path / "ok")
         publish_lockstep(stream, log, 3)
-        wait_until(lambda: log.status().files == 1)
+        wait_for(lambda: log.status().files == 1)
         log.stop()
         status = log.status()
     assert status.error is None
@@ -440,7 +395,11 @@ def test_rolling_buffer_stream(tmp_path, shm_dir, check_cube) -> None:
             for _ in range(5):
                 before = log.status().frames
                 ring.write(frame_for(ring.cnt0 + 1))  # 2-D frame into slice cnt1
-                wait_until(lambda b=before: log.status().frames > b)
+
+                def taken(b: int = before) -> bool:
+                    return log.status().frames > b
+
+                wait_for(taken)
             assert log.wait_idle(10)
     finally:
         ring.close()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from tests.fitslog.test_fitslog_logger import frame_for, publish_lockstep, stream, wait_until
+from tests.helpers import frame_for, publish_lockstep, wait_for
 from vampires.cli.recover import main as recover_main
 from vampires.control.client import ControlClient
 from vampires.errors import ConfigError, VampiresError
@@ -22,8 +22,6 @@ from vampires.fitslog.logger import Logger
 from vampires.fitslog.policy import CubePolicy
 from vampires.fitslog.recover import ASIDE_SUFFIX
 from vampires.stream import Stream
-
-__all__ = ["stream"]  # the fixture
 
 
 class Gate:
@@ -56,10 +54,10 @@ def test_disk_full_during_a_streaming_write_keeps_exact_accounting(
     with Logger("vcam1", policy, dirname=tmp_path, write_chunk=gate) as log:
         log.start()
         publish_lockstep(stream, log, 25)
-        wait_until(lambda: log.status().on_disk_frames > 0 or log.status().files >= 2)
+        wait_for(lambda: log.status().on_disk_frames > 0 or log.status().files >= 2)
         gate.full = True
         publish_lockstep(stream, log, 30)
-        wait_until(lambda: "disk full" in (log.status().error or ""))
+        wait_for(lambda: "disk full" in (log.status().error or ""))
         gate.full = False
         publish_lockstep(stream, log, 35)
         log.stop()
@@ -105,7 +103,7 @@ def test_sigterm_with_cubes_queued_writes_every_frame_taken(tmp_path, shm_dir, c
                     except VampiresError:
                         time.sleep(0.2)
                 assert client.call("on")["state"] in ("saving", "preparing")
-                wait_until(lambda: client.call("status")["logger"]["state"] == "saving", 60)
+                wait_for(lambda: client.call("status")["logger"]["state"] == "saving", 60)
                 for _ in range(60):  # 15 cubes as fast as we can: the writer falls behind
                     stream.write(frame_for(stream.cnt0 + 1, shape))
                     time.sleep(0.002)
@@ -114,7 +112,7 @@ def test_sigterm_with_cubes_queued_writes_every_frame_taken(tmp_path, shm_dir, c
                     st = client.call("status")["logger"]
                     return st["frames"] + st["dropped"] >= 60
 
-                wait_until(accounted, 60)
+                wait_for(accounted, 60)
                 st = client.call("status")["logger"]
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=120) == 0
@@ -154,7 +152,7 @@ def test_recover_leaves_a_cube_being_written_alone(stream, tmp_path) -> None:
     ) as log:
         log.start()
         publish_lockstep(stream, log, 5)
-        wait_until(lambda: log.status().on_disk_frames == 5)
+        wait_for(lambda: log.status().on_disk_frames == 5)
         (tmp,) = tmp_path.glob("*.fits.tmp")
         assert recover_main([str(tmp_path)]) == 0
         assert tmp.exists()  # locked by the running logger: left alone
@@ -172,7 +170,7 @@ def test_saving_begins_only_with_every_buffer_paged_in(stream, tmp_path) -> None
         log.start()
         first = log.status()
         assert first.state.value in ("preparing", "saving")
-        wait_until(lambda: log.status().state.value == "saving", 60)
+        wait_for(lambda: log.status().state.value == "saving", 60)
         assert log.status().memory_bytes >= 2 * cube_bytes
         log.stop()
         log.set_policy(CubePolicy(frames_per_cube=300))  # a new pool for the next run

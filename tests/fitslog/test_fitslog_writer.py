@@ -2,47 +2,16 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import frames_u16, make_job
 from vampires.fitslog.header import format_card
 from vampires.fitslog.names import cube_filename, cube_folder, parse_cube_filename
 from vampires.fitslog.recover import recover_folder, recover_tmp
-from vampires.fitslog.sidecar import FrameTimes
-from vampires.fitslog.writer import CubeJob, CubeWriter
-from vampires.kernels import fits_format, frame_to_fits
-
-
-def make_job(folder: Path, frames: np.ndarray, *, t0: float | None = None, **kw) -> CubeJob:
-    fmt = fits_format(frames.dtype)
-    cube = np.empty(frames.shape, fmt.disk)
-    for k, frame in enumerate(frames):
-        frame_to_fits(frame, cube[k])
-    n = len(frames)
-    t0 = time.time() if t0 is None else t0
-    times = FrameTimes(
-        cnt0=np.arange(100, 100 + n, dtype=np.int64),
-        cnt1=np.zeros(n, np.int64),
-        logger_time=t0 + 0.01 * np.arange(n) + 1e-4,
-        acquisition_time=t0 + 0.01 * np.arange(n),
-    )
-    return CubeJob(
-        stream=kw.pop("stream", "vcam1"),
-        folder=folder,
-        cube=cube,
-        nframes=n,
-        fmt=fmt,
-        times=times,
-        stream_cards=(("EXPTIME", 0.01, "[s]"), ("EXTTRIG", True, ""), ("DATA-TYP", "OBJECT", "")),
-        **kw,
-    )
-
-
-def frames_u16(n: int, shape=(13, 17), seed=0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 65536, (n, *shape), dtype=np.uint16)
+from vampires.fitslog.writer import CubeWriter
 
 
 def test_write_cube_verified(tmp_path, check_cube) -> None:
@@ -174,6 +143,7 @@ def test_recover_truncated_tmp(tmp_path, check_cube) -> None:
     frames = frames_u16(4, shape=(30, 20))
     result = CubeWriter().write(make_job(tmp_path, frames))
     path = result.path
+    assert path is not None
     # simulate a kill in the middle of frame 3: .fits.tmp with 2.5 frames, sidecar .txt.tmp
     os.rename(path.with_suffix(".txt"), path.with_suffix(".txt.tmp"))
     tmp = path.with_name(path.name + ".tmp")
@@ -246,6 +216,7 @@ def test_open_partial_maps_complete_frames_only(tmp_path) -> None:
 
     frames = frames_u16(4, shape=(30, 20))
     result = CubeWriter().write(make_job(tmp_path, frames))
+    assert result.path is not None
     cube = open_partial(result.path)
     assert (cube.frames, cube.planned) == (4, 4)
     assert np.array_equal(cube.physical(slice(None)), frames)
@@ -278,6 +249,7 @@ def test_open_partial_other_pixel_types(tmp_path, dtype) -> None:
     else:
         frames = rng.integers(info.min, info.max, (3, 5, 7), dtype=dtype, endpoint=True)
     result = CubeWriter().write(make_job(tmp_path, frames))
+    assert result.path is not None
     got = open_partial(result.path).physical(slice(None))
     assert got.dtype == np.dtype(dtype)
     assert np.array_equal(got, frames)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vampires.control.client import daemon_alive
 from vampires.errors import ConfigError
-from vampires.fitslog.control import start_logger
+from vampires.fitslog.remote import start_logger
 
 
 @pytest.mark.parametrize("kind", ["dirname", "root"])
 def test_unusable_folder_is_refused_before_spawning(kind: str, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
+    folder: dict[str, Any] = {kind: blocker / "sub"}
     with pytest.raises(ConfigError, match="cannot create the folder"):
-        start_logger("vcam1", cube_size=10, **{kind: blocker / "sub"})
+        start_logger("vcam1", cube_size=10, **folder)
     assert not daemon_alive("logger", "vcam1")
 
 

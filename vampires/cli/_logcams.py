@@ -126,7 +126,7 @@ def report(result: GroupResult, *, file: TextIO | None = None) -> int:
     -------
     int
     """
-    from vampires.fitslog.control import describe
+    from vampires.fitslog.remote import describe
 
     out = sys.stdout if file is None else file
     for line in describe(result):

@@ -156,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     from vampires.config import Config
     from vampires.control.client import ControlClient
-    from vampires.fitslog.control import start_logger
+    from vampires.fitslog.remote import start_logger
 
     root = args.root if args.root or args.dirname else str(Config.load().data_root)
     pid = start_logger(
@@ -186,7 +186,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from vampires.fitslog.control import LoggerGroup, status_table
+    from vampires.fitslog.remote import LoggerGroup, status_table
 
     group = LoggerGroup.discover(timeout=args.reply_timeout, include_dead=True)
     if not group.names:
@@ -198,7 +198,7 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from vampires.fitslog.control import LoggerGroup
+    from vampires.fitslog.remote import LoggerGroup
 
     group = LoggerGroup(args.streams or list(CAMERAS), timeout=args.reply_timeout)
     if args.action == "on":

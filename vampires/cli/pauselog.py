@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_pauselog [-c CAM] [-w]``; exit 1 if any camera failed."""
     from vampires.errors import VampiresError
-    from vampires.fitslog.control import LoggerGroup
+    from vampires.fitslog.remote import LoggerGroup
 
     args = _parser().parse_args(argv)
     try:

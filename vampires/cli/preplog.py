@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vampires.cli._logcams import CAMERAS
     from vampires.config import Config
     from vampires.errors import VampiresError
-    from vampires.fitslog.control import check_prep, prepare_loggers, suggest_frames
+    from vampires.fitslog.remote import check_prep, prepare_loggers, suggest_frames
 
     args = _parser().parse_args(argv)
     try:
@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Refuse bad option values at once (before questions and messages)."""
-    from vampires.fitslog.control import check_prep
+    from vampires.fitslog.remote import check_prep
 
     check_prep(
         frames=args.frames if args.frames is not None else 1,

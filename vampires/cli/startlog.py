@@ -53,7 +53,7 @@ def _ask_cubes() -> int | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_startlog [-c CAM] [-z NCUBES]``; exit 1 if any camera failed."""
     from vampires.errors import VampiresError
-    from vampires.fitslog.control import LoggerGroup
+    from vampires.fitslog.remote import LoggerGroup
 
     args = _parser().parse_args(argv)
     try:

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from vampires._checks import ShmDir
 from vampires.control.protocol import Arg, Command
 from vampires.control.server import DaemonServer
 from vampires.errors import CommandError, ConfigError
@@ -86,7 +87,11 @@ RESTART_WINDOW = 600.0
 
 
 class LoggerLike(Protocol):
-    """What the daemon needs from :class:`vampires.fitslog.logger.Logger`."""
+    """What the daemon needs from :class:`vampires.fitslog.logger.Logger`.
+
+    A ``workers_alive() -> bool`` method is optional (a logger without one is
+    taken as alive), so it is not part of the protocol.
+    """
 
     def start(self) -> float | None:
         """Start saving; return the unix time it took effect."""
@@ -105,9 +110,6 @@ class LoggerLike(Protocol):
 
     def close(self, finish_cube: bool = True, timeout: float = 60.0) -> None:
         """Tear down (idempotent), truncating the cube unless ``finish_cube``."""
-
-    def workers_alive(self) -> bool:
-        """Return True while the logger's worker threads run (optional: True if absent)."""
 
 
 #: Builds a logger: (stream, policy, root, dirname) -> LoggerLike.
@@ -229,7 +231,7 @@ class LoggerDaemon:
         root: Path | str | None = None,
         dirname: Path | str | None = None,
         factory: LoggerFactory | None = None,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         tcp: str | None = None,
         curve_dir: Path | str | None = None,
     ) -> None:
@@ -253,7 +255,7 @@ class LoggerDaemon:
             KIND,
             stream,
             self.commands(),
-            shm_dir=shm_dir,
+            shm_dir=Path(shm_dir) if shm_dir is not None else None,
             state=self.state,
             tcp=tcp,
             curve_dir=curve_dir,

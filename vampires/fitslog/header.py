@@ -67,7 +67,7 @@ __all__ = [
 #: One card before formatting: (name, value, comment).
 Card: TypeAlias = tuple[str, object, str]
 #: What a header provider may return: a mapping name -> value or (value, comment), or cards.
-CardSource: TypeAlias = Mapping[str, object] | Iterable[Card]
+CardSource: TypeAlias = Mapping[str, object] | Iterable[Card | tuple[str, object]]
 
 CARD = 80
 BLOCK = 2880

@@ -81,7 +81,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import logging
 import os
 import queue
@@ -92,9 +91,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import attrs
-import numpy as np
-
+from vampires._checks import ShmDir, check_int, check_seconds
 from vampires.errors import (
     ConfigError,
     LoggerError,
@@ -103,20 +100,17 @@ from vampires.errors import (
     StreamTimeout,
     TornFrameError,
 )
-from vampires.fitslog.directio import ALIGN, aligned_empty, phase_of
+from vampires.fitslog.buffers import BufferKey, BufferPool
+from vampires.fitslog.cube import SPLIT_KEYS, FillingCube
+from vampires.fitslog.directio import ALIGN
 from vampires.fitslog.names import check_folder, check_stream_name, cube_filename, cube_folder
 from vampires.fitslog.policy import CubePolicy
-from vampires.fitslog.sidecar import FrameTimes
-from vampires.fitslog.writer import (
-    CubeJob,
-    CubeWriter,
-    HeaderProvider,
-    OpenCube,
-    WriteChunk,
-    WrittenCube,
-)
+from vampires.fitslog.status import LoggerState, LoggerStatus, RunCounts
+from vampires.fitslog.writer import CubeWriter, HeaderProvider, WriteChunk
+from vampires.fitslog.writing import PREPARE, Jobs, WriterLoop
 
 if TYPE_CHECKING:
+    import numpy as np
     from numpy.typing import NDArray
 
     from vampires.fitslog.header import Card
@@ -127,207 +121,14 @@ __all__ = ["SPLIT_KEYS", "Logger", "LoggerState", "LoggerStatus"]
 
 logger = logging.getLogger(__name__)
 
-#: Stream keywords whose change closes the cube (every file stays homogeneous).
-SPLIT_KEYS = ("EXPTIME", "DATA-TYP", "U_DETMOD", "PRD-MIN1", "PRD-MIN2", "PRD-RNG1", "PRD-RNG2")
 _POLL = 0.01  # s: longest a command waits for the reader while saving
 _IDLE_POLL = 0.25  # s: stream re-attach / staleness check period while idle
 _STALE_CHECK = 0.25  # s: staleness check period while frames flow
 _ACK_TIMEOUT = 10.0
-_PREPARE = "prepare"  # writer-queue message: fill the buffer pool for the current stream
-_FLUSH_POLL = 0.1  # s: how often the writer looks at the cube being filled
-_FLUSH_BYTES = 64 * 1024 * 1024  # flush the cube being filled when this much waits in RAM
 _SWITCH_INTERVAL = 0.001  # s: the GIL goes back to the reader within this (default 5 ms)
 _START_WAIT = 60.0  # s: start() waits this long for the buffers by default
-_PAGE = 4096
 _STUCK = 0.4  # s: a torn read that took this long waited on a stuck write flag
 _BEHIND = 1.0  # s: a closed cube still being written after this: the writer is behind
-
-
-def _mem_available() -> tuple[int, int] | None:
-    """Return (MemAvailable, MemTotal) in bytes from /proc/meminfo (None if unknown)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            fields = {line.split(":")[0]: line.split()[1] for line in fh}
-        return int(fields["MemAvailable"]) * 1024, int(fields["MemTotal"]) * 1024
-    except (OSError, KeyError, ValueError, IndexError):
-        return None
-
-
-def _allocate_if_room(
-    key: tuple[tuple[int, int], str, int], fmt: FitsFormat, phase: int, nbytes: int
-) -> _Buffer | None:
-    """Return a spare buffer if the machine keeps a fifth of its memory available after it."""
-    memory = _mem_available()
-    if memory is None or memory[0] - nbytes < memory[1] // 5:
-        return None
-    try:
-        return _Buffer.allocate(key, fmt, phase)
-    except MemoryError:
-        return None
-
-
-def _is_int_in(value: object, lo: int, hi: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-
-
-class LoggerState(enum.StrEnum):
-    """Observable state of a :class:`Logger`."""
-
-    IDLE = "idle"
-    PREPARING = "preparing"
-    SAVING = "saving"
-    FINISHING = "finishing"
-
-
-@attrs.frozen(kw_only=True)
-class LoggerStatus:
-    """A snapshot of a logger (counters are for the current run, reset by ``start()``).
-
-    Attributes
-    ----------
-    stream
-        Stream name.
-    state
-        ``idle``, ``saving`` or ``finishing``.
-    policy
-        The policy used for the next cube.
-    frames
-        Frames copied into cubes in this run.
-    files
-        Cubes written in this run.
-    dropped
-        Frames published while saving that are in no file.
-    current_file
-        Name the cube being filled will get (None if none).
-    folder
-        Folder of the cube being filled, else of the last one written, else
-        where the next one would go (None if not known yet).
-    memory_bytes
-        Bytes held by cube buffers.
-    error
-        The last problem (missing stream, disk full, ...), None when all is well.
-    last_file
-        The last cube written.
-    attached
-        True while the stream is mapped.
-    frame_shape
-        ``(height, width)`` of the frames, when attached.
-    queued
-        Cubes closed but not yet written.
-    written_bytes
-        Bytes written in this run.
-    started
-        Unix time saving was last switched on (None if never).
-    write_seconds
-        Time the writer spent writing cubes in this run (``written_bytes /
-        write_seconds`` is the disk throughput while busy).
-    on_disk_frames
-        Frames of the cube being filled already in its ``.fits.tmp``.
-    buffers
-        Cube buffers in the pool (``buffers``, more while the writer was behind).
-    dropped_late, dropped_no_buffer, dropped_disk
-        ``dropped`` by cause: published while the reader thread was held up
-        longer than the stream keeps a frame (counter gaps: a busy machine),
-        arrived with every cube buffer still being written (the disk slower than
-        the camera), or could not be written (disk full, folder unwritable).
-    """
-
-    stream: str
-    state: LoggerState
-    policy: CubePolicy
-    frames: int = 0
-    files: int = 0
-    dropped: int = 0
-    current_file: str | None = None
-    folder: Path | None = None
-    memory_bytes: int = 0
-    error: str | None = None
-    last_file: Path | None = None
-    attached: bool = False
-    frame_shape: tuple[int, int] | None = None
-    queued: int = 0
-    written_bytes: int = 0
-    started: float | None = None
-    write_seconds: float = 0.0
-    on_disk_frames: int = 0
-    buffers: int = 0
-    dropped_late: int = 0
-    dropped_no_buffer: int = 0
-    dropped_disk: int = 0
-
-
-@attrs.define(eq=False)
-class _Buffer:
-    """One reusable cube buffer (``cube`` is a view of ``raw`` at a chosen address phase)."""
-
-    key: tuple[tuple[int, int], str, int]
-    cube: NDArray[np.generic]
-    copy: Callable[[NDArray[np.generic], int], None]
-    raw: NDArray[np.uint8]
-
-    @classmethod
-    def allocate(
-        cls, key: tuple[tuple[int, int], str, int], fmt: FitsFormat, phase: int
-    ) -> _Buffer:
-        """Allocate (no page touched) a buffer whose cube starts at ``phase`` mod ALIGN."""
-        from vampires import kernels
-
-        (height, width), dtype, capacity = key
-        cube, raw = aligned_empty((capacity, height, width), fmt.disk, phase=phase)
-        return cls(key=key, cube=cube, copy=kernels.cube_copier(np.dtype(dtype), cube), raw=raw)
-
-    def rephase(self, phase: int) -> None:
-        """Move the cube view to ``phase``; its contents are not kept.
-
-        At the phase of the cube's header length, the writer's ``O_DIRECT`` path
-        reads the buffer with no copy (see :mod:`vampires.fitslog.directio`).
-        """
-        from vampires import kernels
-
-        if phase_of(self.cube) == phase % ALIGN:
-            return
-        self.cube, self.raw = aligned_empty(
-            self.cube.shape, self.cube.dtype, phase=phase, raw=self.raw
-        )
-        self.copy = kernels.cube_copier(np.dtype(self.key[1]), self.cube)
-
-
-@attrs.define(eq=False)
-class _Cube:
-    """The cube being filled (reader thread; the writer reads its first ``n`` frames)."""
-
-    uid: int
-    buffer: _Buffer
-    fmt: FitsFormat
-    folder: Path
-    name: str
-    cards: tuple[Card, ...]
-    split_values: tuple[object, ...]
-    kw_version: int
-    exptime: float | None
-    dropped_before: int
-    cnt0: NDArray[np.int64]
-    cnt1: NDArray[np.int64]
-    logger_time: NDArray[np.float64]
-    acquisition_time: NDArray[np.float64]
-    flush_interval: float = 1.0
-    sync_interval: float | None = 0.0
-    run: int = 0
-    n: int = 0
-    dropped_inside: int = 0
-
-    @property
-    def capacity(self) -> int:
-        return int(self.buffer.cube.shape[0])
-
-    def times(self) -> FrameTimes:
-        """Return the live per-frame arrays (the first ``n`` are final)."""
-        return FrameTimes(
-            cnt0=self.cnt0,
-            cnt1=self.cnt1,
-            logger_time=self.logger_time,
-            acquisition_time=self.acquisition_time,
-        )
 
 
 class Logger:
@@ -397,7 +198,7 @@ class Logger:
         dirname: str | os.PathLike[str] | None = None,
         header_provider: HeaderProvider | None = None,
         clock: Callable[[], float] | None = None,
-        shm_dir: str | os.PathLike[str] | None = None,
+        shm_dir: ShmDir = None,
         buffers: int = 2,
         max_buffers: int | None = None,
         time_source: str = "logger",
@@ -416,36 +217,20 @@ class Logger:
             check_folder(os.path.abspath(folder), f"Logger({stream_name!r})")
         self._root = Path(root) if root is not None else None
         self._dirname = Path(dirname) if dirname is not None else None
-        if not _is_int_in(buffers, 2, 16):
-            msg = f"Logger({stream_name!r}): buffers must be an integer in 2..16 (got {buffers!r})"
-            raise ConfigError(msg)
+        buffers = check_int(buffers, f"Logger({stream_name!r}): buffers", 2, 16)
         if time_source not in ("acquisition", "logger"):
             msg = f"Logger: time_source must be 'acquisition' or 'logger' (got {time_source!r})"
             raise ConfigError(msg)
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
-        self._nbuffers = buffers
         spare_max = buffers + 2 if max_buffers is None else max_buffers
-        if not _is_int_in(spare_max, buffers, 16):
-            msg = f"Logger: max_buffers must be an integer in {buffers}..16 (got {max_buffers!r})"
-            raise ConfigError(msg)
-        self._max_buffers = spare_max
-        self._closed_at: collections.deque[float] = collections.deque()  # cubes being written
+        spare_max = check_int(spare_max, "Logger: max_buffers", buffers, 16)
         self._next_spare_check = 0.0
-        self._allocating = False
         self._time_source = time_source
-        if nice is not None and not _is_int_in(nice, -20, 19):
-            msg = f"Logger: nice must be an integer in -20..19 (got {nice!r})"
-            raise ConfigError(msg)
-        self._nice = nice
-        try:
-            wait = float(start_wait)
-        except (TypeError, ValueError):
-            wait = -1.0
-        if not 0 <= wait <= 3600:
-            msg = f"Logger: start_wait must be seconds in [0, 3600] (got {start_wait!r})"
-            raise ConfigError(msg)
-        self._start_wait = wait
+        self._nice = None if nice is None else check_int(nice, "Logger: nice", -20, 19)
+        self._start_wait = check_seconds(
+            start_wait, "Logger: start_wait", 0.0, 3600.0, lo_open=False
+        )
 
         self._writer = CubeWriter(
             header_provider=header_provider,
@@ -467,40 +252,29 @@ class Logger:
         self._commands: collections.deque[tuple[str, threading.Event, list[float]]] = (
             collections.deque()
         )
-        self._jobs: queue.Queue[tuple[Any, ...] | str | None] = queue.Queue()
-        self._free: list[_Buffer] = []
-        self._nallocated = 0
-        self._memory = 0
-        self._phase = 0  # address phase of new/free buffers: last header length mod ALIGN
+        self._jobs: Jobs = queue.Queue()
+        self._pool = BufferPool(
+            self._lock, size=buffers, max_size=spare_max, on_error=self._set_error
+        )
         # reader-thread state
         self._stream: Stream | None = None
         self._reader: StreamReader | None = None
-        self._cube: _Cube | None = None
+        self._cube: FillingCube | None = None
         self._saving = False
         self._last_cube = False
         self._cubes_closed = 0
         self._drop_carry = 0
         self._start_pending = False
-        self._prepared_key: tuple[tuple[int, int], str, int] | None = None
+        self._prepared_key: BufferKey | None = None
         self._run = 0
         self._uid = 0
-        self._progress = 0  # bytes the writer put on disk (close() waits while it moves)
-        self._on_disk_frames = 0
-        self._causes = dict.fromkeys(("late", "buffer", "disk"), 0)  # dropped, by cause
         self._period: float | None = None
         self._last_frame_at: float | None = None
         self._reattach = False
         self._spec: tuple[tuple[int, int], np.dtype[Any]] | None = None
         self._spec_cards: tuple[Card, ...] = ()  # stream keywords at attach (header estimate)
         # shared counters (under _lock)
-        self._frames = 0
-        self._files = 0
-        self._dropped = 0
-        self._pending = 0
-        self._written_bytes = 0
-        self._write_seconds = 0.0
-        self._error: str | None = None
-        self._last_file: Path | None = None
+        self._counts = RunCounts()
         self._last_folder: Path | None = None
         self._started_at: float | None = None
         self._started_wall: float | None = None
@@ -509,8 +283,18 @@ class Logger:
         self._reader_thread = threading.Thread(
             target=self._reader_main, name=f"logger-{self._name}-reader", daemon=True
         )
+        writer_loop = WriterLoop(
+            self._name,
+            jobs=self._jobs,
+            writer=self._writer,
+            pool=self._pool,
+            counts=self._counts,
+            changed=self._changed,
+            prepare=self._prepare_buffers,
+            renice=self._renice,
+        )
         self._writer_thread = threading.Thread(
-            target=self._writer_main, name=f"logger-{self._name}-writer", daemon=True
+            target=writer_loop.run, name=f"logger-{self._name}-writer", daemon=True
         )
         self._reader_thread.start()
         self._writer_thread.start()
@@ -632,7 +416,7 @@ class Logger:
         """
         self._policy = self._check_policy(policy)
         if not self._closing:
-            self._jobs.put(_PREPARE)
+            self._jobs.put(PREPARE)
 
     def set_folder(
         self,
@@ -662,7 +446,7 @@ class Logger:
             return LoggerState.PREPARING
         if self._saving:
             return LoggerState.FINISHING if self._last_cube else LoggerState.SAVING
-        return LoggerState.FINISHING if self._pending else LoggerState.IDLE
+        return LoggerState.FINISHING if self._counts.pending else LoggerState.IDLE
 
     def workers_alive(self) -> bool:
         """Return True while the reader and writer threads run (the daemon watches it)."""
@@ -692,25 +476,25 @@ class Logger:
                 stream=self._name,
                 state=self._state(),
                 policy=self._policy,
-                frames=self._frames,
-                files=self._files,
-                dropped=self._dropped,
+                frames=self._counts.frames,
+                files=self._counts.files,
+                dropped=self._counts.dropped,
                 current_file=cube.name if cube is not None and cube.n else None,
                 folder=folder,
-                memory_bytes=self._memory + self._writer.memory_bytes,
-                buffers=self._nallocated,
-                error=self._error,
-                last_file=self._last_file,
+                memory_bytes=self._pool.nbytes + self._writer.memory_bytes,
+                buffers=self._pool.count,
+                error=self._counts.error,
+                last_file=self._counts.last_file,
                 attached=stream is not None,
                 frame_shape=shape,
-                queued=self._pending,
-                written_bytes=self._written_bytes,
+                queued=self._counts.pending,
+                written_bytes=self._counts.written_bytes,
                 started=self._started_at,
-                write_seconds=self._write_seconds,
-                on_disk_frames=self._on_disk_frames if cube is not None and cube.n else 0,
-                dropped_late=self._causes["late"],
-                dropped_no_buffer=self._causes["buffer"],
-                dropped_disk=self._causes["disk"],
+                write_seconds=self._counts.write_seconds,
+                on_disk_frames=self._counts.on_disk_frames if cube is not None and cube.n else 0,
+                dropped_late=self._counts.causes["late"],
+                dropped_no_buffer=self._counts.causes["buffer"],
+                dropped_disk=self._counts.causes["disk"],
             )
 
     def wait_idle(self, timeout: float) -> bool:
@@ -765,17 +549,16 @@ class Logger:
         self._reader_thread.join(max(0.1, deadline - time.monotonic()))
         self._jobs.put(None)
         # every frame taken is written: wait for the writer as long as it makes progress
-        progress = self._progress
+        progress = self._counts.progress
         while self._writer_thread.is_alive():
             self._writer_thread.join(max(0.1, min(1.0, deadline - time.monotonic())))
-            if self._progress != progress:
-                progress = self._progress
+            if self._counts.progress != progress:
+                progress = self._counts.progress
                 deadline = max(deadline, time.monotonic() + timeout)
             elif time.monotonic() >= deadline:
                 break
         with self._lock:
-            self._free.clear()
-            self._memory = 0
+            self._pool.clear()
             self._closed = True
             self._changed.notify_all()
         if self._reader_thread.is_alive() or self._writer_thread.is_alive():
@@ -785,9 +568,9 @@ class Logger:
 
     def _set_error(self, text: str | None) -> None:
         with self._lock:
-            if text != self._error and text is not None:
+            if text != self._counts.error and text is not None:
                 logger.warning("logger %s: %s", self._name, text)
-            self._error = text
+            self._counts.error = text
 
     def _renice(self, offset: int = 0) -> None:
         if self._nice is None:
@@ -858,9 +641,9 @@ class Logger:
             self._spec = ((int(stream.shape[-2]), int(stream.shape[-1])), stream.dtype)
             with contextlib.suppress(StreamError):
                 self._spec_cards = tuple(stream.keywords.cards())
-            if self._error and "stream" in self._error:
-                self._error = None
-        self._jobs.put(_PREPARE)  # let the writer thread allocate and page in the buffers
+            if self._counts.error and "stream" in self._counts.error:
+                self._counts.error = None
+        self._jobs.put(PREPARE)  # let the writer thread allocate and page in the buffers
         self._period = None
         self._reattach = False
         logger.info("logger %s: attached (%s %s)", self._name, stream.shape, stream.dtype)
@@ -923,16 +706,14 @@ class Logger:
             if spec is None:
                 return True  # no stream yet: nothing to prepare
             try:
-                key = (spec[0], spec[1].str, policy.frames_for(spec[0], spec[1]))
+                key = BufferKey.of(spec[0], spec[1], policy)
             except ConfigError:
                 return True
             return self._prepared_key == key
 
     def _begin_saving(self) -> None:
         with self._lock:
-            self._frames = self._files = self._dropped = self._written_bytes = 0
-            self._causes = dict.fromkeys(self._causes, 0)
-            self._write_seconds = 0.0
+            self._counts.new_run()
             self._started_at = self._clock()
             self._started_wall = time.time()
             self._saving = True
@@ -953,7 +734,7 @@ class Logger:
                 if not self._pool_ready():
                     with self._lock:
                         self._start_pending = True  # saving begins when the buffers are
-                    self._jobs.put(_PREPARE)
+                    self._jobs.put(PREPARE)
                     return
                 self._begin_saving()
             self._last_cube = False
@@ -1052,7 +833,7 @@ class Logger:
         self._maybe_spare()
 
     def _record(
-        self, cube: _Cube, slot: int, cnt0: int, cnt1: int, now: float, acquired: float
+        self, cube: FillingCube, slot: int, cnt0: int, cnt1: int, now: float, acquired: float
     ) -> None:
         cube.cnt0[slot] = cnt0
         cube.cnt1[slot] = cnt1
@@ -1066,13 +847,14 @@ class Logger:
             cube.name = cube_filename(self._name, t_first)
         with self._lock:
             cube.n = slot + 1
-            self._frames += 1
+            self._counts.frames += 1
         if slot == 0:  # the writer creates its .fits.tmp and streams it from now on
-            self._jobs.put(("open", cube, self._opening_job(cube)))
+            opening = cube.opening_job(self._name, self._cubes_closed, self._time_source)
+            self._jobs.put(("open", cube, opening))
         if cube.n >= cube.capacity:
             self._close_cube("full")
 
-    def _snapshot(self, stream: Stream, cube: _Cube) -> None:
+    def _snapshot(self, stream: Stream, cube: FillingCube) -> None:
         """Take the stream keywords of the cube's first frame."""
         try:
             version = stream.keywords.version
@@ -1080,62 +862,20 @@ class Logger:
         except StreamError as exc:
             logger.warning("logger %s: cannot read keywords: %s", self._name, exc)
             cards, version = (), 0
-        values = {c[0]: c[1] for c in cards}
-        exptime = values.get("EXPTIME")
-        cube.cards = cards
-        cube.kw_version = version
-        cube.split_values = tuple(values.get(k) for k in SPLIT_KEYS)
-        cube.exptime = (
-            float(exptime)
-            if isinstance(exptime, int | float) and not isinstance(exptime, bool)
-            else None
-        )
+        cube.take_keywords(cards, version)
 
-    def _keywords_changed(self, stream: Stream, cube: _Cube) -> bool:
-        try:
-            version = stream.keywords.version
-            if version == cube.kw_version:
-                return False
-            cube.kw_version = version
-            values = tuple(stream.keywords.get(k) for k in SPLIT_KEYS)
-        except StreamError:
-            return False
-        if values == cube.split_values:
-            return False
-        changed = [
-            k for k, a, b in zip(SPLIT_KEYS, cube.split_values, values, strict=True) if a != b
-        ]
-        logger.info("logger %s: %s changed; closing the cube", self._name, ", ".join(changed))
-        return True
-
-    def _job_source(self, cube: _Cube) -> str:
-        if self._time_source == "acquisition" and cube.acquisition_time[0] > 0:
-            return "acquisition"
-        return "logger"
-
-    def _opening_job(self, cube: _Cube) -> CubeJob:
-        """Return the cube as it opens: whole buffer, planned NAXIS3, live per-frame arrays."""
-        return CubeJob(
-            stream=self._name,
-            folder=cube.folder,
-            cube=cube.buffer.cube,
-            nframes=cube.capacity,
-            fmt=cube.fmt,
-            times=cube.times(),
-            stream_cards=cube.cards,
-            index=self._cubes_closed,
-            dropped_before=cube.dropped_before,
-            close_reason="writing",
-            time_source=self._job_source(cube),
-        )
+    def _keywords_changed(self, stream: Stream, cube: FillingCube) -> bool:
+        changed = cube.changed_split_keys(stream)
+        if changed:
+            logger.info("logger %s: %s changed; closing the cube", self._name, ", ".join(changed))
+        return bool(changed)
 
     def _carry(self, n: int, cause: str) -> None:
         """Count ``n`` lost frames, reported in the next cube's ``LOGDROP``."""
         if n > 0:
             with self._lock:
                 self._drop_carry += n
-                self._dropped += n
-                self._causes[cause] += n
+                self._counts.drop(n, cause)
 
     def _take_carry(self) -> int:
         with self._lock:
@@ -1145,8 +885,7 @@ class Logger:
     def _add_dropped(self, n: int, cause: str) -> None:
         if n > 0:
             with self._lock:
-                self._dropped += n
-                self._causes[cause] += n
+                self._counts.drop(n, cause)
 
     def _update_period(self, now: float) -> None:
         last, self._last_frame_at = self._last_frame_at, now
@@ -1168,7 +907,7 @@ class Logger:
 
     # ---- buffers and cubes
 
-    def _new_cube(self, stream: Stream) -> _Cube | None:
+    def _new_cube(self, stream: Stream) -> FillingCube | None:
         from vampires import kernels
 
         shape = (int(stream.shape[-2]), int(stream.shape[-1]))
@@ -1180,63 +919,18 @@ class Logger:
         except ConfigError as exc:
             self._set_error(f"cannot log stream {self._name!r}: {exc}")
             return None
-        buffer = self._take_buffer((shape, dtype.str, capacity), fmt)
+        buffer = self._pool.take(BufferKey(shape=shape, dtype=dtype.str, frames=capacity), fmt)
         if buffer is None:
             return None
         self._uid += 1
-        return _Cube(
+        return FillingCube.empty(
             uid=self._uid,
-            flush_interval=policy.flush_interval,
-            sync_interval=policy.sync_interval,
-            run=self._run,
             buffer=buffer,
             fmt=fmt,
-            folder=Path(),
-            name="",
-            cards=(),
-            split_values=(),
-            kw_version=0,
-            exptime=None,
+            policy=policy,
+            run=self._run,
             dropped_before=self._take_carry(),
-            cnt0=np.zeros(capacity, np.int64),
-            cnt1=np.zeros(capacity, np.int64),
-            logger_time=np.zeros(capacity, np.float64),
-            acquisition_time=np.zeros(capacity, np.float64),
         )
-
-    def _take_buffer(
-        self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat
-    ) -> _Buffer | None:
-        with self._lock:
-            for i, buffer in enumerate(self._free):
-                if buffer.key == key:
-                    return self._free.pop(i)
-            self._drop_stale(key)
-            if self._nallocated >= self._nbuffers:
-                return None
-            self._nallocated += 1
-        fresh = self._allocate(key, fmt)
-        if fresh is not None:
-            with self._lock:
-                self._memory += fresh.cube.nbytes
-        return fresh
-
-    def _drop_stale(self, key: tuple[tuple[int, int], str, int]) -> None:
-        """Free the pool's buffers of another shape or size (the caller holds the lock)."""
-        for buffer in [b for b in self._free if b.key != key]:
-            self._free.remove(buffer)
-            self._nallocated -= 1
-            self._memory -= buffer.cube.nbytes
-
-    def _allocate(self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat) -> _Buffer | None:
-        """Allocate a buffer for a place already counted in the pool (given back if it fails)."""
-        try:
-            return _Buffer.allocate(key, fmt, self._phase)
-        except MemoryError:
-            with self._lock:
-                self._nallocated -= 1
-            self._set_error(f"out of memory for a {key[2]}-frame cube buffer")
-            return None
 
     def _prepare_buffers(self) -> None:
         """Allocate and page in the pool for the current stream and policy (writer thread).
@@ -1254,26 +948,22 @@ class Logger:
                     return
                 shape, dtype = spec
                 try:
-                    key = (shape, dtype.str, policy.frames_for(shape, dtype))
+                    key = BufferKey.of(shape, dtype, policy)
                     fmt = kernels.fits_format(dtype)
                 except ConfigError:
                     return
-                self._drop_stale(key)
-                if self._nallocated >= self._nbuffers:
+                if not self._pool.reserve(key):
                     self._pool_done(key)
                     return
-                self._nallocated += 1
-            buffer = self._allocate(key, fmt)
+            buffer = self._pool.allocate(key, fmt)
             if buffer is None:
                 with self._lock:
                     self._pool_done(key)  # out of memory: said in the status; do not wait
                 return
-            buffer.raw[::_PAGE] = 0  # touch every page (numpy releases the GIL for this)
-            with self._lock:
-                self._memory += buffer.cube.nbytes
-                self._free.append(buffer)
+            buffer.touch()
+            self._pool.add(buffer)
 
-    def _pool_done(self, key: tuple[tuple[int, int], str, int]) -> None:
+    def _pool_done(self, key: BufferKey) -> None:
         """Mark the pool ready for ``key`` (the caller holds the lock); wake a pending start."""
         self._prepared_key = key
         self._changed.notify_all()
@@ -1293,10 +983,7 @@ class Logger:
             )
         except ConfigError:
             return
-        self._phase = nbytes % ALIGN
-        with self._lock:
-            for buffer in self._free:
-                buffer.rephase(self._phase)
+        self._pool.rephase(nbytes % ALIGN)
 
     def _maybe_spare(self) -> None:
         """Map one more buffer (helper thread) when a closed cube waits > 1 s and none is free."""
@@ -1307,19 +994,17 @@ class Logger:
         from vampires import kernels
 
         with self._lock:
-            behind = bool(self._closed_at) and now - self._closed_at[0] > _BEHIND
-            if not behind or self._spec is None or self._allocating:
+            behind = bool(self._counts.closed_at) and now - self._counts.closed_at[0] > _BEHIND
+            if not behind or self._spec is None or self._pool.allocating:
                 return
             shape, dtype = self._spec
             try:
-                key = (shape, dtype.str, self._policy.frames_for(shape, dtype))
+                key = BufferKey.of(shape, dtype, self._policy)
                 fmt = kernels.fits_format(dtype)
             except ConfigError:
                 return
-            if self._nallocated >= self._max_buffers or any(b.key == key for b in self._free):
+            if not self._pool.reserve_spare(key):
                 return
-            self._nallocated += 1
-            self._allocating = True
         threading.Thread(
             target=self._add_spare,
             args=(key, fmt),
@@ -1327,31 +1012,18 @@ class Logger:
             daemon=True,
         ).start()
 
-    def _add_spare(self, key: tuple[tuple[int, int], str, int], fmt: FitsFormat) -> None:
-        nbytes = key[2] * key[0][0] * key[0][1] * np.dtype(key[1]).itemsize
-        buffer = _allocate_if_room(key, fmt, self._phase, nbytes)
-        with self._lock:
-            self._allocating = False
-            if buffer is None:
-                self._nallocated -= 1
-                self._next_spare_check = time.monotonic() + 30.0  # RAM is short: not soon again
-                return
-            self._memory += buffer.cube.nbytes
-            self._free.append(buffer)
-            count, memory = self._nallocated, self._memory
+    def _add_spare(self, key: BufferKey, fmt: FitsFormat) -> None:
+        added = self._pool.add_spare(key, fmt)
+        if added is None:
+            self._next_spare_check = time.monotonic() + 30.0  # RAM is short: not soon again
+            return
+        count, memory = added
         logger.info(
             "logger %s: writer behind; cube buffer added (%d buffers, %.2f GB)",
             self._name,
             count,
             memory / 1e9,
         )
-
-    def _give_back(self, buffer: _Buffer, header_bytes: int = 0) -> None:
-        if header_bytes:  # the next cube's header is most likely as long as this one's
-            self._phase = header_bytes % ALIGN
-            buffer.rephase(self._phase)
-        with self._lock:
-            self._free.append(buffer)
 
     def _close_cube(self, reason: str) -> None:
         cube, self._cube = self._cube, None
@@ -1360,31 +1032,12 @@ class Logger:
         if cube.n == 0:
             with self._lock:
                 self._drop_carry += cube.dropped_before
-            self._give_back(cube.buffer)
+            self._pool.give_back(cube.buffer)
             return
-        n = cube.n
-        job = CubeJob(
-            stream=self._name,
-            folder=cube.folder,
-            cube=cube.buffer.cube,
-            nframes=n,
-            fmt=cube.fmt,
-            times=FrameTimes(
-                cnt0=cube.cnt0[:n].copy(),
-                cnt1=cube.cnt1[:n].copy(),
-                logger_time=cube.logger_time[:n].copy(),
-                acquisition_time=cube.acquisition_time[:n].copy(),
-            ),
-            stream_cards=cube.cards,
-            index=self._cubes_closed,
-            dropped_before=cube.dropped_before,
-            dropped_inside=cube.dropped_inside,
-            close_reason=reason,
-            time_source=self._job_source(cube),
-        )
+        job = cube.closing_job(self._name, self._cubes_closed, reason, self._time_source)
         with self._lock:
-            self._pending += 1
-            self._closed_at.append(time.monotonic())
+            self._counts.pending += 1
+            self._counts.closed_at.append(time.monotonic())
             self._last_folder = cube.folder
         self._jobs.put(("close", job, cube.buffer, cube.uid, cube.run))
         self._cubes_closed += 1
@@ -1393,100 +1046,3 @@ class Logger:
             self._stop_saving()
         with self._changed:
             self._changed.notify_all()
-
-    # ------------------------------------------------------------------ writer thread
-
-    def _writer_main(self) -> None:
-        self._renice(5)  # below the reader: acquisition never waits on the disk (milk's inversion)
-        live: tuple[_Cube, OpenCube] | None = None
-        carry, run = 0, 0  # frames of failed writes, for the LOGDROP of the next cube written
-        while True:
-            try:
-                item = self._jobs.get(timeout=_FLUSH_POLL if live is not None else None)
-            except queue.Empty:
-                item = ()
-            if item is None:
-                if live is not None:  # the reader did not close it (close() timed out)
-                    self._flush_live(live, force=True)
-                    live[1].close_files()
-                return
-            if isinstance(item, str):
-                self._prepare_buffers()
-            elif item and item[0] == "open":
-                _, cube, opening = item
-                # an error is reported when the cube closes, with its frames counted
-                oc = self._writer.open(opening, sync_interval=cube.sync_interval)
-                live = (cube, oc)
-                with self._lock:
-                    self._on_disk_frames = 0
-            elif item and item[0] == "close":
-                _, job, buffer, uid, job_run = item
-                if job_run != run:
-                    carry, run = 0, job_run
-                oc = None
-                if live is not None and live[0].uid == uid:
-                    oc, live = live[1], None
-                if carry:
-                    job = attrs.evolve(job, dropped_before=job.dropped_before + carry)
-                written = self._finish(job, buffer, oc)
-                kept = written.frames if written is not None else 0
-                carry = job.nframes - kept  # frames of this cube in no file
-                if written is None or written.path is None:  # its LOGDROP landed nowhere
-                    carry += job.dropped_before
-            if live is not None:
-                self._flush_live(live)
-
-    def _flush_live(self, live: tuple[_Cube, OpenCube], *, force: bool = False) -> None:
-        """Flush the cube being filled when a frame waited half the flush interval, or 32 MiB."""
-        cube, oc = live
-        with self._lock:
-            n = cube.n
-        now = time.monotonic()
-        waiting = n * oc.frame_bytes > oc.on_disk or n > oc.rows
-        if waiting and oc.pending_since is None:
-            oc.pending_since = now
-        timed = oc.pending_since is not None and now - oc.pending_since >= cube.flush_interval / 2
-        big = n * oc.frame_bytes - oc.aligned >= _FLUSH_BYTES
-        if not (force or timed or big or oc.unsynced):
-            return
-        written = self._writer.flush(oc, n, tail=force or timed)
-        if oc.on_disk >= n * oc.frame_bytes and oc.rows >= n:
-            oc.pending_since = None
-        elif written:
-            oc.pending_since = now  # the partial block left: its frames are recent
-        with self._lock:
-            self._progress += written
-            self._on_disk_frames = oc.frames_on_disk
-
-    def _finish(self, job: CubeJob, buffer: _Buffer, oc: OpenCube | None) -> WrittenCube | None:
-        result: WrittenCube | None = None
-        try:
-            # never opened (should not happen): written at once
-            result = self._writer.write(job) if oc is None else self._writer.finish(oc, job)
-            error = result.error
-        except Exception as exc:
-            logger.exception("logger %s: writer error", self._name)
-            error = f"writer error: {exc}"
-            if oc is not None:
-                oc.close_files()
-        self._give_back(buffer, result.header_bytes if result is not None else 0)
-        lost = job.nframes - (result.frames if result is not None else 0)
-        with self._lock:
-            self._pending -= 1
-            if self._closed_at:
-                self._closed_at.popleft()
-            self._progress += 1
-            self._on_disk_frames = 0
-            if result is not None:
-                self._write_seconds += result.seconds
-            if result is not None and result.path is not None:
-                self._files += 1
-                self._last_file = result.path
-                self._written_bytes += result.nbytes
-            if lost > 0:  # in no file: reported in the LOGDROP of the next cube written
-                self._dropped += lost
-                self._causes["disk"] += lost
-                self._frames -= lost
-            self._error = error
-            self._changed.notify_all()
-        return result

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from vampires._checks import int_field, is_int, is_number, seconds_field
 from vampires.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,21 +66,8 @@ _FIELDS = ("frames_per_cube", "cubes", "timeout", "max_bytes", "flush_interval",
 _MAX_INTERVAL = 3600.0
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_frames(_inst: object, _attr: object, value: int) -> None:
-    if not _is_int(value) or not 1 <= value <= MAX_FRAMES_PER_CUBE:
-        msg = (
-            f"CubePolicy: 'frames_per_cube' must be an integer in 1..{MAX_FRAMES_PER_CUBE} "
-            f"(got {value!r})"
-        )
-        raise ConfigError(msg)
-
-
 def _check_cubes(_inst: object, _attr: object, value: int) -> None:
-    if not _is_int(value) or (value != -1 and not 1 <= value <= MAX_CUBES):
+    if not is_int(value) or (value != -1 and not 1 <= value <= MAX_CUBES):
         msg = (
             f"CubePolicy: 'cubes' must be -1 (until stopped) or an integer in 1..{MAX_CUBES} "
             f"(got {value!r})"
@@ -87,53 +75,14 @@ def _check_cubes(_inst: object, _attr: object, value: int) -> None:
         raise ConfigError(msg)
 
 
-def _check_timeout(_inst: object, _attr: object, value: float | None) -> None:
-    if value is None:
-        return
-    ok = isinstance(value, float)
-    if not ok or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
-        msg = (
-            "CubePolicy: 'timeout' must be None (adaptive) or a number of seconds > 0 "
-            f"and <= {MAX_TIMEOUT:g} (got {value!r})"
-        )
-        raise ConfigError(msg)
+def _to_int(value: object) -> object:
+    """Return NumPy integers as ``int`` (the policy goes to JSON); anything else as is."""
+    return int(value) if is_int(value) else value  # type: ignore[call-overload]
 
 
-def _check_max_bytes(_inst: object, _attr: object, value: int | None) -> None:
-    if value is None:
-        return
-    if not _is_int(value) or not 1 <= value <= MAX_BYTES:
-        msg = (
-            f"CubePolicy: 'max_bytes' must be None or an integer in 1..{MAX_BYTES} (got {value!r})"
-        )
-        raise ConfigError(msg)
-
-
-def _check_flush(_inst: object, _attr: object, value: float) -> None:
-    ok = isinstance(value, float)
-    if not ok or not math.isfinite(value) or not 0 < value <= _MAX_INTERVAL:
-        msg = (
-            f"CubePolicy: 'flush_interval' must be a number of seconds in (0, 3600] (got {value!r})"
-        )
-        raise ConfigError(msg)
-
-
-def _check_sync(_inst: object, _attr: object, value: float | None) -> None:
-    if value is None:
-        return
-    ok = isinstance(value, float)
-    if not ok or not math.isfinite(value) or not 0 <= value <= _MAX_INTERVAL:
-        msg = (
-            "CubePolicy: 'sync_interval' must be None (only when a cube closes) or a number "
-            f"of seconds in [0, 3600] (0 = at every flush) (got {value!r})"
-        )
-        raise ConfigError(msg)
-
-
-def _to_timeout(value: float | None) -> float | None:
-    if _is_int(value):
-        return float(value)  # type: ignore[arg-type]
-    return value
+def _to_seconds(value: object) -> object:
+    """Return numbers as ``float`` (seconds); anything else (None, bad values) as is."""
+    return float(value) if is_number(value) else value  # type: ignore[arg-type]
 
 
 def frame_nbytes(shape: tuple[int, ...], dtype: DTypeLike) -> int:
@@ -204,17 +153,29 @@ class CubePolicy:
     245
     """
 
-    frames_per_cube: int = attrs.field(validator=_check_frames)
-    cubes: int = attrs.field(default=-1, validator=_check_cubes)
-    timeout: float | None = attrs.field(
-        default=None, converter=_to_timeout, validator=_check_timeout
+    frames_per_cube: int = attrs.field(
+        converter=_to_int, validator=int_field("CubePolicy", 1, MAX_FRAMES_PER_CUBE)
     )
-    max_bytes: int | None = attrs.field(default=None, validator=_check_max_bytes)
+    cubes: int = attrs.field(default=-1, converter=_to_int, validator=_check_cubes)
+    timeout: float | None = attrs.field(
+        default=None,
+        converter=_to_seconds,
+        validator=seconds_field("CubePolicy", 0.0, MAX_TIMEOUT, optional=True),
+    )
+    max_bytes: int | None = attrs.field(
+        default=None,
+        converter=_to_int,
+        validator=int_field("CubePolicy", 1, MAX_BYTES, optional=True),
+    )
     flush_interval: float = attrs.field(
-        default=FLUSH_INTERVAL, converter=_to_timeout, validator=_check_flush
+        default=FLUSH_INTERVAL,
+        converter=_to_seconds,
+        validator=seconds_field("CubePolicy", 0.0, _MAX_INTERVAL),
     )
     sync_interval: float | None = attrs.field(
-        default=1.0, converter=_to_timeout, validator=_check_sync
+        default=1.0,
+        converter=_to_seconds,
+        validator=seconds_field("CubePolicy", 0.0, _MAX_INTERVAL, lo_open=False, optional=True),
     )
 
     @classmethod

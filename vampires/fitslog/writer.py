@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
+from vampires._checks import ShmDir, check_int
 from vampires.config import shm_dir as default_shm_dir
 from vampires.errors import FitsFormatError, VampiresError
 from vampires.fitslog.directio import ALIGN, BounceBuffer, WriteChunk, write_all, write_direct
@@ -276,7 +277,7 @@ class CubeWriter:
         self,
         *,
         header_provider: HeaderProvider | None = None,
-        shm_dir: Path | None = None,
+        shm_dir: ShmDir = None,
         fsync: bool = True,
         direct: bool = True,
         chunk_bytes: int = _CHUNK,
@@ -284,9 +285,7 @@ class CubeWriter:
         clock: Callable[[], float] = time.time,
         version: str = "",
     ) -> None:
-        if chunk_bytes < 1:
-            msg = f"CubeWriter: chunk_bytes must be >= 1 (got {chunk_bytes})"
-            raise ValueError(msg)
+        check_int(chunk_bytes, "CubeWriter: chunk_bytes", 1)  # a ConfigError is a ValueError
         self._provider = header_provider
         self._shm_dir = shm_dir
         self._fsync = fsync

@@ -292,8 +292,8 @@ class _Device:
 
     def _run(self) -> None:
         sim, ring = self.sim, self.ring
-        assert sim is not None  # noqa: S101 - set by start()
-        assert ring is not None  # noqa: S101 - set by start()
+        if sim is None or ring is None:  # start() sets both before it starts this thread
+            return
         while self.capturing:
             timing = sim.wait_frame(0.02)
             if timing is None or not self.capturing:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vampires._checks import ShmDir
 from vampires.errors import ConfigError, FitsFormatError
 from vampires.view.overlay import FieldOutline, WcsPoint, mbi_outlines, wcs_points
 from vampires.view.render import Rendered, Renderer, RenderSettings
@@ -207,7 +208,7 @@ class StreamView:
         *,
         settings: RenderSettings | None = None,
         watch_logger: bool = True,
-        shm_dir: str | os.PathLike[str] | None = None,
+        shm_dir: ShmDir = None,
     ) -> None:
         self.source: FrameSource = (
             open_source(source, shm_dir=shm_dir) if isinstance(source, str) else source

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from vampires._checks import check_int
 from vampires.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -123,9 +124,7 @@ def _check_choice(choices: tuple[str, ...] | Mapping[str, object], what: str) ->
 
 
 def _check_factor(inst: object, attr: attrs.Attribute[int], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
-        msg = f"binning factor must be an integer 1-64 (got {value!r})"
-        raise ConfigError(msg)
+    check_int(value, "binning factor", 1, 64)
 
 
 def _check_saturation(inst: object, attr: attrs.Attribute[Any], value: object) -> None:
@@ -317,13 +316,12 @@ class Renderer:
     def _buffers(
         self, shape: tuple[int, int]
     ) -> tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.uint8]]:
-        if self._image is None or self._image.shape != shape:
-            self._image = np.empty(shape, np.float32)
-            self._sat = np.empty(shape, np.uint8)
-            self._rgb = np.empty((*shape, 3), np.uint8)
-        assert self._sat is not None  # noqa: S101 - set with the image
-        assert self._rgb is not None  # noqa: S101
-        return self._image, self._sat, self._rgb
+        image, sat, rgb = self._image, self._sat, self._rgb
+        if image is None or sat is None or rgb is None or image.shape != shape:
+            image = self._image = np.empty(shape, np.float32)
+            sat = self._sat = np.empty(shape, np.uint8)
+            rgb = self._rgb = np.empty((*shape, 3), np.uint8)
+        return image, sat, rgb
 
     def limits(self, image: NDArray[np.float32]) -> tuple[float, float]:
         """Return the display limits for a reduced image under the current settings.

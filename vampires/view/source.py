@@ -19,7 +19,6 @@ publisher comes back.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import numpy as np
 
+from vampires._checks import ShmDir
 from vampires.errors import ConfigError, LinkError, LinkTimeout, StreamError, TornFrameError
 from vampires.link._common import check_stream_name
 
@@ -181,7 +181,7 @@ class LocalSource:
         self,
         name: str,
         *,
-        shm_dir: str | os.PathLike[str] | None = None,
+        shm_dir: ShmDir = None,
         silent_after: float = SILENT_AFTER_S,
     ) -> None:
         self._target = ViewTarget(name=check_stream_name(name, "stream name"))
@@ -270,9 +270,11 @@ class LocalSource:
             if silent > self._silent_after:
                 self._state = f"no new frame of {self._target.name} for {silent:.0f} s"
             return None
-        assert self._buf is not None  # noqa: S101 - set with the stream
+        buf = self._buf
+        if buf is None:  # set when the stream is attached, before any frame is read
+            return None
         try:
-            stream.read(out=self._buf)
+            stream.read(out=buf)
         except TornFrameError as exc:  # writer too fast for one copy: skip this poll
             logger.debug("view %s: %s", self._target.name, exc)
             return None
@@ -290,7 +292,7 @@ class LocalSource:
             self._keywords = MappingProxyType({n: v for n, v, _ in cards})
             self._comments = MappingProxyType({n: c for n, _, c in cards})
             self._kw_version = version
-        data = self._buf if self._buf.ndim == 2 else self._buf[0]
+        data = buf if buf.ndim == 2 else buf[0]
         return SourceFrame(
             data=data,
             cnt0=cnt0,
@@ -430,7 +432,7 @@ class RemoteSource:
 def open_source(
     target: ViewTarget | str,
     *,
-    shm_dir: str | os.PathLike[str] | None = None,
+    shm_dir: ShmDir = None,
     curve_dir: str | Path | None = None,
 ) -> FrameSource:
     """Open the source for a target.

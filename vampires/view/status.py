@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from vampires._checks import ShmDir
 
 __all__ = ["LoggerWatch", "RateMeter", "StatusLine", "describe_logger"]
 
@@ -223,9 +225,7 @@ class LoggerWatch:
         Shm folder of the control sockets.
     """
 
-    def __init__(
-        self, name: str, *, period: float = 1.0, shm_dir: str | os.PathLike[str] | None = None
-    ) -> None:
+    def __init__(self, name: str, *, period: float = 1.0, shm_dir: ShmDir = None) -> None:
         self._name = name
         self._period = period
         self._shm_dir = shm_dir
@@ -236,7 +236,7 @@ class LoggerWatch:
 
     def _run(self) -> None:
         from vampires.errors import VampiresError
-        from vampires.fitslog.control import LoggerGroup
+        from vampires.fitslog.remote import LoggerGroup
 
         shm_dir = Path(self._shm_dir) if self._shm_dir is not None else None
         group = LoggerGroup([self._name], timeout=0.5, shm_dir=shm_dir)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from vampires._checks import ShmDir, check_int
 from vampires.errors import ConfigError, VampiresError
 from vampires.view.model import KEY_HELP, StreamView, default_max_fps
 from vampires.view.render import COLORMAPS, STRETCHES, RenderSettings, auto_factor
@@ -65,7 +66,9 @@ def _app() -> QtWidgets.QApplication:
     app = QtWidgets.QApplication.instance()
     if app is None:
         app = QtWidgets.QApplication([])
-    assert isinstance(app, QtWidgets.QApplication)  # noqa: S101 - a widgets app, not a core one
+    if not isinstance(app, QtWidgets.QApplication):  # a core application runs: no widgets
+        msg = f"the viewer needs a QApplication (widgets), but a {type(app).__name__} is running"
+        raise VampiresError(msg)
     return app
 
 
@@ -302,16 +305,13 @@ class Viewer:
         max_fps: float | None = None,
         dark: str | os.PathLike[str] | None = None,
         save_dir: str | os.PathLike[str] | None = None,
-        shm_dir: str | os.PathLike[str] | None = None,
+        shm_dir: ShmDir = None,
         size: tuple[int, int] | None = None,
     ) -> None:
         if isinstance(targets, str) or not targets:
             msg = "Viewer needs a list of one or more streams, e.g. ['vcam1', 'vcam2']"
             raise ConfigError(msg)
-        bin_: object = bin
-        if isinstance(bin_, bool) or not isinstance(bin_, int) or not 0 <= bin_ <= 64:
-            msg = f"bin must be 0 (fit the window) or a factor 1-64 (got {bin!r})"
-            raise ConfigError(msg)
+        check_int(bin, "bin (0 = fit the window, else a factor)", 0, 64)
         rate: object = default_max_fps(os.environ.get("DISPLAY")) if max_fps is None else max_fps
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1000:
             msg = f"max_fps must be a number of frames per second in (0, 1000] (got {max_fps!r})"

@@ -1,6 +1,6 @@
 """Drive logger daemons: start one, command many at once, list them.
 
->>> from vampires.fitslog.control import LoggerGroup
+>>> from vampires.fitslog.remote import LoggerGroup
 >>> group = LoggerGroup(["vcam1", "vcam2"])
 >>> result = group.on()
 >>> for line in describe(result):
@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from vampires._checks import ShmDir
 from vampires.control.client import (
     GroupResult,
     TargetResult,
@@ -51,6 +52,10 @@ __all__ = [
 KIND = "logger"
 
 
+def _shm_path(shm_dir: ShmDir) -> Path | None:
+    return Path(shm_dir) if shm_dir is not None else None
+
+
 class LoggerGroup:
     """Several logger daemons commanded together.
 
@@ -69,7 +74,7 @@ class LoggerGroup:
         names: Sequence[str],
         *,
         timeout: float = 5.0,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
     ) -> None:
         if isinstance(names, str):
             names = [names]
@@ -88,7 +93,7 @@ class LoggerGroup:
         cls,
         *,
         timeout: float = 5.0,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         include_dead: bool = False,
     ) -> LoggerGroup:
         """Return a group of every logger daemon that answers ``ping``.
@@ -108,7 +113,7 @@ class LoggerGroup:
         LoggerGroup
         """
         found = discover(
-            KIND, shm_dir=shm_dir, timeout=min(timeout, 0.5), include_dead=include_dead
+            KIND, shm_dir=_shm_path(shm_dir), timeout=min(timeout, 0.5), include_dead=include_dead
         )
         return cls([d.name for d in found], timeout=timeout, shm_dir=shm_dir)
 
@@ -339,7 +344,7 @@ def start_logger(
     timeout: float | None = None,
     log_path: Path | str | None = None,
     spawn_timeout: float = 15.0,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
     tcp: str | None = None,
     curve_dir: Path | str | None = None,
     flush: float | None = None,
@@ -477,7 +482,7 @@ class PrepResult:
 
 
 def suggest_frames(
-    names: Sequence[str], *, target_bytes: float = 1.2e9, shm_dir: Path | str | None = None
+    names: Sequence[str], *, target_bytes: float = 1.2e9, shm_dir: ShmDir = None
 ) -> int | None:
     """Suggest frames per cube for the cameras' current crops (cubes of ~1.2 GB).
 
@@ -576,7 +581,7 @@ def _prepare_one(
     base: Path,
     data_type: str | None,
     timeout: float | None,
-    shm_dir: Path | str | None,
+    shm_dir: ShmDir,
 ) -> PrepResult:
     import datetime as dt
 
@@ -588,10 +593,10 @@ def _prepare_one(
     via = ""
     try:
         if data_type is not None:
-            dtype_set, via = set_data_type(name, data_type, shm_dir=shm_dir)
-        if daemon_alive(KIND, name, shm_dir=shm_dir):
+            dtype_set, via = set_data_type(name, data_type, shm_dir=_shm_path(shm_dir))
+        if daemon_alive(KIND, name, shm_dir=_shm_path(shm_dir)):
             # Re-running preplog reconfigures a running logger (next cube).
-            with ControlClient(KIND, name, timeout=5.0, shm_dir=shm_dir) as client:
+            with ControlClient(KIND, name, timeout=5.0, shm_dir=_shm_path(shm_dir)) as client:
                 client.request(
                     "set",
                     {
@@ -654,7 +659,7 @@ def prepare_loggers(
     base: Path | str,
     data_type: str | None = "OBJECT",
     timeout: float | None = None,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
 ) -> list[PrepResult]:
     """Set DATA-TYP and start (or reconfigure) a logger per camera, concurrently.
 
