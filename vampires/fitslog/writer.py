@@ -542,7 +542,7 @@ class CubeWriter:
                 os.fdatasync(oc.fd)
                 os.fdatasync(oc.side_fd)
                 oc.last_sync, oc.unsynced = now, False
-            elif written:
+            elif written and self._fsync and oc.sync_interval is not None:
                 oc.unsynced = True
         except OSError as exc:
             oc.fail(_describe(exc, oc.fits_tmp or job.folder))

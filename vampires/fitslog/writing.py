@@ -131,7 +131,7 @@ class WriterLoop:
                 self._flush_live(live)
 
     def _flush_live(self, live: tuple[FillingCube, OpenCube], *, force: bool = False) -> None:
-        """Flush the cube being filled when a frame waited half the flush interval, or 32 MiB."""
+        """Flush the cube being filled when a frame waited half the flush interval, or 64 MiB."""
         cube, oc = live
         with self._changed:
             n = cube.n
@@ -141,7 +141,12 @@ class WriterLoop:
             oc.pending_since = now
         timed = oc.pending_since is not None and now - oc.pending_since >= cube.flush_interval / 2
         big = n * oc.frame_bytes - oc.aligned >= _FLUSH_BYTES
-        if not (force or timed or big or oc.unsynced):
+        # written but not yet fdatasync'ed: flush (and sync) once the sync period is over,
+        # not at every poll (that made small writes every 0.1 s, 0.54 x the disk's rate)
+        sync_due = (
+            oc.unsynced and oc.sync_interval is not None and now - oc.last_sync >= oc.sync_interval
+        )
+        if not (force or timed or big or sync_due):
             return
         written = self._writer.flush(oc, n, tail=force or timed)
         if oc.on_disk >= n * oc.frame_bytes and oc.rows >= n:
