@@ -126,3 +126,13 @@ def seconds_field(
         check_seconds(value, f"{owner}: {attr.name!r}", lo, hi, lo_open=lo_open)
 
     return validate
+
+
+def check_bool(value: object, what: str, *, error: ErrorType = ConfigError) -> bool:
+    """Return ``value`` as a ``bool`` if it is one (Python or NumPy); strings are refused.
+
+    The message reads ``"<what> must be True or False (got 'disable')"``.
+    """
+    if not isinstance(value, bool | np.bool_):
+        _fail(error, what, "True or False", value)
+    return bool(value)

@@ -12,9 +12,10 @@ from vampires.camera.backends.simulated import (
     SimulatedTrigger,
     deterministic_frame,
 )
-from vampires.camera.camera import Camera, CameraStatus
+from vampires.camera.camera import Camera
 from vampires.camera.keywords import BenchState, frame_keywords
 from vampires.camera.modes import CropMode, ReadoutMode
+from vampires.camera.status import CameraStatus
 from vampires.config import Config
 from vampires.errors import CameraError, ConfigError, StreamError
 from vampires.stream import Stream

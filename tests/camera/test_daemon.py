@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from vampires.camera.backends.simulated import deterministic_frame
-from vampires.camera.camera import Camera, RemoteCamera
+from vampires.camera.camera import Camera
+from vampires.camera.remote import RemoteCamera
 from vampires.cli import camstart, camstop
 from vampires.control import daemon_alive
 from vampires.control.spawn import pid_alive
@@ -217,6 +218,7 @@ def test_remote_stop_start_and_bench(cameras):
 
         cam.set_bench(BenchState(beamsplitter="PBS", scexao_polarizer="IN"))
         assert stream.keywords["OBS-MOD"] == "IPOL_MBI"
+        assert cam.bench == BenchState(beamsplitter="PBS", scexao_polarizer="IN")
         assert cam.set_external_trigger(True) is True
         cam.trigger()
         assert cam.measured_fps >= 0.0

@@ -10,11 +10,11 @@ from vampires.camera.modes import (
     CropMode,
     Hotspot,
     ReadoutMode,
-    _parse_readout_mode,
     frame_rate,
     known_cameras,
     load_camera_table,
     parse_data_type,
+    parse_readout_mode,
     readout_time,
 )
 from vampires.config import Config
@@ -163,12 +163,12 @@ def test_cropmode_roundtrip_and_props():
 
 
 def test_parse_readout_mode():
-    assert _parse_readout_mode("fast") is ReadoutMode.FAST
-    assert _parse_readout_mode(" SLOW ") is ReadoutMode.SLOW
-    assert _parse_readout_mode(ReadoutMode.SLOW) is ReadoutMode.SLOW
+    assert parse_readout_mode("fast") is ReadoutMode.FAST
+    assert parse_readout_mode(" SLOW ") is ReadoutMode.SLOW
+    assert parse_readout_mode(ReadoutMode.SLOW) is ReadoutMode.SLOW
     for bad in ("ULTRA", 1, None):
         with pytest.raises(ConfigError, match="must be one of FAST, SLOW"):
-            _parse_readout_mode(bad)
+            parse_readout_mode(bad)
     with pytest.raises(ConfigError, match="not available"):
         load_camera_table("vpupcam").readout("SLOW")
 

@@ -20,6 +20,7 @@ __all__ = [
     "DATA_TYPES",
     "BenchState",
     "Camera",
+    "CameraLike",
     "CameraStatus",
     "CameraTable",
     "CropMode",
@@ -32,16 +33,17 @@ _LAZY = {
     "DATA_TYPES": "vampires.camera.modes",
     "BenchState": "vampires.camera.keywords",
     "Camera": "vampires.camera.camera",
-    "CameraStatus": "vampires.camera.camera",
+    "CameraLike": "vampires.camera.status",
+    "CameraStatus": "vampires.camera.status",
     "CameraTable": "vampires.camera.modes",
     "CropMode": "vampires.camera.modes",
     "ReadoutMode": "vampires.camera.modes",
-    "RemoteCamera": "vampires.camera.camera",
+    "RemoteCamera": "vampires.camera.remote",
     "load_camera_table": "vampires.camera.modes",
 }
 
 if TYPE_CHECKING:
-    from vampires.camera.camera import Camera, CameraStatus, RemoteCamera
+    from vampires.camera.camera import Camera
     from vampires.camera.keywords import BenchState
     from vampires.camera.modes import (
         DATA_TYPES,
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
         ReadoutMode,
         load_camera_table,
     )
+    from vampires.camera.remote import RemoteCamera
+    from vampires.camera.status import CameraLike, CameraStatus
 
 
 def __getattr__(name: str) -> object:

@@ -16,6 +16,7 @@ command                arguments                                reply
 ``set_external_trigger`` ``enable`` (bool)                      ``enable``, ``fps``
 ``set_data_type``      ``data_type`` (str)                      ``data_type``
 ``set_keyword``        ``name`` (str), ``value`` (int/float/str/bool)
+``bench``                                                       ``bench`` (dict)
 ``set_bench``          fields of :class:`BenchState`
 ``trigger``                                                     one software trigger
 ``start`` / ``stop``                                            resume / pause acquisition
@@ -23,7 +24,7 @@ command                arguments                                reply
 =====================  =======================================  ======================
 
 Refused arguments come back as ``ok: false`` with ``"ConfigError: ..."``;
-:class:`~vampires.camera.camera.RemoteCamera` turns them back into exceptions.
+:class:`~vampires.camera.remote.RemoteCamera` turns them back into exceptions.
 SIGTERM / SIGINT stop the daemon cleanly (camera stopped, stream file kept).
 """
 
@@ -112,6 +113,9 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
         camera.set_bench(bench)
         return {"bench": attrs.asdict(camera.bench)}
 
+    def bench(a: dict[str, Any]) -> dict[str, Any]:
+        return {"bench": attrs.asdict(camera.bench)}
+
     def trigger(a: dict[str, Any]) -> dict[str, Any]:
         camera.trigger()
         return {}
@@ -157,6 +161,7 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
             func=set_data_type, args={"data_type": Arg(type="str", required=True)}
         ),
         "set_keyword": Command(func=set_keyword, help="user keyword (name, value)", strict=False),
+        "bench": Command(func=bench, help="simulated bench state (read)"),
         "set_bench": Command(func=set_bench, args=bench_args, help="simulated bench state"),
         "trigger": Command(func=trigger, help="one software trigger"),
         "start": Command(func=start, help="resume acquisition"),

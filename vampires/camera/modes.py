@@ -63,6 +63,7 @@ __all__ = [
     "known_cameras",
     "load_camera_table",
     "parse_data_type",
+    "parse_readout_mode",
     "readout_time",
 ]
 
@@ -98,7 +99,7 @@ class ReadoutMode(enum.StrEnum):
     SLOW = "SLOW"
 
 
-def _parse_readout_mode(obj: object) -> ReadoutMode:
+def parse_readout_mode(obj: object) -> ReadoutMode:
     """Turn anything from argv, JSON or TOML into a :class:`ReadoutMode`.
 
     Parameters
@@ -490,7 +491,7 @@ class CameraTable:
         ConfigError
             Unknown mode, or a mode this camera does not have (vpupcam: FAST only).
         """
-        parsed = _parse_readout_mode(mode)
+        parsed = parse_readout_mode(mode)
         spec = self.readouts.get(parsed)
         if spec is None:
             have = ", ".join(m.value for m in self.readouts)
@@ -615,7 +616,7 @@ class CameraTable:
         if fps > limit * (1 + 1e-9):
             msg = (
                 f"camera {self.name}: {fps:g} Hz is above the maximum {limit:.2f} Hz of crop "
-                f"{crop.name} in {_parse_readout_mode(mode).value} readout"
+                f"{crop.name} in {parse_readout_mode(mode).value} readout"
             )
             raise ConfigError(msg)
         if fps < low:
@@ -730,7 +731,7 @@ def _build_table(name: str, raw: Mapping[str, Any]) -> CameraTable:
     num = (int, float)
     readouts: dict[ReadoutMode, ReadoutSpec] = {}
     for mode_name, spec in dict(raw.get("readout", {})).items():
-        mode = _parse_readout_mode(mode_name)
+        mode = parse_readout_mode(mode_name)
         ctx = f"readout.{mode_name}"
         readouts[mode] = ReadoutSpec(
             mode=mode,
@@ -795,7 +796,7 @@ def _build_table(name: str, raw: Mapping[str, Any]) -> CameraTable:
         f_ratio=_opt_float(cam.get("f_ratio")),
         gain_keyword=str(cam.get("gain_keyword", "GAIN")),
         default_crop=str(cam.get("default_crop", next(iter(crops), "FULL"))),
-        default_readout=_parse_readout_mode(cam.get("default_readout", "FAST")),
+        default_readout=parse_readout_mode(cam.get("default_readout", "FAST")),
         readouts=MappingProxyType(readouts),
         crops=MappingProxyType(crops),
         hotspots=hotspots,

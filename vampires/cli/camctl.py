@@ -23,7 +23,7 @@ from vampires.cli._logcams import CAMERA_HELP
 from vampires.errors import VampiresError
 
 if TYPE_CHECKING:
-    from vampires.camera.camera import RemoteCamera
+    from vampires.camera.remote import RemoteCamera
 
 __all__ = [
     "get_crop",
@@ -86,7 +86,7 @@ def run_on_cameras(
     int
         0 if every camera succeeded, else 1.
     """
-    from vampires.camera.camera import RemoteCamera
+    from vampires.camera.remote import RemoteCamera
 
     def one(name: str) -> tuple[bool, str]:
         try:

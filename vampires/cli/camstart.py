@@ -44,7 +44,7 @@ def _daemon_argv(name: str, args: argparse.Namespace) -> list[str]:
 def _precheck(name: str, args: argparse.Namespace) -> None:
     """Refuse what can be refused before a process is started."""
     from vampires.camera.backends.factory import check_backend, resolve_backend
-    from vampires.camera.modes import _parse_readout_mode, load_camera_table, parse_data_type
+    from vampires.camera.modes import load_camera_table, parse_data_type, parse_readout_mode
     from vampires.config import Config
 
     spec = resolve_backend(name, Config.load(), backend=args.backend, sim=args.sim)
@@ -64,7 +64,7 @@ def _precheck(name: str, args: argparse.Namespace) -> None:
     if args.mode is not None:
         table.crop(args.mode)
     if args.readout is not None:
-        table.readout(_parse_readout_mode(args.readout))
+        table.readout(parse_readout_mode(args.readout))
     if args.tint is not None:
         table.check_tint(args.tint)
     if args.fps is not None:
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds to wait for each camera daemon to answer (default 20)",
     )
     args = parser.parse_args(argv)
-    from vampires.camera.camera import RemoteCamera
+    from vampires.camera.remote import RemoteCamera
     from vampires.control import spawn_daemon
     from vampires.control.spawn import default_log_path
 

@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds to wait for each camera daemon to exit (default 10)",
     )
     args = parser.parse_args(argv)
-    from vampires.camera.camera import RemoteCamera
+    from vampires.camera.remote import RemoteCamera
     from vampires.control import daemon_alive, discover
     from vampires.control.spawn import pid_alive
 

@@ -21,6 +21,7 @@ from typing import Any, Literal, Self
 import attrs
 import zmq
 
+from vampires._checks import ShmDir
 from vampires.config import control_dir
 from vampires.config import shm_dir as default_shm_dir
 from vampires.control.protocol import (
@@ -62,7 +63,7 @@ def _check_timeout(timeout: object) -> float:
     return float(timeout)
 
 
-def daemon_alive(kind: str, name: str, *, shm_dir: Path | str | None = None) -> bool:
+def daemon_alive(kind: str, name: str, *, shm_dir: ShmDir = None) -> bool:
     """Tell whether a daemon process holds the lock of ``kind``/``name``.
 
     This is a cheap check that does not talk to the daemon: the lock is
@@ -169,7 +170,7 @@ class ControlClient:
         name: str,
         *,
         timeout: float = 2.0,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         endpoint: str | None = None,
         curve_dir: Path | str | None = None,
     ) -> None:
@@ -517,7 +518,7 @@ def group_call(
     args: Mapping[str, Any] | None = None,
     *,
     timeout: float = 2.0,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
 ) -> GroupResult:
     """Send one command to several daemons at once and collect every answer.
 
@@ -626,7 +627,7 @@ class DaemonInfo:
 def discover(
     kind: str | None = None,
     *,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
     timeout: float = 0.5,
     include_dead: bool = False,
 ) -> list[DaemonInfo]:

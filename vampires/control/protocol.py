@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import attrs
 
+from vampires._checks import ShmDir
 from vampires.config import control_dir
 from vampires.errors import CommandError, ConfigError
 
@@ -112,7 +113,7 @@ def validate_name(name: object) -> str:
     return name
 
 
-def socket_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
+def socket_path(kind: str, name: str, shm_dir: ShmDir = None) -> Path:
     """Return the ipc socket file of a daemon: ``<shm>/vampires/<kind>-<name>.sock``.
 
     Parameters
@@ -131,7 +132,10 @@ def socket_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
     ConfigError
         Bad kind or name, or a path too long for a unix socket.
     """
-    path = control_dir(shm_dir) / f"{validate_kind(kind)}-{validate_name(name)}.sock"
+    path = (
+        control_dir(Path(shm_dir) if shm_dir is not None else None)
+        / f"{validate_kind(kind)}-{validate_name(name)}.sock"
+    )
     if len(str(path).encode()) > _MAX_IPC_PATH:
         msg = (
             f"control socket path {path} is longer than the {_MAX_IPC_PATH} bytes a unix "
@@ -141,7 +145,7 @@ def socket_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
     return path
 
 
-def lock_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
+def lock_path(kind: str, name: str, shm_dir: ShmDir = None) -> Path:
     """Return the lock file a running daemon holds (``<kind>-<name>.lock``).
 
     Parameters
@@ -156,7 +160,7 @@ def lock_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
     return socket_path(kind, name, shm_dir).with_suffix(".lock")
 
 
-def endpoint(kind: str, name: str, shm_dir: Path | None = None) -> str:
+def endpoint(kind: str, name: str, shm_dir: ShmDir = None) -> str:
     """Return the ZMQ endpoint ``ipc://<socket path>`` of a daemon.
 
     Parameters

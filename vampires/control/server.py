@@ -28,6 +28,7 @@ from typing import Any, Self
 
 import zmq
 
+from vampires._checks import ShmDir
 from vampires.config import control_dir
 from vampires.config import shm_dir as default_shm_dir
 from vampires.control.protocol import (
@@ -154,7 +155,7 @@ class DaemonServer:
         name: str,
         handlers: Mapping[str, Handler | Command],
         *,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         state: Callable[[], str] | None = None,
         tcp: str | None = None,
         curve_dir: Path | str | None = None,
