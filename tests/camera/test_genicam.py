@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vampires.camera.backends.base import AcquisitionSettings
-from vampires.camera.modes import load_camera_table
+from vampires.camera.table import load_camera_table
 from vampires.errors import CameraError
 from vampires.testing.backend import BackendTests
 from vampires.testing.genicam import FakeGenicamCamera, fake_camera_available

@@ -11,12 +11,11 @@ from vampires.camera.modes import (
     Hotspot,
     ReadoutMode,
     frame_rate,
-    known_cameras,
-    load_camera_table,
     parse_data_type,
     parse_readout_mode,
     readout_time,
 )
+from vampires.camera.table import known_cameras, load_camera_table
 from vampires.config import Config
 from vampires.errors import ConfigError
 
@@ -95,12 +94,12 @@ def test_table_values():
 
 def test_halfarc_warns_when_used_and_snaps(caplog):
     # issue 13 item 11: warned at every table load (every Camera()), not when chosen
-    with caplog.at_level(logging.WARNING, logger="vampires.camera.modes"):
+    with caplog.at_level(logging.WARNING, logger="vampires.camera.table"):
         table = load_camera_table("vcam1")
     assert not any("HALFARC" in r.getMessage() for r in caplog.records)
     raw = table.crops["HALFARC"]
     assert not raw.is_aligned(4)
-    with caplog.at_level(logging.WARNING, logger="vampires.camera.modes"):
+    with caplog.at_level(logging.WARNING, logger="vampires.camera.table"):
         real = table.crop("HALFARC")
     assert any("HALFARC" in r.getMessage() for r in caplog.records)
     assert (real.x0, real.y0, real.width, real.height) == (1912, 1016, 268, 268)

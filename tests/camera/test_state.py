@@ -6,10 +6,11 @@ import pytest
 
 from vampires.camera.camera import Camera
 from vampires.camera.keywords import BenchState
-from vampires.camera.modes import ReadoutMode, load_camera_table
+from vampires.camera.modes import ReadoutMode
 from vampires.camera.remote import RemoteCamera
 from vampires.camera.state import CameraState, load_state, resolve_state, save_state
 from vampires.camera.status import CameraLike
+from vampires.camera.table import load_camera_table
 from vampires.config import Config
 from vampires.errors import ConfigError
 

@@ -35,25 +35,20 @@ _LAZY = {
     "Camera": "vampires.camera.camera",
     "CameraLike": "vampires.camera.status",
     "CameraStatus": "vampires.camera.status",
-    "CameraTable": "vampires.camera.modes",
+    "CameraTable": "vampires.camera.table",
     "CropMode": "vampires.camera.modes",
     "ReadoutMode": "vampires.camera.modes",
     "RemoteCamera": "vampires.camera.remote",
-    "load_camera_table": "vampires.camera.modes",
+    "load_camera_table": "vampires.camera.table",
 }
 
 if TYPE_CHECKING:
     from vampires.camera.camera import Camera
     from vampires.camera.keywords import BenchState
-    from vampires.camera.modes import (
-        DATA_TYPES,
-        CameraTable,
-        CropMode,
-        ReadoutMode,
-        load_camera_table,
-    )
+    from vampires.camera.modes import DATA_TYPES, CropMode, ReadoutMode
     from vampires.camera.remote import RemoteCamera
     from vampires.camera.status import CameraLike, CameraStatus
+    from vampires.camera.table import CameraTable, load_camera_table
 
 
 def __getattr__(name: str) -> object:

@@ -61,16 +61,15 @@ from vampires.camera.keywords import (
     check_keywords,
 )
 from vampires.camera.modes import (
-    CameraTable,
     CropMode,
     ReadoutMode,
     frame_rate,
-    load_camera_table,
     parse_data_type,
     parse_readout_mode,
 )
 from vampires.camera.state import CameraState, load_state, resolve_state, save_state
 from vampires.camera.status import CameraStatus
+from vampires.camera.table import CameraTable, load_camera_table
 from vampires.config import Config
 from vampires.errors import (
     CameraError,

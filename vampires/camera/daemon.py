@@ -42,7 +42,8 @@ import attrs
 
 from vampires.camera.camera import Camera
 from vampires.camera.keywords import BenchState
-from vampires.camera.modes import CropMode, load_camera_table
+from vampires.camera.modes import CropMode
+from vampires.camera.table import load_camera_table
 from vampires.config import Config
 from vampires.errors import ConfigError, VampiresError
 

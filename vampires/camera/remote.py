@@ -62,7 +62,7 @@ class RemoteCamera:
         self._client = ControlClient("camera", name, timeout=timeout, shm_dir=shm_dir)
 
     def _not_running(self, why: str) -> CameraError:
-        from vampires.camera.modes import known_cameras
+        from vampires.camera.table import known_cameras
 
         known = known_cameras()
         if self.name in known:

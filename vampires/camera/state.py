@@ -21,13 +21,13 @@ from vampires._checks import check_bool
 from vampires.camera.backends.base import AcquisitionSettings
 from vampires.camera.keywords import MANAGED_KEYWORDS, BenchState, KeywordValue, check_keywords
 from vampires.camera.modes import (
-    CameraTable,
     CropMode,
     ReadoutMode,
     frame_rate,
     parse_data_type,
     parse_readout_mode,
 )
+from vampires.camera.table import CameraTable
 from vampires.errors import ConfigError, KeywordError
 
 if TYPE_CHECKING:

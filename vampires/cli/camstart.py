@@ -44,7 +44,8 @@ def _daemon_argv(name: str, args: argparse.Namespace) -> list[str]:
 def _precheck(name: str, args: argparse.Namespace) -> None:
     """Refuse what can be refused before a process is started."""
     from vampires.camera.backends.factory import check_backend, resolve_backend
-    from vampires.camera.modes import load_camera_table, parse_data_type, parse_readout_mode
+    from vampires.camera.modes import parse_data_type, parse_readout_mode
+    from vampires.camera.table import load_camera_table
     from vampires.config import Config
 
     spec = resolve_backend(name, Config.load(), backend=args.backend, sim=args.sim)
@@ -54,7 +55,7 @@ def _precheck(name: str, args: argparse.Namespace) -> None:
         msg = f"--deterministic and --trigger-stream are simulator options (backend {spec})"
         raise ConfigError(msg)
     check_backend(spec)  # library installed, device seen: one line if not
-    modes_log = logging.getLogger("vampires.camera.modes")
+    modes_log = logging.getLogger("vampires.camera.table")
     level = modes_log.level
     modes_log.setLevel(logging.ERROR)  # table warnings (HALFARC grid) go to the daemon log
     try:

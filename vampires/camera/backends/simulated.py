@@ -51,7 +51,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vampires.camera.backends.base import AcquisitionSettings, FrameTiming
-from vampires.camera.modes import CameraTable, CropMode
+from vampires.camera.modes import CropMode
+from vampires.camera.table import CameraTable
 from vampires.errors import CameraError, StreamError
 
 if TYPE_CHECKING:
