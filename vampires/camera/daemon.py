@@ -25,17 +25,16 @@ command                arguments                                reply
 
 Refused arguments come back as ``ok: false`` with ``"ConfigError: ..."``;
 :class:`~vampires.camera.remote.RemoteCamera` turns them back into exceptions.
-SIGTERM / SIGINT stop the daemon cleanly (camera stopped, stream file kept).
+SIGTERM / SIGINT / SIGHUP stop the daemon cleanly (camera stopped, stream file kept;
+see :mod:`vampires.control.entry`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 import attrs
@@ -210,7 +209,7 @@ def add_camera_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the camera daemon in the foreground until ``shutdown`` or SIGTERM.
+    """Run the camera daemon in the foreground until ``shutdown`` or a stop signal.
 
     Parameters
     ----------
@@ -222,46 +221,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 after a clean stop, 1 if the camera could not start.
     """
+    from vampires.control.entry import run_daemon, setup_daemon_logging
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    from vampires.control import DaemonServer
-
+    setup_daemon_logging()
     try:
-        from vampires.camera.backends.factory import make_backend, resolve_backend
-
-        config = Config.load()
-        table = load_camera_table(args.camera, config=config, site=args.site)
-        spec = resolve_backend(args.camera, config, backend=args.backend, sim=args.sim)
-        backend = make_backend(
-            spec,
-            shm_dir=config.shm_dir,
-            deterministic=args.deterministic,
-            trigger_stream=args.trigger_stream,
-        )
-        camera = Camera(
-            args.camera,
-            backend=backend,
-            table=table,
-            config=config,
-            crop=args.mode,
-            readout=args.readout,
-            tint=args.tint,
-            fps=args.fps,
-            external_trigger=True if args.external_trigger else None,
-            data_type=args.data_type,
-            restore=not args.fresh,
-        )
+        camera = _make_camera(args)
     except VampiresError as exc:
         logger.error("camera %s: cannot start: %s", args.camera, exc)
         return 1
-    try:
+
+    def serve(stop: threading.Event) -> int:
+        from vampires.control import DaemonServer
+
         with camera:
             server = DaemonServer(
                 "camera",
@@ -272,11 +244,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             with server:
                 logger.info("camera %s: serving on %s", args.camera, server.endpoint)
                 server.serve(stop)
-    except VampiresError as exc:
-        logger.error("camera %s: stopped on error: %s", args.camera, exc)
-        return 1
-    logger.info("camera %s: daemon stopped", args.camera)
-    return 0
+        logger.info("camera %s: daemon stopped", args.camera)
+        return 0
+
+    return run_daemon(f"camera {args.camera}", serve)
+
+
+def _make_camera(args: argparse.Namespace) -> Camera:
+    from vampires.camera.backends.factory import make_backend, resolve_backend
+
+    config = Config.load()
+    table = load_camera_table(args.camera, config=config, site=args.site)
+    spec = resolve_backend(args.camera, config, backend=args.backend, sim=args.sim)
+    backend = make_backend(
+        spec,
+        shm_dir=config.shm_dir,
+        deterministic=args.deterministic,
+        trigger_stream=args.trigger_stream,
+    )
+    return Camera(
+        args.camera,
+        backend=backend,
+        table=table,
+        config=config,
+        crop=args.mode,
+        readout=args.readout,
+        tint=args.tint,
+        fps=args.fps,
+        external_trigger=True if args.external_trigger else None,
+        data_type=args.data_type,
+        restore=not args.fresh,
+    )
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ __all__ = [
     "WATCH_PERIOD",
     "LoggerDaemon",
     "LoggerLike",
+    "run_logger_daemon",
     "status_to_dict",
 ]
 
@@ -622,3 +623,65 @@ class LoggerDaemon:
                 self.close_logger()
             finally:
                 self._server.close()
+
+
+def run_logger_daemon(
+    stream: str,
+    *,
+    cube_size: int,
+    cubes: int = -1,
+    root: Path | str | None = None,
+    dirname: Path | str | None = None,
+    timeout: float | None = None,
+    flush: float | None = None,
+    sync: float | None = None,
+    tcp: str | None = None,
+    curve_dir: Path | str | None = None,
+) -> int:
+    """Run a logger daemon in the foreground (``vampires logger run``) until ``kill`` or a signal.
+
+    Parameters
+    ----------
+    stream, cube_size, cubes, root, dirname, timeout, tcp, curve_dir
+        As for :func:`vampires.fitslog.control.start_logger`; ``root`` defaults
+        to the config's ``data_root`` unless ``dirname`` is given.
+    flush
+        Seconds a frame may wait in RAM (default 1).
+    sync
+        Seconds between fdatasyncs; None or 0 = every flush, < 0 = only at close.
+
+    Returns
+    -------
+    int
+        0 after a clean exit, 1 if the daemon ended on an error (logged).
+
+    Raises
+    ------
+    ConfigError
+        A bad setting (nothing started).
+    """
+    from vampires.config import Config
+    from vampires.control.entry import run_daemon, setup_daemon_logging
+    from vampires.fitslog.policy import CubePolicy
+
+    setup_daemon_logging()
+    if not root and not dirname:
+        root = str(Config.load().data_root)
+    policy = CubePolicy(
+        frames_per_cube=cube_size,
+        cubes=cubes,
+        timeout=timeout,
+        flush_interval=1.0 if flush is None else flush,
+        sync_interval=None if sync is not None and sync < 0 else (sync or 0.0),
+    )
+    daemon = LoggerDaemon(stream, policy, root=root, dirname=dirname, tcp=tcp, curve_dir=curve_dir)
+
+    def serve(stop: threading.Event) -> int:
+        daemon.serve(stop)
+        if daemon.fatal is not None:
+            logger.error("%s", daemon.fatal)
+            return 1
+        logger.info("logger %s: exited cleanly", stream)
+        return 0
+
+    return run_daemon(f"logger {stream}", serve)
