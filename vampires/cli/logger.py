@@ -201,7 +201,7 @@ def _command(args: argparse.Namespace) -> int:
     elif args.action == "stop":
         result = group.kill()
     else:
-        result = group.call({"next": "next"}.get(args.action, args.action))
+        result = group.call(args.action)
     status = report(result)
     if args.action == "status":
         for r in result:

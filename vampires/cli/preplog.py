@@ -122,11 +122,9 @@ def _ask(prompt: str, parse: Callable[[str], T], default: str | None) -> T:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = f"must be >= 1 (got {value})"
-        raise ValueError(msg)
-    return value
+    from vampires._checks import check_int
+
+    return check_int(int(text), "frames per cube", 1)
 
 
 def _cubes(text: str) -> int:

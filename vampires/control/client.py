@@ -21,7 +21,7 @@ from typing import Any, Literal, Self
 import attrs
 import zmq
 
-from vampires._checks import ShmDir
+from vampires._checks import ShmDir, check_seconds
 from vampires.config import control_dir
 from vampires.config import shm_dir as default_shm_dir
 from vampires.control.protocol import (
@@ -57,10 +57,7 @@ Status = Literal["ok", "error", "timeout", "not-running"]
 
 
 def _check_timeout(timeout: object) -> float:
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
-        msg = f"timeout must be a number of seconds in (0, 3600], got {timeout!r}"
-        raise ConfigError(msg)
-    return float(timeout)
+    return check_seconds(timeout, "timeout")
 
 
 def daemon_alive(kind: str, name: str, *, shm_dir: ShmDir = None) -> bool:

@@ -546,7 +546,7 @@ def set_data_type(
     """
     from vampires.camera.modes import parse_data_type
     from vampires.control.client import ControlClient
-    from vampires.errors import ControlError, DaemonNotRunning
+    from vampires.errors import DaemonNotRunning
 
     value = parse_data_type(data_type)
     with ControlClient("camera", name, timeout=timeout, shm_dir=shm_dir) as client:
@@ -554,8 +554,6 @@ def set_data_type(
             reply = client.call("set_data_type", data_type=value)
         except DaemonNotRunning:
             pass
-        except ControlError:
-            raise
         else:
             return str(reply.get("data_type", value)), "camera daemon"
     from vampires.stream import Stream
