@@ -23,7 +23,7 @@ command                arguments                                reply
 ``shutdown``                                                    stops camera and daemon
 =====================  =======================================  ======================
 
-Refused arguments come back as ``ok: false`` with ``"ConfigError: ..."``;
+Refused arguments come back as ``ok: false`` with ``"error_type": "ConfigError"``;
 :class:`~vampires.camera.remote.RemoteCamera` turns them back into exceptions.
 SIGTERM / SIGINT / SIGHUP stop the daemon cleanly (camera stopped, stream file kept;
 see :mod:`vampires.control.entry`).

@@ -43,6 +43,9 @@ __all__ = [
     "stop_cameras",
 ]
 
+#: Error classes a camera daemon's reply (``error_type``) is raised as again: a
+#: refused keyword is a refused argument; the control plane's own refusals and
+#: unexpected failures (not in this table) are raised as ConfigError.
 _ERRORS: dict[str, type[Exception]] = {
     "ConfigError": ConfigError,
     "KeywordError": ConfigError,
@@ -106,16 +109,13 @@ class RemoteCamera:
             )
             raise CameraTimeout(msg) from exc
         except CommandError as exc:
-            text = str(exc)
-            prefix = f"camera {self.name}: "
-            text = text[len(prefix) :] if text.startswith(prefix) else text
-            kind, sep, rest = text.partition(": ")
-            cls = _ERRORS.get(kind) if sep else None
+            cls = _ERRORS.get(exc.remote_type or "")
+            text = exc.remote_message or str(exc)
             if cls is None:
                 # schema errors from the control plane are bad arguments too
                 msg = f"camera {self.name}: {text}"
                 raise ConfigError(msg) from exc
-            raise cls(rest) from exc
+            raise cls(text) from exc
 
     def ping(self) -> dict[str, Any]:
         """Check the daemon answers; return its ping reply."""

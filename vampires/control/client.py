@@ -28,6 +28,7 @@ from vampires.control.protocol import (
     MAX_MESSAGE_BYTES,
     decode_reply,
     encode,
+    error_text,
     lock_path,
     parse_socket_name,
     socket_path,
@@ -270,7 +271,7 @@ class ControlClient:
             No reply in time (the daemon is alive but busy or hung).
         CommandError
             The daemon refused the command (reply ``ok`` false); the reply is
-            in ``exc.reply``.
+            in ``exc.reply``, the daemon's error class name in ``exc.remote_type``.
         ControlError
             The reply is malformed.
         """
@@ -331,10 +332,8 @@ class ControlClient:
             msg = f"{self.kind} {self.name}: malformed reply to {command!r}: {exc}"
             raise ControlError(msg) from exc
         if not reply["ok"]:
-            msg = f"{self.kind} {self.name}: {reply.get('error', f'{command} refused')}"
-            error = CommandError(msg)
-            error.reply = reply  # type: ignore[attr-defined]
-            raise error
+            msg = f"{self.kind} {self.name}: {error_text(reply, command)}"
+            raise CommandError(msg, reply=reply)
         return reply
 
     def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
@@ -502,7 +501,7 @@ def _one_target(
             name=name,
             status="error",
             reply=reply,
-            error=str(reply.get("error", "refused")),
+            error=error_text(reply),
             time=t,
             round_trip=rtt,
         )
