@@ -461,7 +461,7 @@ def run_demo(
             interrupted = True
         finally:
             for name, lg in loggers.items():
-                lg.stop(wait_for_cube=False)
+                lg.pause(wait_for_cube=False)
                 seconds[name] = time.time() - started.get(name, time.time())
             for lg in loggers.values():
                 lg.wait_idle(timeout=120.0)

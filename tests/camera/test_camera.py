@@ -334,7 +334,7 @@ def test_one_writer_per_stream(cam):
     with pytest.raises(CameraError, match="already acquiring"):
         other.start()
     assert not other.running
-    cam.stop()
+    cam.pause()
     other.start()  # free once the first one stopped
     assert other.running
     other.close()

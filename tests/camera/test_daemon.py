@@ -206,7 +206,7 @@ def test_garbage_commands_get_errors_and_change_nothing(cameras):
 
 def test_remote_stop_start_and_bench(cameras):
     with Camera.connect("vcam1") as cam, Stream.open("vcam1") as stream:
-        cam.stop()
+        cam.pause()
         assert not cam.running
         count = stream.cnt0
         time.sleep(0.2)

@@ -239,7 +239,7 @@ def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path,
             with Logger("vpupcam", policy, dirname=tmp_path) as log:
                 log.start()
                 _wait(lambda: log.status().frames >= 5)
-                log.stop()
+                log.pause()
                 log.wait_idle(timeout=30)
             cubes = sorted(tmp_path.glob("vpupcam_*.fits"))
             assert cubes

@@ -75,3 +75,14 @@ def test_camera_and_remote_are_camera_like(tmp_path):
         assert use(remote) == "vcam1"
     finally:
         remote.close()
+
+
+def test_stop_is_the_deprecated_name_of_pause(tmp_path):
+    with Camera("vcam1", shm_dir=tmp_path) as cam:
+        with pytest.deprecated_call(match=r"Camera\.pause\(\)"):
+            cam.stop()
+        assert not cam.running
+        cam.start()
+        assert cam.running
+        cam.pause()
+        assert not cam.running

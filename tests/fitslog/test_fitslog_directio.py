@@ -255,7 +255,7 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
                 # writer may lag, and a frame with no free buffer is dropped (a
                 # rate question, measured in benchmarks/, not what this test checks)
                 wait_until(lambda k=k: log.status().files == k + 1, 30)
-            log.stop()
+            log.pause()
             assert log.wait_idle(30)
             assert log.status().dropped == 0
             header_bytes = {len(fits.Header.fromfile(p).tostring()) for p in cubes_in(direct_dir)}

@@ -576,7 +576,7 @@ def test_a_cube_being_written_is_the_newest_line(tmp_path: Path, shm_dir: Path) 
             assert folder.n_files == 1
             assert "writing: 2 frames so far" in file_line(writing).plain
             assert json.loads(json.dumps(writing.to_dict()))["writing"] is True
-            log.stop()
+            log.pause()
             assert log.wait_idle(30)
     (folder,) = Watcher([str(folder_path)], n=5).scan()
     assert [f.shape[0] for f in folder.files] == [2, 5]

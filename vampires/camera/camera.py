@@ -44,6 +44,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -259,8 +260,8 @@ class Camera:
                         self.backend.kind, self._state.crop.name,
                         self._state.readout.value, self._state.fps)  # fmt: skip
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop acquiring (idempotent); the stream file stays.
+    def pause(self, timeout: float = 5.0) -> None:
+        """Pause acquiring (idempotent); the stream file and settings stay, start() resumes.
 
         Parameters
         ----------
@@ -279,6 +280,19 @@ class Camera:
                 self._stream.close()
                 self._stream = None
             self._release_writer_lock()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Pause acquiring: the deprecated name of :meth:`pause` (stop now ends a daemon).
+
+        .. deprecated:: issue 17
+           Use :meth:`pause`.
+        """
+        warnings.warn(
+            "Camera.stop() is deprecated: use Camera.pause() (stop now means ending a daemon)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.pause(timeout)
 
     def _take_writer_lock(self) -> None:
         """Be the only writer of the stream: flock ``camera-<name>.writer.lock``."""
@@ -312,7 +326,7 @@ class Camera:
         if self._closed:
             return
         try:
-            self.stop()
+            self.pause()
         finally:
             self.backend.close()
             self._closed = True

@@ -19,7 +19,8 @@ command                arguments                                reply
 ``bench``                                                       ``bench`` (dict)
 ``set_bench``          fields of :class:`BenchState`
 ``trigger``                                                     one software trigger
-``start`` / ``stop``                                            resume / pause acquisition
+``start`` / ``pause``                                           resume / pause acquisition
+``stop``                                                        deprecated name of ``pause``
 ``shutdown``                                                    stops camera and daemon
 =====================  =======================================  ======================
 
@@ -124,8 +125,8 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
         camera.start()
         return {"running": camera.running}
 
-    def stop_acquisition(a: dict[str, Any]) -> dict[str, Any]:
-        camera.stop()
+    def pause(a: dict[str, Any]) -> dict[str, Any]:
+        camera.pause()
         return {"running": camera.running}
 
     def shutdown(a: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +166,8 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
         "set_bench": Command(func=set_bench, args=bench_args, help="simulated bench state"),
         "trigger": Command(func=trigger, help="one software trigger"),
         "start": Command(func=start, help="resume acquisition"),
-        "stop": Command(func=stop_acquisition, help="pause acquisition (daemon keeps running)"),
+        "pause": Command(func=pause, help="pause acquisition (daemon keeps running)"),
+        "stop": Command(func=pause, help="deprecated name of pause"),
         "shutdown": Command(func=shutdown, help="stop the camera and exit"),
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -239,15 +240,28 @@ class RemoteCamera:
         return self.status().running
 
     def start(self) -> None:
-        """Resume acquisition in the daemon (after :meth:`stop`)."""
+        """Resume acquisition in the daemon (after :meth:`pause`)."""
         self._call("start", slow=True)
 
-    def stop(self) -> None:
+    def pause(self) -> None:
         """Pause acquisition; the daemon keeps running and answering."""
-        self._call("stop", slow=True)
+        self._call("pause", slow=True)
+
+    def stop(self) -> None:
+        """Pause acquisition: the deprecated name of :meth:`pause` (shutdown() ends the daemon).
+
+        .. deprecated:: issue 17
+           Use :meth:`pause`.
+        """
+        warnings.warn(
+            "RemoteCamera.stop() is deprecated: use pause() (shutdown() ends the daemon)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.pause()
 
     def shutdown(self) -> None:
-        """Ask the daemon to stop the camera and exit."""
+        """Ask the daemon to stop: camera paused and closed, daemon exits (``camstop``)."""
         self._call("shutdown")
 
     def __repr__(self) -> str:

@@ -131,8 +131,8 @@ class CameraLike(Protocol):
         """Start (or resume) acquisition."""
         ...
 
-    def stop(self) -> None:
-        """Pause acquisition; the stream file stays."""
+    def pause(self) -> None:
+        """Pause acquisition; the stream file and settings stay, start() resumes."""
         ...
 
     def close(self) -> None:

@@ -92,8 +92,8 @@ class LoggerLike(Protocol):
     def start(self) -> float | None:
         """Start saving; return the unix time it took effect."""
 
-    def stop(self, wait_for_cube: bool = False) -> float | None:
-        """Stop saving now, or after the current cube; return the time of effect."""
+    def pause(self, wait_for_cube: bool = False) -> float | None:
+        """Pause saving now, or after the current cube; return the time of effect."""
 
     def next_cube(self) -> float | None:
         """Close the current cube now; return the time of effect."""
@@ -353,11 +353,11 @@ class LoggerDaemon:
 
     def _off(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._done(self._live().stop(wait_for_cube=False))
+            return self._done(self._live().pause(wait_for_cube=False))
 
     def _offc(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._done(self._live().stop(wait_for_cube=True))
+            return self._done(self._live().pause(wait_for_cube=True))
 
     def _next(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -484,7 +484,7 @@ class LoggerDaemon:
         # buffers freed after the reply (serve() closes the logger), so a
         # large cube on a slow disk never makes the command time out.
         with self._lock:
-            when = self._live().stop(wait_for_cube=False)
+            when = self._live().pause(wait_for_cube=False)
             self._killed = True
             self._server.request_stop()
             return self._done(when)
