@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from vampires.camera.backends.base import AcquisitionSettings
 from vampires.camera.backends.simulated import (
     SimulatedBackend,
@@ -23,10 +24,7 @@ from vampires.stream import Stream
 
 def _wait_frames(stream: Stream, n: int, timeout: float = 5.0) -> int:
     start = stream.cnt0
-    deadline = time.monotonic() + timeout
-    while stream.cnt0 < start + n:
-        assert time.monotonic() < deadline, "camera stopped producing frames"
-        time.sleep(0.005)
+    wait_for(lambda: stream.cnt0 >= start + n, timeout, "camera stopped producing frames", 0.005)
     return stream.cnt0
 
 

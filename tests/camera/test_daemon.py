@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from vampires.camera.backends.simulated import deterministic_frame
 from vampires.camera.camera import Camera
 from vampires.camera.remote import RemoteCamera
@@ -47,10 +48,7 @@ def cameras(capsys):
 
 def _wait_frames(stream: Stream, n: int, timeout: float = 10.0) -> None:
     target = stream.cnt0 + n
-    deadline = time.monotonic() + timeout
-    while stream.cnt0 < target:
-        assert time.monotonic() < deadline, "no frames"
-        time.sleep(0.01)
+    wait_for(lambda: stream.cnt0 >= target, timeout, "no frames", 0.01)
 
 
 def test_two_cameras_crop_change_reader_notices(cameras):

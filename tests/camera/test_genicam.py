@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from vampires.camera.backends.base import AcquisitionSettings
 from vampires.camera.table import load_camera_table
 from vampires.errors import CameraError
@@ -194,10 +195,7 @@ def test_killed_camera_is_reported_and_reopened(fake: FakeGenicamCamera) -> None
 
 
 def _wait(cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+    wait_for(cond, timeout, "condition not reached in time", 0.05)
 
 
 def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path, capsys) -> None:
