@@ -309,10 +309,7 @@ def test_stream_removed_while_running_is_recreated(cam):
         inode = old.inode
         old.destroy()
     # the camera may re-create it at once (even before this line runs): a new file
-    deadline = time.monotonic() + 5
-    while not (Stream.exists("vcam1") and _inode("vcam1") != inode):
-        assert time.monotonic() < deadline, "stream not re-created"
-        time.sleep(0.02)
+    wait_for(lambda: Stream.exists("vcam1") and _inode("vcam1") != inode, 5, "stream re-created")
     with Stream.open("vcam1") as stream:
         _wait_frames(stream, 2)
         assert stream.keywords["_CROP"] == "ONEARC"

@@ -61,10 +61,7 @@ def test_two_cameras_crop_change_reader_notices(cameras):
             assert frame.data.shape == (1096, 2236)
             assert np.array_equal(frame.data, deterministic_frame(frame.data.shape, frame.cnt0))
             cam1.set_crop("STANDARD")
-            deadline = time.monotonic() + 5
-            while not stream.is_stale():
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+            wait_for(stream.is_stale, 5, "the reader's stream to go stale", 0.01)
         stream.close()
         with Stream.open("vcam1") as fresh, fresh.reader() as reader:
             frame = reader.next(5.0)
@@ -126,10 +123,7 @@ def test_killed_daemon_clear_error_and_camstart_recovers(cameras, capsys):
     pid = _pid("vcam1")
     cam = Camera.connect("vcam1", timeout=1.0)
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while daemon_alive("camera", "vcam1"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: not daemon_alive("camera", "vcam1"), 5, "the killed daemon's lock", 0.05)
     with pytest.raises(CameraError, match=r"no camera daemon is running.*vampires camstart vcam1"):
         cam.status()
     with pytest.raises(CameraError, match="camstart"):
