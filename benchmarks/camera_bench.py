@@ -68,7 +68,7 @@ def _genicam_rows(seconds: float, shm: str) -> list[dict]:
     from vampires.camera.backends.genicam import GenicamBackend
     from vampires.camera.backends.simulated import SimulatedBackend
     from vampires.camera.camera import Camera
-    from vampires.camera.modes import load_camera_table
+    from vampires.camera.table import load_camera_table
     from vampires.testing.genicam import FakeGenicamCamera, fake_camera_available
 
     why = fake_camera_available()

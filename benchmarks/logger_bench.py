@@ -384,7 +384,7 @@ def log_run(
         published = [p.published(duration + 30) for p in producers]
         time.sleep(0.05)
         for log in loggers:
-            log.stop()
+            log.pause()
         for log in loggers:
             log.wait_idle(300)
         wall = time.perf_counter() - t0
@@ -585,7 +585,7 @@ def cwriter_run(
                 results = [w.wait(timeout=frames / fps + delay + 60) for w in writers]
             time.sleep(0.1)
             for log in logs:
-                log.stop()
+                log.pause()
             for log in logs:
                 log.wait_idle(300)
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)

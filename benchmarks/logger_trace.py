@@ -109,7 +109,7 @@ def _logger_child(
                 }
             )
             time.sleep(PERIOD)
-        log.stop()
+        log.pause()
         log.wait_idle(300)
         st = log.status()
         samples.append(

@@ -94,7 +94,7 @@ def mbi_frames(n: int, *, sky: float = SKY, tint: float = TINT, seed: int = 0) -
     """
     from vampires.camera.backends.base import AcquisitionSettings
     from vampires.camera.backends.simulated import SimulatedBackend
-    from vampires.camera.modes import load_camera_table
+    from vampires.camera.table import load_camera_table
 
     quiet = logging.getLogger("vampires")
     level = quiet.level

@@ -50,3 +50,27 @@ def test_field_validators_name_the_owner_and_field() -> None:
         Policy(0)
     with pytest.raises(ConfigError, match=r"Policy: 'every' must be a number of seconds"):
         Policy(1, -2.0)
+
+
+def test_check_bool_and_check_positive() -> None:
+    from vampires._checks import check_bool, check_positive, positive_field
+
+    assert check_bool(np.bool_(True), "flag") is True
+    with pytest.raises(ConfigError, match=r"flag must be True or False \(got 'disable'\)"):
+        check_bool("disable", "flag")
+    assert check_positive(2, "x") == 2.0
+    with pytest.raises(ConfigError, match=r"x must be a number > 0 \(got 0\)"):
+        check_positive(0, "x")
+    with pytest.raises(ConfigError, match="x must be finite"):
+        check_positive(float("inf"), "x")
+    assert check_positive(float("inf"), "x", finite=False) == float("inf")
+    for bad in (True, "1", float("nan"), -1):
+        with pytest.raises(ConfigError):
+            check_positive(bad, "x")
+
+    @attrs.define
+    class Options:
+        fps: float = attrs.field(validator=positive_field("demo"))
+
+    with pytest.raises(ConfigError, match=r"demo: 'fps' must be a number > 0"):
+        Options(0)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
-
-import numpy as np
 
 from vampires.errors import ConfigError, VampiresError
 
@@ -29,16 +28,26 @@ ErrorType: TypeAlias = type[VampiresError]
 _Validator: TypeAlias = Callable[[Any, Any, Any], None]
 
 
+def _numpy() -> Any:  # noqa: ANN401 - the numpy module, if loaded
+    # A NumPy scalar exists only once numpy is imported: looking it up (not
+    # importing it) keeps numpy off the start-up path of the thin commands.
+    return sys.modules.get("numpy")
+
+
 def is_int(value: object) -> bool:
     """Tell whether ``value`` is an integer (Python or NumPy), not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    if isinstance(value, int):
+        return not isinstance(value, bool)
+    np = _numpy()
+    return np is not None and isinstance(value, np.integer)
 
 
 def is_number(value: object) -> bool:
     """Tell whether ``value`` is a real number (int or float, NumPy too), not a bool."""
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
+    if isinstance(value, int | float):
+        return not isinstance(value, bool)
+    np = _numpy()
+    return np is not None and isinstance(value, np.integer | np.floating)
 
 
 def _fail(error: ErrorType, what: str, rule: str, value: object) -> None:
@@ -124,5 +133,41 @@ def seconds_field(
         if optional and value is None:
             return
         check_seconds(value, f"{owner}: {attr.name!r}", lo, hi, lo_open=lo_open)
+
+    return validate
+
+
+def check_bool(value: object, what: str, *, error: ErrorType = ConfigError) -> bool:
+    """Return ``value`` as a ``bool`` if it is one (Python or NumPy); strings are refused.
+
+    The message reads ``"<what> must be True or False (got 'disable')"``.
+    """
+    np = _numpy()
+    if not (isinstance(value, bool) or (np is not None and isinstance(value, np.bool_))):
+        _fail(error, what, "True or False", value)
+    return bool(value)
+
+
+def check_positive(
+    value: object, what: str, *, finite: bool = True, error: ErrorType = ConfigError
+) -> float:
+    """Return ``value`` as a ``float`` if it is a number > 0 (and finite, unless told not to).
+
+    The messages read ``"<what> must be a number > 0 (got 0)"`` and
+    ``"<what> must be finite (got inf)"``.
+    """
+    if not is_number(value) or not value > 0:  # type: ignore[operator]
+        _fail(error, what, "a number > 0", value)
+    x = float(value)  # type: ignore[arg-type]
+    if finite and not math.isfinite(x):
+        _fail(error, what, "finite", value)
+    return x
+
+
+def positive_field(owner: str, *, finite: bool = True) -> _Validator:
+    """Make an attrs validator: a number > 0 (see :func:`check_positive`)."""
+
+    def validate(_inst: object, attr: attrs.Attribute[object], value: object) -> None:
+        check_positive(value, f"{owner}: {attr.name!r}", finite=finite)
 
     return validate

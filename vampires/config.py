@@ -31,6 +31,7 @@ from typing import Any
 
 import attrs
 
+from vampires._checks import ShmDir
 from vampires.errors import ConfigError
 
 __all__ = [
@@ -219,7 +220,7 @@ class Config:
     def load(
         cls,
         *,
-        shm_dir: str | os.PathLike[str] | None = None,
+        shm_dir: ShmDir = None,
         data_root: str | os.PathLike[str] | None = None,
         archive_root: str | os.PathLike[str] | None = None,
         path: str | os.PathLike[str] | None = None,

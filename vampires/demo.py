@@ -32,10 +32,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
+from vampires._checks import positive_field
 from vampires.errors import ConfigError, LinkError, VampiresError
 
 if TYPE_CHECKING:
@@ -58,15 +59,6 @@ logger = logging.getLogger(__name__)
 _VCAMS = ("vcam1", "vcam2")
 _MIRROR = "vcam1_sc6"
 _TRIGGER = "vampires_trig"
-
-
-def _positive(name: str) -> Callable[[object, attrs.Attribute[Any], Any], None]:
-    def check(_inst: object, _attr: attrs.Attribute[Any], value: object) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            msg = f"demo: {name} must be a positive number (got {value!r})"
-            raise ConfigError(msg)
-
-    return check
 
 
 @attrs.frozen(kw_only=True)
@@ -92,13 +84,13 @@ class DemoOptions:
         Throttle of the ZMQ link [Hz].
     """
 
-    duration: float = attrs.field(default=20.0, validator=_positive("duration"))
+    duration: float = attrs.field(default=20.0, validator=positive_field("demo", finite=False))
     crop: str = attrs.field(default="MBI")
-    fps: float = attrs.field(default=20.0, validator=_positive("fps"))
-    cube_frames: int = attrs.field(default=100, validator=_positive("cube_frames"))
+    fps: float = attrs.field(default=20.0, validator=positive_field("demo", finite=False))
+    cube_frames: int = attrs.field(default=100, validator=positive_field("demo", finite=False))
     out: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     keep: bool = False
-    zmq_fps: float = attrs.field(default=20.0, validator=_positive("zmq_fps"))
+    zmq_fps: float = attrs.field(default=20.0, validator=positive_field("demo", finite=False))
 
     @crop.validator
     def _check_crop(self, _attr: attrs.Attribute[str], value: object) -> None:
@@ -469,7 +461,7 @@ def run_demo(
             interrupted = True
         finally:
             for name, lg in loggers.items():
-                lg.stop(wait_for_cube=False)
+                lg.pause(wait_for_cube=False)
                 seconds[name] = time.time() - started.get(name, time.time())
             for lg in loggers.values():
                 lg.wait_idle(timeout=120.0)

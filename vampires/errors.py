@@ -18,7 +18,6 @@ for callers that do not know about us::
     ├── CameraError                       camera refused or failed a command
     │   └── CameraTimeout (TimeoutError)
     ├── LoggerError                       FITS logger problem
-    │   ├── DiskFullError (OSError)
     │   └── RecoverError                  a .tmp cube could not be recovered
     ├── LinkError (ConnectionError)       TCP / ZMQ link problem
     │   ├── LinkTimeout (TimeoutError)
@@ -33,6 +32,8 @@ for callers that do not know about us::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CameraError",
     "CameraTimeout",
@@ -42,7 +43,6 @@ __all__ = [
     "ControlTimeout",
     "DaemonAlreadyRunning",
     "DaemonNotRunning",
-    "DiskFullError",
     "FitsFormatError",
     "KeywordError",
     "LinkError",
@@ -118,10 +118,6 @@ class LoggerError(VampiresError):
     """The FITS logger failed or refused a command."""
 
 
-class DiskFullError(LoggerError, OSError):
-    """The target disk is full or not writable."""
-
-
 class RecoverError(LoggerError):
     """A ``.tmp`` cube left by a killed logger could not be recovered."""
 
@@ -155,7 +151,43 @@ class ControlTimeout(ControlError, TimeoutError):
 
 
 class CommandError(ControlError, ValueError):
-    """A daemon rejected a command (unknown, malformed or invalid arguments)."""
+    """A daemon rejected a command (unknown, malformed or invalid arguments).
+
+    Parameters
+    ----------
+    message
+        What was refused and why (the daemon's kind and name first).
+    reply
+        The daemon's error reply, when there was one.
+
+    Attributes
+    ----------
+    reply
+        The daemon's error reply (``{"ok": false, "error": ..., "error_type": ...}``),
+        or None when the command was refused before it was sent.
+    remote_type
+        Name of the error class the daemon raised (``"ConfigError"``), from the
+        reply's ``error_type`` field; None if the reply has none (clients map
+        it back to a class, e.g. ``RemoteCamera``'s error table).
+    remote_message
+        The daemon's message without the type, or None.
+    """
+
+    def __init__(self, message: str, *, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply
+
+    @property
+    def remote_type(self) -> str | None:
+        """The ``error_type`` of the daemon's reply, or None."""
+        kind = self.reply.get("error_type") if self.reply is not None else None
+        return kind if isinstance(kind, str) else None
+
+    @property
+    def remote_message(self) -> str | None:
+        """The ``error`` text of the daemon's reply, or None."""
+        text = self.reply.get("error") if self.reply is not None else None
+        return text if isinstance(text, str) else None
 
 
 class FitsFormatError(VampiresError, ValueError):

@@ -6,15 +6,17 @@ import time
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from vampires.camera.backends.base import AcquisitionSettings
 from vampires.camera.backends.simulated import (
     SimulatedBackend,
     SimulatedTrigger,
     deterministic_frame,
 )
-from vampires.camera.camera import Camera, CameraStatus
+from vampires.camera.camera import Camera
 from vampires.camera.keywords import BenchState, frame_keywords
 from vampires.camera.modes import CropMode, ReadoutMode
+from vampires.camera.status import CameraStatus
 from vampires.config import Config
 from vampires.errors import CameraError, ConfigError, StreamError
 from vampires.stream import Stream
@@ -22,10 +24,7 @@ from vampires.stream import Stream
 
 def _wait_frames(stream: Stream, n: int, timeout: float = 5.0) -> int:
     start = stream.cnt0
-    deadline = time.monotonic() + timeout
-    while stream.cnt0 < start + n:
-        assert time.monotonic() < deadline, "camera stopped producing frames"
-        time.sleep(0.005)
+    wait_for(lambda: stream.cnt0 >= start + n, timeout, "camera stopped producing frames", 0.005)
     return stream.cnt0
 
 
@@ -310,10 +309,7 @@ def test_stream_removed_while_running_is_recreated(cam):
         inode = old.inode
         old.destroy()
     # the camera may re-create it at once (even before this line runs): a new file
-    deadline = time.monotonic() + 5
-    while not (Stream.exists("vcam1") and _inode("vcam1") != inode):
-        assert time.monotonic() < deadline, "stream not re-created"
-        time.sleep(0.02)
+    wait_for(lambda: Stream.exists("vcam1") and _inode("vcam1") != inode, 5, "stream re-created")
     with Stream.open("vcam1") as stream:
         _wait_frames(stream, 2)
         assert stream.keywords["_CROP"] == "ONEARC"
@@ -333,7 +329,7 @@ def test_one_writer_per_stream(cam):
     with pytest.raises(CameraError, match="already acquiring"):
         other.start()
     assert not other.running
-    cam.stop()
+    cam.pause()
     other.start()  # free once the first one stopped
     assert other.running
     other.close()

@@ -9,8 +9,10 @@ import time
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from vampires.camera.backends.simulated import deterministic_frame
-from vampires.camera.camera import Camera, RemoteCamera
+from vampires.camera.camera import Camera
+from vampires.camera.remote import RemoteCamera
 from vampires.cli import camstart, camstop
 from vampires.control import daemon_alive
 from vampires.control.spawn import pid_alive
@@ -46,10 +48,7 @@ def cameras(capsys):
 
 def _wait_frames(stream: Stream, n: int, timeout: float = 10.0) -> None:
     target = stream.cnt0 + n
-    deadline = time.monotonic() + timeout
-    while stream.cnt0 < target:
-        assert time.monotonic() < deadline, "no frames"
-        time.sleep(0.01)
+    wait_for(lambda: stream.cnt0 >= target, timeout, "no frames", 0.01)
 
 
 def test_two_cameras_crop_change_reader_notices(cameras):
@@ -62,10 +61,7 @@ def test_two_cameras_crop_change_reader_notices(cameras):
             assert frame.data.shape == (1096, 2236)
             assert np.array_equal(frame.data, deterministic_frame(frame.data.shape, frame.cnt0))
             cam1.set_crop("STANDARD")
-            deadline = time.monotonic() + 5
-            while not stream.is_stale():
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+            wait_for(stream.is_stale, 5, "the reader's stream to go stale", 0.01)
         stream.close()
         with Stream.open("vcam1") as fresh, fresh.reader() as reader:
             frame = reader.next(5.0)
@@ -127,10 +123,7 @@ def test_killed_daemon_clear_error_and_camstart_recovers(cameras, capsys):
     pid = _pid("vcam1")
     cam = Camera.connect("vcam1", timeout=1.0)
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while daemon_alive("camera", "vcam1"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: not daemon_alive("camera", "vcam1"), 5, "the killed daemon's lock", 0.05)
     with pytest.raises(CameraError, match=r"no camera daemon is running.*vampires camstart vcam1"):
         cam.status()
     with pytest.raises(CameraError, match="camstart"):
@@ -205,7 +198,7 @@ def test_garbage_commands_get_errors_and_change_nothing(cameras):
 
 def test_remote_stop_start_and_bench(cameras):
     with Camera.connect("vcam1") as cam, Stream.open("vcam1") as stream:
-        cam.stop()
+        cam.pause()
         assert not cam.running
         count = stream.cnt0
         time.sleep(0.2)
@@ -217,6 +210,7 @@ def test_remote_stop_start_and_bench(cameras):
 
         cam.set_bench(BenchState(beamsplitter="PBS", scexao_polarizer="IN"))
         assert stream.keywords["OBS-MOD"] == "IPOL_MBI"
+        assert cam.bench == BenchState(beamsplitter="PBS", scexao_polarizer="IN")
         assert cam.set_external_trigger(True) is True
         cam.trigger()
         assert cam.measured_fps >= 0.0

@@ -17,7 +17,8 @@ import pytest
 
 from vampires.camera.backends.base import AcquisitionSettings
 from vampires.camera.backends.simulated import deterministic_frame
-from vampires.camera.modes import CropMode, ReadoutMode, load_camera_table
+from vampires.camera.modes import CropMode, ReadoutMode
+from vampires.camera.table import load_camera_table
 from vampires.errors import CameraError
 from vampires.testing.backend import BackendTests
 

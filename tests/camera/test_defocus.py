@@ -7,7 +7,8 @@ import pytest
 
 from vampires.camera.backends.base import AcquisitionSettings
 from vampires.camera.backends.simulated import SimulatedBackend
-from vampires.camera.modes import ReadoutMode, load_camera_table
+from vampires.camera.modes import ReadoutMode
+from vampires.camera.table import load_camera_table
 from vampires.errors import CameraError
 
 

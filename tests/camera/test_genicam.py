@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from vampires.camera.backends.base import AcquisitionSettings
-from vampires.camera.modes import load_camera_table
+from vampires.camera.table import load_camera_table
 from vampires.errors import CameraError
 from vampires.testing.backend import BackendTests
 from vampires.testing.genicam import FakeGenicamCamera, fake_camera_available
@@ -194,10 +195,7 @@ def test_killed_camera_is_reported_and_reopened(fake: FakeGenicamCamera) -> None
 
 
 def _wait(cond, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+    wait_for(cond, timeout, "condition not reached in time", 0.05)
 
 
 def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path, capsys) -> None:
@@ -239,7 +237,7 @@ def test_camstart_genicam_end_to_end(fake: FakeGenicamCamera, shm_dir, tmp_path,
             with Logger("vpupcam", policy, dirname=tmp_path) as log:
                 log.start()
                 _wait(lambda: log.status().frames >= 5)
-                log.stop()
+                log.pause()
                 log.wait_idle(timeout=30)
             cubes = sorted(tmp_path.glob("vpupcam_*.fits"))
             assert cubes

@@ -14,7 +14,8 @@ from vampires.camera.keywords import (
     obs_mod,
     wcs_keywords,
 )
-from vampires.camera.modes import ReadoutMode, known_cameras, load_camera_table
+from vampires.camera.modes import ReadoutMode
+from vampires.camera.table import known_cameras, load_camera_table
 from vampires.errors import KeywordError
 
 REQUIRED = (

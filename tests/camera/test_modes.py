@@ -10,13 +10,12 @@ from vampires.camera.modes import (
     CropMode,
     Hotspot,
     ReadoutMode,
-    _parse_readout_mode,
     frame_rate,
-    known_cameras,
-    load_camera_table,
     parse_data_type,
+    parse_readout_mode,
     readout_time,
 )
+from vampires.camera.table import known_cameras, load_camera_table
 from vampires.config import Config
 from vampires.errors import ConfigError
 
@@ -95,12 +94,12 @@ def test_table_values():
 
 def test_halfarc_warns_when_used_and_snaps(caplog):
     # issue 13 item 11: warned at every table load (every Camera()), not when chosen
-    with caplog.at_level(logging.WARNING, logger="vampires.camera.modes"):
+    with caplog.at_level(logging.WARNING, logger="vampires.camera.table"):
         table = load_camera_table("vcam1")
     assert not any("HALFARC" in r.getMessage() for r in caplog.records)
     raw = table.crops["HALFARC"]
     assert not raw.is_aligned(4)
-    with caplog.at_level(logging.WARNING, logger="vampires.camera.modes"):
+    with caplog.at_level(logging.WARNING, logger="vampires.camera.table"):
         real = table.crop("HALFARC")
     assert any("HALFARC" in r.getMessage() for r in caplog.records)
     assert (real.x0, real.y0, real.width, real.height) == (1912, 1016, 268, 268)
@@ -163,12 +162,12 @@ def test_cropmode_roundtrip_and_props():
 
 
 def test_parse_readout_mode():
-    assert _parse_readout_mode("fast") is ReadoutMode.FAST
-    assert _parse_readout_mode(" SLOW ") is ReadoutMode.SLOW
-    assert _parse_readout_mode(ReadoutMode.SLOW) is ReadoutMode.SLOW
+    assert parse_readout_mode("fast") is ReadoutMode.FAST
+    assert parse_readout_mode(" SLOW ") is ReadoutMode.SLOW
+    assert parse_readout_mode(ReadoutMode.SLOW) is ReadoutMode.SLOW
     for bad in ("ULTRA", 1, None):
         with pytest.raises(ConfigError, match="must be one of FAST, SLOW"):
-            _parse_readout_mode(bad)
+            parse_readout_mode(bad)
     with pytest.raises(ConfigError, match="not available"):
         load_camera_table("vpupcam").readout("SLOW")
 

@@ -12,7 +12,7 @@ from vampires.camera.backends.simulated import (
     SimulatedTrigger,
     deterministic_frame,
 )
-from vampires.camera.modes import load_camera_table
+from vampires.camera.table import load_camera_table
 from vampires.errors import CameraError
 from vampires.testing.backend import BackendTests
 

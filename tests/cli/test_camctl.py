@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from vampires.camera.camera import RemoteCamera
+from vampires.camera.remote import RemoteCamera
 from vampires.cli import camctl, camstart, camstop, datatype
 from vampires.control.spawn import pid_alive
 

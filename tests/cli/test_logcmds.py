@@ -13,12 +13,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers import wait_for
 from vampires.cli import logger as logger_cli
 from vampires.cli import pauselog, preplog, startlog, stoplog
 from vampires.control import ControlClient, daemon_alive, discover
@@ -29,14 +30,6 @@ pytestmark = pytest.mark.integration
 
 CAMS = ("vcam1", "vcam2")
 SHAPE = (32, 48)
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 class Writer:

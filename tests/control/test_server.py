@@ -240,3 +240,37 @@ def test_curve_tcp(tmp_path: Path) -> None:
         s.close()
     with pytest.raises(ConfigError, match="CURVE"):
         ControlClient("test", "remote", endpoint="tcp://127.0.0.1:1")
+
+
+def test_errors_cross_the_socket_as_a_type_field(shm_dir: Path) -> None:
+    def refuse(args: dict[str, Any]) -> dict[str, Any]:
+        msg = "fps must be > 0"
+        raise ConfigError(msg)
+
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def run() -> None:
+        with DaemonServer("test", "typed", {"refuse": Command(func=refuse)}) as server:
+            ready.set()
+            server.serve(stop, poll_interval=0.02)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(5.0)
+        with ControlClient("test", "typed", timeout=2.0) as client:
+            with pytest.raises(CommandError, match="test typed: ConfigError: fps") as info:
+                client.call("refuse")
+            assert info.value.remote_type == "ConfigError"
+            assert info.value.remote_message == "fps must be > 0"
+            assert info.value.reply is not None
+            assert info.value.reply["error"] == "fps must be > 0"
+            with pytest.raises(CommandError) as unknown:
+                client.call("zap")
+            assert unknown.value.remote_type == "CommandError"
+        result = group_call("test", ["typed"], "refuse", timeout=2.0)
+        assert result["typed"].error == "ConfigError: fps must be > 0"
+    finally:
+        stop.set()
+        thread.join(5.0)

@@ -15,6 +15,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import wait_for
 from vampires.control import ControlClient, discover, group_call, spawn_daemon
 from vampires.control.spawn import pid_alive
 from vampires.errors import (
@@ -50,10 +51,7 @@ def pids() -> Iterator[list[int]]:
 
 
 def _wait_dead(pid: int) -> None:
-    deadline = time.monotonic() + 5.0
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not pid_alive(pid)
+    wait_for(lambda: not pid_alive(pid), 5.0, f"process {pid} to exit")
 
 
 def test_spawn_detached_and_refuse_second(pids: list[int], shm_dir: Path) -> None:

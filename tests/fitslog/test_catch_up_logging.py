@@ -27,7 +27,7 @@ def test_bursts_faster_than_the_reader_are_all_logged(tmp_path: Path) -> None:
                     stream.write(np.full((16, 24), k, np.uint16))
                 time.sleep(0.2)
             wait_for(lambda: log.status().frames == 50, 30, "50 frames logged")
-            log.stop()  # both cubes are full: nothing to truncate
+            log.pause()  # both cubes are full: nothing to truncate
             log.wait_idle(timeout=30)
             status = log.status()
         stream.destroy()

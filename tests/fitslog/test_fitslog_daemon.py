@@ -48,7 +48,7 @@ class FakeLogger:
         self.calls.append(("start", None))
         self.saving = True
 
-    def stop(self, wait_for_cube: bool = False) -> None:
+    def pause(self, wait_for_cube: bool = False) -> None:
         self.calls.append(("stop", wait_for_cube))
         self.saving = False
 

@@ -260,7 +260,7 @@ def test_logger_keeps_its_buffers_at_the_header_phase(
                     return log.status().files == k + 1
 
                 wait_for(written, 30)
-            log.stop()
+            log.pause()
             assert log.wait_idle(30)
             assert log.status().dropped == 0
             header_bytes = {len(fits.Header.fromfile(p).tostring()) for p in cubes_in(direct_dir)}

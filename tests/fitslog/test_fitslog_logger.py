@@ -71,7 +71,7 @@ def test_exptime_change_mid_cube_splits(stream, tmp_path, check_cube) -> None:
         publish_lockstep(stream, log, 4)
         publish_lockstep(stream, log, 3, keywords={"EXPTIME": 0.002})
         publish_lockstep(stream, log, 2, keywords={"DATA-TYP": "DARK"})
-        log.stop()
+        log.pause()
         assert log.wait_idle(10)
     files = cubes_in(tmp_path)
     headers = [check_frames_match_sidecar(check_cube, p)[1] for p in files]
@@ -91,7 +91,7 @@ def test_crop_change_reattaches(stream, tmp_path, check_cube, shm_dir) -> None:
             bigger.keywords.update({"EXPTIME": 0.001, "PRD-RNG1": 36})
             wait_for(lambda: log.status().frame_shape == (32, 36))
             publish_lockstep(bigger, log, 6)
-            log.stop()
+            log.pause()
             assert log.wait_idle(10)
             status = log.status()
         finally:
@@ -111,7 +111,7 @@ def test_timeout_closes_cube_after_silence(stream, tmp_path, check_cube) -> None
         publish_lockstep(stream, log, 3)
         wait_for(lambda: log.status().files == 1)
         publish_lockstep(stream, log, 2)
-        log.stop()
+        log.pause()
         assert log.wait_idle(10)
         assert log.status().files == 2
     headers = [check_frames_match_sidecar(check_cube, p)[1] for p in cubes_in(tmp_path)]
@@ -127,7 +127,7 @@ def test_adaptive_timeout_keeps_slow_exposures_together(stream, tmp_path, check_
         time.sleep(2.3)  # longer than milk's fixed 2 s timeout
         publish_lockstep(stream, log, 1)
         assert log.status().files == 0
-        log.stop()
+        log.pause()
         assert log.wait_idle(10)
     (path,) = cubes_in(tmp_path)
     assert check_frames_match_sidecar(check_cube, path)[1]["NAXIS3"] == 2
@@ -140,7 +140,7 @@ def test_next_cube_last_cube_and_policy_change(stream, tmp_path, check_cube) -> 
         log.next_cube()
         log.set_policy(CubePolicy(frames_per_cube=3))
         publish_lockstep(stream, log, 4)  # cube of 3 (new policy), then 1 frame
-        log.stop(wait_for_cube=True)
+        log.pause(wait_for_cube=True)
         assert log.status().state == LoggerState.FINISHING
         publish_lockstep(stream, log, 2)  # completes the last cube
         assert log.wait_idle(10)
@@ -175,7 +175,7 @@ def test_throttled_writer_counts_drops_and_keeps_cubes_consistent(
             published += 1
             time.sleep(0.002)
         time.sleep(0.05)
-        log.stop()
+        log.pause()
         assert log.wait_idle(30)
         status = log.status()
     files = cubes_in(tmp_path)
@@ -221,7 +221,7 @@ def test_disk_full_then_space_returns(stream, tmp_path, check_cube) -> None:
         publish_lockstep(stream, log, 5)
         wait_for(lambda: log.status().files == 2)
         status = log.status()
-        log.stop()
+        log.pause()
     assert "disk full" in error
     assert status.error is None
     assert status.dropped == 5
@@ -255,7 +255,7 @@ def test_midnight_rollover_new_folder(stream, tmp_path, check_cube) -> None:
         for k in range(6):
             clock.t = midnight - 0.25 + 0.1 * k
             publish_lockstep(stream, log, 1)
-        log.stop()
+        log.pause()
         assert log.wait_idle(10)
     first, second = cubes_in(tmp_path)
     assert first.parent == tmp_path / "20240611" / "vcam1"
@@ -279,7 +279,7 @@ def test_acquisition_time_names_the_cube(stream, tmp_path, check_cube) -> None:
         log.start()
         for k in range(4):
             publish_lockstep(stream, log, 1, acquisition_time=t0 + 0.1 * k)
-        log.stop()
+        log.pause()
         assert log.wait_idle(10)
     first, second = cubes_in(tmp_path)
     assert first.parent.parent.name == "20240611"
@@ -368,7 +368,7 @@ def test_unwritable_folder_then_fixed(stream, tmp_path, check_cube) -> None:
         log.set_folder(dirname=tmp_path / "ok")
         publish_lockstep(stream, log, 3)
         wait_for(lambda: log.status().files == 1)
-        log.stop()
+        log.pause()
         status = log.status()
     assert status.error is None
     (path,) = (tmp_path / "ok").glob("*.fits")
@@ -407,3 +407,11 @@ def test_rolling_buffer_stream(tmp_path, shm_dir, check_cube) -> None:
     data, _, times = check_frames_match_sidecar(check_cube, path, keys=False)
     assert data.shape == (5, *SHAPE)
     assert list(times.cnt1) == [0, 1, 2, 3, 0], path.with_suffix(".txt").read_text()
+
+
+def test_stop_is_the_deprecated_name_of_pause(stream, tmp_path) -> None:
+    with Logger("vcam1", CubePolicy(frames_per_cube=100), dirname=tmp_path) as log:
+        log.start()
+        with pytest.deprecated_call(match=r"Logger\.pause\(\)"):
+            log.stop()
+        assert log.wait_idle(10)

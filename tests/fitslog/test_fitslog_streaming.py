@@ -60,7 +60,7 @@ def test_disk_full_during_a_streaming_write_keeps_exact_accounting(
         wait_for(lambda: "disk full" in (log.status().error or ""))
         gate.full = False
         publish_lockstep(stream, log, 35)
-        log.stop()
+        log.pause()
         assert log.wait_idle(30)
         status = log.status()
     published = 90
@@ -156,7 +156,7 @@ def test_recover_leaves_a_cube_being_written_alone(stream, tmp_path) -> None:
         (tmp,) = tmp_path.glob("*.fits.tmp")
         assert recover_main([str(tmp_path)]) == 0
         assert tmp.exists()  # locked by the running logger: left alone
-        log.stop()
+        log.pause()
         assert log.wait_idle(30)
     assert not list(tmp_path.glob("*.tmp"))
     assert len(list(tmp_path.glob("*.fits"))) == 1
@@ -172,14 +172,14 @@ def test_saving_begins_only_with_every_buffer_paged_in(stream, tmp_path) -> None
         assert first.state.value in ("preparing", "saving")
         wait_for(lambda: log.status().state.value == "saving", 60)
         assert log.status().memory_bytes >= 2 * cube_bytes
-        log.stop()
+        log.pause()
         log.set_policy(CubePolicy(frames_per_cube=300))  # a new pool for the next run
         log.start(ready_timeout=60)
         status = log.status()
         assert status.state.value == "saving"
         assert status.memory_bytes == 2 * 300 * stream.shape[0] * stream.shape[1] * 2
         publish_lockstep(stream, log, 3)
-        log.stop()
+        log.pause()
         assert log.wait_idle(30)
         assert log.status().frames == 3
     with pytest.raises(ConfigError, match="start_wait"):
@@ -212,7 +212,7 @@ def test_a_writer_behind_gets_a_spare_buffer_and_the_accounting_stays_exact(
         assert log.status().memory_bytes == 3 * cube_bytes
         publish_lockstep(stream, log, 6)
         published += 6
-        log.stop()
+        log.pause()
         assert log.wait_idle(120)
         status = log.status()
     assert status.frames + status.dropped == published

@@ -170,7 +170,7 @@ class _Recording:
     def start(self) -> None:
         self.saving = True
 
-    def stop(self, wait_for_cube: bool = False) -> None:
+    def pause(self, wait_for_cube: bool = False) -> None:
         self.saving = False
 
     def next_cube(self) -> None:

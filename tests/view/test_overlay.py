@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from vampires.camera.keywords import BenchState, camera_keywords
-from vampires.camera.modes import ReadoutMode, load_camera_table
+from vampires.camera.modes import ReadoutMode
+from vampires.camera.table import load_camera_table
 from vampires.view.overlay import FIELD_SIZE, mbi_outlines, wcs_points
 
 

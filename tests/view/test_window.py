@@ -96,7 +96,7 @@ def test_status_line_matches_the_stream(viewer_factory):
 
 
 def test_mbi_overlays_sit_where_the_crop_table_puts_them(viewer_factory):
-    from vampires.camera.modes import load_camera_table
+    from vampires.camera.table import load_camera_table
     from vampires.view.window import OUTLINE_RGB, WCS_RGB
 
     crop = load_camera_table("vcam1").crop("MBI")

@@ -8,7 +8,8 @@ import time
 import numpy as np
 
 from vampires.camera.keywords import BenchState, camera_keywords
-from vampires.camera.modes import ReadoutMode, load_camera_table
+from vampires.camera.modes import ReadoutMode
+from vampires.camera.table import load_camera_table
 from vampires.stream import Stream
 
 

@@ -576,7 +576,7 @@ def test_a_cube_being_written_is_the_newest_line(tmp_path: Path, shm_dir: Path) 
             assert folder.n_files == 1
             assert "writing: 2 frames so far" in file_line(writing).plain
             assert json.loads(json.dumps(writing.to_dict()))["writing"] is True
-            log.stop()
+            log.pause()
             assert log.wait_idle(30)
     (folder,) = Watcher([str(folder_path)], n=5).scan()
     assert [f.shape[0] for f in folder.files] == [2, 5]
@@ -596,3 +596,17 @@ def test_a_cube_file_that_just_appeared(tmp_path: Path, make_cube) -> None:
     assert file.error is None
     assert folder.n_files == 1
     assert "writing, no frame on disk yet" in file_line(file).plain
+
+
+def test_tonight_pattern_is_the_ut_night_under_the_archive_root(tmp_path):
+    import datetime as dt
+
+    from vampires.config import Config
+    from vampires.watch import tonight_pattern
+
+    config = attrs.evolve(Config.load(), archive_root=tmp_path)
+    # 23:30 in Hawaii (UTC-10) is already the next UT day
+    late = dt.datetime(2024, 6, 10, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-10)))
+    assert tonight_pattern(config=config, now=late) == str(tmp_path / "20240611" / "vcam*")
+    today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    assert tonight_pattern(config=config) == str(tmp_path / today / "vcam*")

@@ -20,36 +20,49 @@ __all__ = [
     "DATA_TYPES",
     "BenchState",
     "Camera",
+    "CameraGroup",
+    "CameraLike",
     "CameraStatus",
     "CameraTable",
     "CropMode",
     "ReadoutMode",
     "RemoteCamera",
     "load_camera_table",
+    "start_camera",
+    "stop_camera",
+    "stop_cameras",
 ]
 
 _LAZY = {
     "DATA_TYPES": "vampires.camera.modes",
     "BenchState": "vampires.camera.keywords",
     "Camera": "vampires.camera.camera",
-    "CameraStatus": "vampires.camera.camera",
-    "CameraTable": "vampires.camera.modes",
+    "CameraGroup": "vampires.camera.remote",
+    "CameraLike": "vampires.camera.status",
+    "CameraStatus": "vampires.camera.status",
+    "CameraTable": "vampires.camera.table",
     "CropMode": "vampires.camera.modes",
     "ReadoutMode": "vampires.camera.modes",
-    "RemoteCamera": "vampires.camera.camera",
-    "load_camera_table": "vampires.camera.modes",
+    "RemoteCamera": "vampires.camera.remote",
+    "load_camera_table": "vampires.camera.table",
+    "start_camera": "vampires.camera.remote",
+    "stop_camera": "vampires.camera.remote",
+    "stop_cameras": "vampires.camera.remote",
 }
 
 if TYPE_CHECKING:
-    from vampires.camera.camera import Camera, CameraStatus, RemoteCamera
+    from vampires.camera.camera import Camera
     from vampires.camera.keywords import BenchState
-    from vampires.camera.modes import (
-        DATA_TYPES,
-        CameraTable,
-        CropMode,
-        ReadoutMode,
-        load_camera_table,
+    from vampires.camera.modes import DATA_TYPES, CropMode, ReadoutMode
+    from vampires.camera.remote import (
+        CameraGroup,
+        RemoteCamera,
+        start_camera,
+        stop_camera,
+        stop_cameras,
     )
+    from vampires.camera.status import CameraLike, CameraStatus
+    from vampires.camera.table import CameraTable, load_camera_table
 
 
 def __getattr__(name: str) -> object:

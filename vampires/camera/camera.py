@@ -39,21 +39,21 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import math
 import os
 import threading
 import time
+import warnings
 from collections import deque
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 import numpy as np
 
-from vampires.camera.backends.base import AcquisitionSettings, Backend
+from vampires._checks import ShmDir, check_bool
+from vampires.camera.backends.base import Backend
 from vampires.camera.keywords import (
     MANAGED_KEYWORDS,
     BenchState,
@@ -62,22 +62,20 @@ from vampires.camera.keywords import (
     check_keywords,
 )
 from vampires.camera.modes import (
-    CameraTable,
     CropMode,
     ReadoutMode,
-    _parse_readout_mode,
     frame_rate,
-    load_camera_table,
     parse_data_type,
+    parse_readout_mode,
 )
+from vampires.camera.state import CameraState, load_state, resolve_state, save_state
+from vampires.camera.status import CameraStatus
+from vampires.camera.table import CameraTable, load_camera_table
 from vampires.config import Config
 from vampires.errors import (
     CameraError,
     CameraTimeout,
-    CommandError,
     ConfigError,
-    ControlTimeout,
-    DaemonNotRunning,
     KeywordError,
     StreamError,
 )
@@ -85,9 +83,10 @@ from vampires.errors import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from vampires.camera.remote import RemoteCamera
     from vampires.stream import Stream
 
-__all__ = ["NKEYWORDS", "Camera", "CameraStatus", "RemoteCamera"]
+__all__ = ["NKEYWORDS", "Camera", "CameraStatus"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,143 +95,6 @@ NKEYWORDS = 200
 _WAIT_SLICE = 0.2  # [s] longest block in the backend, so stop() is prompt
 _AUX_PERIOD = 0.5  # [s] MFRATE / DET-TMP refresh
 _STATE_VERSION = 1
-
-
-def _check_bool(value: object, what: str, camera: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        msg = (
-            f"camera {camera}: {what} must be True or False (got {value!r}); "
-            "strings such as 'disable' are refused on purpose"
-        )
-        raise ConfigError(msg)
-    return bool(value)
-
-
-@attrs.frozen(kw_only=True)
-class CameraStatus:
-    """A snapshot of a camera, as :meth:`Camera.status` returns it.
-
-    Attributes
-    ----------
-    name
-        Camera (and stream) name.
-    backend
-        Backend kind (``"simulated"`` ...).
-    running
-        Acquisition thread running.
-    crop
-        Crop really read.
-    readout_mode
-        Readout mode.
-    tint
-        Exposure [s].
-    fps
-        Frame rate [Hz] (``FRATE``).
-    max_fps
-        Highest frame rate of the crop and readout mode [Hz].
-    measured_fps
-        Measured frame rate [Hz] (``MFRATE``).
-    external_trigger
-        External trigger on.
-    data_type
-        ``DATA-TYP``.
-    temperature
-        Sensor temperature [K].
-    frames
-        Stream counter (``cnt0``) of the last frame.
-    crop_generation
-        ``_CROPGEN``.
-    keywords
-        User keywords.
-    error
-        Last acquisition error, or None.
-    dropped
-        Frames the backend dropped because the acquisition fell behind.
-    """
-
-    name: str
-    backend: str
-    running: bool
-    crop: CropMode
-    readout_mode: ReadoutMode
-    tint: float
-    fps: float
-    max_fps: float
-    measured_fps: float
-    external_trigger: bool
-    data_type: str
-    temperature: float
-    frames: int
-    crop_generation: int
-    keywords: dict[str, KeywordValue] = attrs.field(factory=dict)
-    error: str | None = None
-    dropped: int = 0
-
-    def line(self) -> str:
-        """One human line (for commands)."""
-        state = "running" if self.running else "stopped"
-        trig = "ext" if self.external_trigger else "int"
-        return (
-            f"{self.name}: {state} {self.crop.name} {self.crop.width}x{self.crop.height} "
-            f"{self.readout_mode.value} tint={self.tint:.6g}s fps={self.fps:.2f} "
-            f"(max {self.max_fps:.2f}, measured {self.measured_fps:.2f}) trig={trig} "
-            f"{self.data_type} T={self.temperature:.1f}K frames={self.frames}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able dict (inverse of :meth:`from_dict`)."""
-        out = attrs.asdict(self, recurse=False)
-        out["crop"] = self.crop.to_dict()
-        out["readout_mode"] = self.readout_mode.value
-        out["keywords"] = dict(self.keywords)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CameraStatus:
-        """Rebuild from :meth:`to_dict` output."""
-        fields = {k: data[k] for k in attrs.fields_dict(cls) if k in data}
-        fields["crop"] = CropMode.from_dict(data["crop"])
-        fields["readout_mode"] = _parse_readout_mode(data["readout_mode"])
-        return cls(**fields)
-
-
-@attrs.frozen(kw_only=True)
-class _State:
-    """What survives restarts (the JSON state file)."""
-
-    crop: CropMode
-    readout: ReadoutMode
-    tint: float
-    fps: float
-    external_trigger: bool
-    data_type: str = "TEST"
-    user: dict[str, KeywordValue] = attrs.field(factory=dict)
-    crop_generation: int = 0
-    bench: BenchState = attrs.field(factory=BenchState)
-
-    @property
-    def settings(self) -> AcquisitionSettings:
-        return AcquisitionSettings(
-            crop=self.crop,
-            readout=self.readout,
-            tint=self.tint,
-            fps=self.fps,
-            external_trigger=self.external_trigger,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": _STATE_VERSION,
-            "crop": self.crop.to_dict(),
-            "readout": self.readout.value,
-            "tint": self.tint,
-            "fps": self.fps,
-            "external_trigger": self.external_trigger,
-            "data_type": self.data_type,
-            "user": dict(self.user),
-            "crop_generation": self.crop_generation,
-            "bench": attrs.asdict(self.bench),
-        }
 
 
 class Camera:
@@ -256,6 +118,9 @@ class Camera:
     restore
         Read the state file (default). False starts from the table defaults
         (the data type and user keywords are still restored).
+    shm_dir
+        Shared-memory folder of the stream and state files (overrides
+        ``config.shm_dir``); default ``$MILK_SHM_DIR``.
 
     Raises
     ------
@@ -284,8 +149,13 @@ class Camera:
         external_trigger: bool | None = None,
         data_type: str | None = None,
         restore: bool = True,
+        shm_dir: ShmDir = None,
     ) -> None:
-        self._config = config if config is not None else Config.load()
+        if config is None:
+            config = Config.load(shm_dir=shm_dir)
+        elif shm_dir is not None:
+            config = attrs.evolve(config, shm_dir=shm_dir)
+        self._config = config
         self.table = table if table is not None else load_camera_table(name, config=self._config)
         self.name = name
         if backend is None:
@@ -294,8 +164,10 @@ class Camera:
             backend = SimulatedBackend(shm_dir=self._config.shm_dir)
         self.backend: Backend = backend
         self._state_path = self._config.control_dir / f"camera-{name}.json"
-        saved = self._load_state()
-        self._state = self._initial_state(
+        saved = load_state(self._state_path, name)
+        self._state = resolve_state(
+            self.table,
+            name,
             saved if restore else None,
             saved,
             crop=crop,
@@ -321,9 +193,7 @@ class Camera:
 
     # -- construction helpers --------------------------------------------------------
     @staticmethod
-    def connect(
-        name: str, *, timeout: float = 5.0, shm_dir: Path | str | None = None
-    ) -> RemoteCamera:
+    def connect(name: str, *, timeout: float = 5.0, shm_dir: ShmDir = None) -> RemoteCamera:
         """Return a handle on the camera daemon ``name`` (``vampires camstart``).
 
         Parameters
@@ -345,6 +215,8 @@ class Camera:
         CameraError
             No daemon runs for ``name`` (the message says how to start one).
         """
+        from vampires.camera.remote import RemoteCamera
+
         remote = RemoteCamera(name, timeout=timeout, shm_dir=shm_dir)
         try:
             remote.ping()
@@ -353,116 +225,8 @@ class Camera:
             raise
         return remote
 
-    def _load_state(self) -> dict[str, Any]:
-        try:
-            raw = json.loads(self._state_path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            logger.warning("camera %s: ignoring unreadable state file %s: %s",
-                           self.name, self._state_path, exc)  # fmt: skip
-            return {}
-        if not isinstance(raw, dict) or raw.get("version") != _STATE_VERSION:
-            logger.warning("camera %s: ignoring state file %s of another version",
-                           self.name, self._state_path)  # fmt: skip
-            return {}
-        return raw
-
-    def _initial_state(
-        self,
-        restored: dict[str, Any] | None,
-        saved: dict[str, Any],
-        *,
-        crop: str | CropMode | None,
-        readout: str | ReadoutMode | None,
-        tint: float | None,
-        fps: float | None,
-        external_trigger: bool | None,
-        data_type: str | None,
-    ) -> _State:
-        old = restored or {}
-        table = self.table
-
-        def restored_crop() -> CropMode | None:
-            if "crop" not in old:
-                return None
-            try:
-                return table.crop(CropMode.from_dict(old["crop"]))
-            except ConfigError as exc:
-                logger.warning("camera %s: saved crop not usable (%s); using the default",
-                               self.name, exc)  # fmt: skip
-                return None
-
-        crop_mode = table.crop(crop) if crop is not None else restored_crop()
-        crop_mode = crop_mode if crop_mode is not None else table.crop(table.default_crop)
-        mode = _parse_readout_mode(
-            readout if readout is not None else old.get("readout", table.default_readout)
-        )
-        table.readout(mode)
-        ext = (
-            external_trigger if external_trigger is not None else old.get("external_trigger", False)
-        )
-        ext = _check_bool(ext, "external_trigger", self.name)
-        if tint is not None:
-            t = table.check_tint(tint)
-        elif crop is None and "tint" in old:
-            t = table.check_tint(old["tint"])
-        else:
-            t = table.check_tint(crop_mode.tint or 1e-3)
-        ro = table.readout_time(crop_mode, mode)
-        if table.exposure_sets_rate:
-            if fps is not None:
-                t = 1.0 / table.check_fps(fps, crop_mode, mode)
-            rate = frame_rate(t, ro, external=ext)
-        else:
-            wanted = fps if fps is not None else old.get("fps") if crop is None else None
-            wanted = (
-                wanted if wanted is not None else crop_mode.fps or table.max_fps(crop_mode, mode)
-            )
-            rate = table.check_fps(wanted, crop_mode, mode)
-            if t > 1.0 / rate:
-                if tint is not None:
-                    msg = (
-                        f"camera {self.name}: exposure {t:g} s is longer than the frame "
-                        f"period 1/{rate:g} Hz; lower the frame rate"
-                    )
-                    raise ConfigError(msg)
-                t = 1.0 / rate
-        dt = parse_data_type(data_type if data_type is not None else saved.get("data_type", "TEST"))
-        user = saved.get("user", {})
-        user = dict(user) if isinstance(user, dict) else {}
-        try:
-            check_keywords(user)
-        except KeywordError as exc:
-            logger.warning("camera %s: dropping invalid saved user keywords (%s)", self.name, exc)
-            user = {}
-        bench_raw = saved.get("bench", {})
-        try:
-            bench = BenchState(**bench_raw) if isinstance(bench_raw, dict) else BenchState()
-        except TypeError:
-            bench = BenchState()
-        gen = saved.get("crop_generation", 0)
-        return _State(
-            crop=crop_mode,
-            readout=mode,
-            tint=t,
-            fps=rate,
-            external_trigger=ext,
-            data_type=dt,
-            user={k: v for k, v in user.items() if k not in MANAGED_KEYWORDS},
-            crop_generation=gen if isinstance(gen, int) else 0,
-            bench=bench,
-        )
-
     def _save_state(self) -> None:
-        path = self._state_path
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._state.to_json(), indent=1))
-            tmp.replace(path)
-        except OSError as exc:
-            logger.warning("camera %s: could not save state to %s: %s", self.name, path, exc)
+        save_state(self._state_path, self._state, self.name)
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -496,8 +260,8 @@ class Camera:
                         self.backend.kind, self._state.crop.name,
                         self._state.readout.value, self._state.fps)  # fmt: skip
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop acquiring (idempotent); the stream file stays.
+    def pause(self, timeout: float = 5.0) -> None:
+        """Pause acquiring (idempotent); the stream file and settings stay, start() resumes.
 
         Parameters
         ----------
@@ -516,6 +280,19 @@ class Camera:
                 self._stream.close()
                 self._stream = None
             self._release_writer_lock()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Pause acquiring: the deprecated name of :meth:`pause` (stop now ends a daemon).
+
+        .. deprecated:: issue 17
+           Use :meth:`pause`.
+        """
+        warnings.warn(
+            "Camera.stop() is deprecated: use Camera.pause() (stop now means ending a daemon)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        self.pause(timeout)
 
     def _take_writer_lock(self) -> None:
         """Be the only writer of the stream: flock ``camera-<name>.writer.lock``."""
@@ -549,7 +326,7 @@ class Camera:
         if self._closed:
             return
         try:
-            self.stop()
+            self.pause()
         finally:
             self.backend.close()
             self._closed = True
@@ -597,7 +374,9 @@ class Camera:
 
     def _run(self) -> None:
         backend, stream = self.backend, self._stream
-        assert stream is not None  # noqa: S101 - opened before the thread starts
+        if stream is None:  # cannot happen: start() opens the stream before the thread
+            self._error = "CameraError: no stream"
+            return
         halt, lock, times = self._halt, self._lock, self._times
         try:
             while not halt.is_set():
@@ -628,9 +407,7 @@ class Camera:
         if stream.is_stale():  # e.g. `vampires stream rm vcam1` while running
             logger.warning("camera %s: stream file vanished or was replaced; re-creating it",
                            self.name)  # fmt: skip
-            self._open_stream()
-            assert self._stream is not None  # noqa: S101 - just opened
-            stream = self._stream
+            stream = self._open_stream()
         times = self._times
         if len(times) >= 2 and time.time() - times[-1] < 2.0:
             window = [t for t in times if t >= times[-1] - 2.0]
@@ -651,7 +428,7 @@ class Camera:
         return stream
 
     # -- stream --------------------------------------------------------------------------
-    def _keywords(self, state: _State) -> dict[str, tuple[KeywordValue, str]]:
+    def _keywords(self, state: CameraState) -> dict[str, tuple[KeywordValue, str]]:
         temperature = self._temperature
         if not math.isfinite(temperature):
             temperature = self.backend.temperature() if self._opened else 0.0
@@ -672,7 +449,7 @@ class Camera:
             user=state.user,
         )
 
-    def _open_stream(self) -> None:
+    def _open_stream(self) -> Stream:
         from vampires.stream import Stream, suggested_circular_buffer
 
         crop = self._state.crop
@@ -699,6 +476,7 @@ class Camera:
             self._stream = stream
         if old is not None and old is not stream:
             old.close()
+        return stream
 
     def _write_keywords(self) -> None:
         stream = self._stream
@@ -708,7 +486,7 @@ class Camera:
             stream.keywords.update(self._keywords(self._state))
 
     # -- applying changes ----------------------------------------------------------------
-    def _apply(self, new: _State, *, restart: bool, new_stream: bool = False) -> None:
+    def _apply(self, new: CameraState, *, restart: bool, new_stream: bool = False) -> None:
         """Switch to ``new`` (already validated); roll back if the backend fails."""
         old = self._state
         if self._thread is None:  # stopped: remember for the next start
@@ -793,12 +571,12 @@ class Camera:
 
     def _retimed(
         self,
-        state: _State,
+        state: CameraState,
         *,
         crop: CropMode | None = None,
         readout: ReadoutMode | None = None,
         external: bool | None = None,
-    ) -> _State:
+    ) -> CameraState:
         """Keep the exposure, recompute the rate for a new crop/readout/trigger."""
         crop = crop if crop is not None else state.crop
         readout = readout if readout is not None else state.readout
@@ -938,7 +716,7 @@ class Camera:
         """
         with self._control:
             self._check_not_closed()
-            parsed = _parse_readout_mode(mode)
+            parsed = parse_readout_mode(mode)
             self.table.readout(parsed)
             self._apply(self._retimed(self._state, readout=parsed), restart=True)
             return parsed
@@ -968,7 +746,7 @@ class Camera:
         """
         with self._control:
             self._check_not_closed()
-            flag = _check_bool(enable, "external trigger", self.name)
+            flag = check_bool(enable, f"camera {self.name}: external trigger")
             self._apply(self._retimed(self._state, external=flag), restart=False)
             return flag
 
@@ -1147,212 +925,3 @@ def _backend_keywords(backend: Backend) -> dict[str, tuple[KeywordValue, str]]:
     except CameraError as exc:
         logger.warning("backend %s: keywords unavailable: %s", backend.kind, exc)
         return {}
-
-
-# ---------------------------------------------------------------------------------- remote
-_ERRORS: dict[str, type[Exception]] = {
-    "ConfigError": ConfigError,
-    "KeywordError": ConfigError,
-    "CameraTimeout": CameraTimeout,
-    "CameraError": CameraError,
-}
-
-
-class RemoteCamera:
-    """Handle on a camera daemon, with the API of :class:`Camera`.
-
-    Get one with :meth:`Camera.connect`. Errors are translated back: a
-    refused argument raises :class:`~vampires.errors.ConfigError`, a camera
-    failure :class:`~vampires.errors.CameraError`, a daemon that is not
-    running (or died) :class:`~vampires.errors.CameraError` naming the fix.
-
-    Parameters
-    ----------
-    name
-        Camera name.
-    timeout
-        Seconds to wait for each reply (crop and readout changes get 4x).
-    shm_dir
-        Shm folder of the daemon.
-    """
-
-    def __init__(
-        self, name: str, *, timeout: float = 5.0, shm_dir: Path | str | None = None
-    ) -> None:
-        from vampires.control import ControlClient
-
-        self.name = name
-        self.timeout = timeout
-        self._shm_dir = shm_dir
-        self._client = ControlClient("camera", name, timeout=timeout, shm_dir=shm_dir)
-
-    def _not_running(self, why: str) -> CameraError:
-        from vampires.camera.modes import known_cameras
-
-        known = known_cameras()
-        if self.name in known:
-            advice = f"start it with 'vampires camstart {self.name} --sim'"
-        else:  # camstart would refuse it too: do not advise a command that fails
-            advice = f"{self.name!r} is not a known camera (known: {', '.join(known)})"
-        msg = f"camera {self.name}: no camera daemon is running ({why}); {advice}"
-        return CameraError(msg)
-
-    def _call(self, command: str, /, *, slow: bool = False, **args: Any) -> dict[str, Any]:  # noqa: ANN401
-        from vampires.control import daemon_alive
-
-        timeout = self.timeout * (4 if slow else 1)
-        if not daemon_alive("camera", self.name, shm_dir=self._shm_dir):
-            # cheap lock check: a killed daemon is reported at once, not after a timeout
-            why = "no process holds its lock"
-            raise self._not_running(why)
-        try:
-            return self._client.call(command, timeout=timeout, **args)
-        except DaemonNotRunning as exc:
-            raise self._not_running(str(exc)) from exc
-        except ControlTimeout as exc:
-            msg = (
-                f"camera {self.name}: the camera daemon did not answer {command!r} in {timeout:g} s"
-            )
-            raise CameraTimeout(msg) from exc
-        except CommandError as exc:
-            text = str(exc)
-            prefix = f"camera {self.name}: "
-            text = text[len(prefix) :] if text.startswith(prefix) else text
-            kind, sep, rest = text.partition(": ")
-            cls = _ERRORS.get(kind) if sep else None
-            if cls is None:
-                # schema errors from the control plane are bad arguments too
-                msg = f"camera {self.name}: {text}"
-                raise ConfigError(msg) from exc
-            raise cls(rest) from exc
-
-    def ping(self) -> dict[str, Any]:
-        """Check the daemon answers; return its ping reply."""
-        return self._call("ping")
-
-    def close(self) -> None:
-        """Close the control socket (idempotent); the daemon keeps running."""
-        self._client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def status(self) -> CameraStatus:
-        """Return the daemon camera's :class:`CameraStatus`."""
-        reply = self._call("status")
-        return CameraStatus.from_dict(reply["status"])
-
-    @property
-    def crop(self) -> CropMode:
-        """Crop really read."""
-        return self.status().crop
-
-    def set_crop(self, crop: str | CropMode) -> CropMode:
-        """See :meth:`Camera.set_crop`."""
-        if isinstance(crop, CropMode):
-            reply = self._call("set_crop", slow=True, mode=crop.to_dict())
-        else:
-            reply = self._call("set_crop", slow=True, name=crop)
-        return CropMode.from_dict(reply["crop"])
-
-    @property
-    def tint(self) -> float:
-        """Exposure [s]."""
-        return self.status().tint
-
-    def set_tint(self, tint: float) -> float:
-        """See :meth:`Camera.set_tint`."""
-        return float(self._call("set_tint", tint=tint)["tint"])
-
-    @property
-    def fps(self) -> float:
-        """Frame rate [Hz]."""
-        return self.status().fps
-
-    @property
-    def max_fps(self) -> float:
-        """Highest frame rate [Hz]."""
-        return self.status().max_fps
-
-    @property
-    def measured_fps(self) -> float:
-        """Measured frame rate [Hz]."""
-        return self.status().measured_fps
-
-    def set_fps(self, fps: float) -> float:
-        """See :meth:`Camera.set_fps`."""
-        return float(self._call("set_fps", fps=fps)["fps"])
-
-    @property
-    def readout_mode(self) -> ReadoutMode:
-        """Readout mode."""
-        return self.status().readout_mode
-
-    def set_readout_mode(self, mode: str | ReadoutMode) -> ReadoutMode:
-        """See :meth:`Camera.set_readout_mode`."""
-        value = mode.value if isinstance(mode, ReadoutMode) else mode
-        return _parse_readout_mode(self._call("set_readout_mode", slow=True, mode=value)["mode"])
-
-    @property
-    def external_trigger(self) -> bool:
-        """External trigger on."""
-        return self.status().external_trigger
-
-    def set_external_trigger(self, enable: bool) -> bool:
-        """See :meth:`Camera.set_external_trigger`."""
-        _check_bool(enable, "external trigger", self.name)
-        return bool(self._call("set_external_trigger", enable=bool(enable))["enable"])
-
-    def trigger(self) -> None:
-        """Fire one software trigger."""
-        self._call("trigger")
-
-    @property
-    def data_type(self) -> str:
-        """``DATA-TYP``."""
-        return self.status().data_type
-
-    def set_data_type(self, data_type: str) -> str:
-        """See :meth:`Camera.set_data_type`."""
-        return str(self._call("set_data_type", data_type=data_type)["data_type"])
-
-    @property
-    def keywords(self) -> dict[str, KeywordValue]:
-        """User keywords."""
-        return self.status().keywords
-
-    def set_keyword(self, name: str, value: KeywordValue) -> None:
-        """See :meth:`Camera.set_keyword`."""
-        self._call("set_keyword", name=name, value=value)
-
-    def set_bench(self, bench: BenchState) -> None:
-        """See :meth:`Camera.set_bench`."""
-        self._call("set_bench", **attrs.asdict(bench))
-
-    @property
-    def temperature(self) -> float:
-        """Sensor temperature [K]."""
-        return self.status().temperature
-
-    @property
-    def running(self) -> bool:
-        """Acquisition running in the daemon."""
-        return self.status().running
-
-    def start(self) -> None:
-        """Resume acquisition in the daemon (after :meth:`stop`)."""
-        self._call("start", slow=True)
-
-    def stop(self) -> None:
-        """Pause acquisition; the daemon keeps running and answering."""
-        self._call("stop", slow=True)
-
-    def shutdown(self) -> None:
-        """Ask the daemon to stop the camera and exit."""
-        self._call("shutdown")
-
-    def __repr__(self) -> str:
-        return f"vampires.RemoteCamera({self.name!r})"

@@ -16,32 +16,34 @@ command                arguments                                reply
 ``set_external_trigger`` ``enable`` (bool)                      ``enable``, ``fps``
 ``set_data_type``      ``data_type`` (str)                      ``data_type``
 ``set_keyword``        ``name`` (str), ``value`` (int/float/str/bool)
+``bench``                                                       ``bench`` (dict)
 ``set_bench``          fields of :class:`BenchState`
 ``trigger``                                                     one software trigger
-``start`` / ``stop``                                            resume / pause acquisition
+``start`` / ``pause``                                           resume / pause acquisition
+``stop``                                                        deprecated name of ``pause``
 ``shutdown``                                                    stops camera and daemon
 =====================  =======================================  ======================
 
-Refused arguments come back as ``ok: false`` with ``"ConfigError: ..."``;
-:class:`~vampires.camera.camera.RemoteCamera` turns them back into exceptions.
-SIGTERM / SIGINT stop the daemon cleanly (camera stopped, stream file kept).
+Refused arguments come back as ``ok: false`` with ``"error_type": "ConfigError"``;
+:class:`~vampires.camera.remote.RemoteCamera` turns them back into exceptions.
+SIGTERM / SIGINT / SIGHUP stop the daemon cleanly (camera stopped, stream file kept;
+see :mod:`vampires.control.entry`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 import attrs
 
 from vampires.camera.camera import Camera
 from vampires.camera.keywords import BenchState
-from vampires.camera.modes import CropMode, load_camera_table
+from vampires.camera.modes import CropMode
+from vampires.camera.table import load_camera_table
 from vampires.config import Config
 from vampires.errors import ConfigError, VampiresError
 
@@ -112,6 +114,9 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
         camera.set_bench(bench)
         return {"bench": attrs.asdict(camera.bench)}
 
+    def bench(a: dict[str, Any]) -> dict[str, Any]:
+        return {"bench": attrs.asdict(camera.bench)}
+
     def trigger(a: dict[str, Any]) -> dict[str, Any]:
         camera.trigger()
         return {}
@@ -120,8 +125,8 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
         camera.start()
         return {"running": camera.running}
 
-    def stop_acquisition(a: dict[str, Any]) -> dict[str, Any]:
-        camera.stop()
+    def pause(a: dict[str, Any]) -> dict[str, Any]:
+        camera.pause()
         return {"running": camera.running}
 
     def shutdown(a: dict[str, Any]) -> dict[str, Any]:
@@ -157,10 +162,12 @@ def handlers(camera: Camera, stop: threading.Event) -> dict[str, Any]:
             func=set_data_type, args={"data_type": Arg(type="str", required=True)}
         ),
         "set_keyword": Command(func=set_keyword, help="user keyword (name, value)", strict=False),
+        "bench": Command(func=bench, help="simulated bench state (read)"),
         "set_bench": Command(func=set_bench, args=bench_args, help="simulated bench state"),
         "trigger": Command(func=trigger, help="one software trigger"),
         "start": Command(func=start, help="resume acquisition"),
-        "stop": Command(func=stop_acquisition, help="pause acquisition (daemon keeps running)"),
+        "pause": Command(func=pause, help="pause acquisition (daemon keeps running)"),
+        "stop": Command(func=pause, help="deprecated name of pause"),
         "shutdown": Command(func=shutdown, help="stop the camera and exit"),
     }
 
@@ -204,7 +211,7 @@ def add_camera_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the camera daemon in the foreground until ``shutdown`` or SIGTERM.
+    """Run the camera daemon in the foreground until ``shutdown`` or a stop signal.
 
     Parameters
     ----------
@@ -216,46 +223,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 after a clean stop, 1 if the camera could not start.
     """
+    from vampires.control.entry import run_daemon, setup_daemon_logging
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    from vampires.control import DaemonServer
-
+    setup_daemon_logging()
     try:
-        from vampires.camera.backends.factory import make_backend, resolve_backend
-
-        config = Config.load()
-        table = load_camera_table(args.camera, config=config, site=args.site)
-        spec = resolve_backend(args.camera, config, backend=args.backend, sim=args.sim)
-        backend = make_backend(
-            spec,
-            shm_dir=config.shm_dir,
-            deterministic=args.deterministic,
-            trigger_stream=args.trigger_stream,
-        )
-        camera = Camera(
-            args.camera,
-            backend=backend,
-            table=table,
-            config=config,
-            crop=args.mode,
-            readout=args.readout,
-            tint=args.tint,
-            fps=args.fps,
-            external_trigger=True if args.external_trigger else None,
-            data_type=args.data_type,
-            restore=not args.fresh,
-        )
+        camera = _make_camera(args)
     except VampiresError as exc:
         logger.error("camera %s: cannot start: %s", args.camera, exc)
         return 1
-    try:
+
+    def serve(stop: threading.Event) -> int:
+        from vampires.control import DaemonServer
+
         with camera:
             server = DaemonServer(
                 "camera",
@@ -266,11 +246,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             with server:
                 logger.info("camera %s: serving on %s", args.camera, server.endpoint)
                 server.serve(stop)
-    except VampiresError as exc:
-        logger.error("camera %s: stopped on error: %s", args.camera, exc)
-        return 1
-    logger.info("camera %s: daemon stopped", args.camera)
-    return 0
+        logger.info("camera %s: daemon stopped", args.camera)
+        return 0
+
+    return run_daemon(f"camera {args.camera}", serve)
+
+
+def _make_camera(args: argparse.Namespace) -> Camera:
+    from vampires.camera.backends.factory import make_backend, resolve_backend
+
+    config = Config.load()
+    table = load_camera_table(args.camera, config=config, site=args.site)
+    spec = resolve_backend(args.camera, config, backend=args.backend, sim=args.sim)
+    backend = make_backend(
+        spec,
+        shm_dir=config.shm_dir,
+        deterministic=args.deterministic,
+        trigger_stream=args.trigger_stream,
+    )
+    return Camera(
+        args.camera,
+        backend=backend,
+        table=table,
+        config=config,
+        crop=args.mode,
+        readout=args.readout,
+        tint=args.tint,
+        fps=args.fps,
+        external_trigger=True if args.external_trigger else None,
+        data_type=args.data_type,
+        restore=not args.fresh,
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from vampires.camera.modes import CameraTable, CropMode, ReadoutMode
+from vampires.camera.modes import CropMode, ReadoutMode
+from vampires.camera.table import CameraTable
 from vampires.errors import KeywordError
 
 __all__ = [

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -141,8 +140,3 @@ def int_arg(text: str) -> int:
     except ValueError:
         msg = f"expected an integer, got {text!r}"
         raise argparse.ArgumentTypeError(msg) from None
-
-
-def names_or_default(names: Sequence[str] | None) -> list[str]:
-    """Return ``names`` or both cameras."""
-    return list(names) if names else list(CAMERAS)

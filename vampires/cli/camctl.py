@@ -4,7 +4,8 @@
 ``set_fps HZ``, ``get_fps``, ``set_readout_mode FAST|SLOW``,
 ``get_readout_mode``, ``set_trigger enable|disable``, ``get_trigger``. Each
 talks to the camera daemons (``vampires camstart``) concurrently and prints
-one line per camera; the exit status is 1 if any camera failed.
+one line per camera (:class:`vampires.camera.remote.CameraGroup` does the
+work); the exit status is 1 if any camera failed.
 ``-c/--camera`` picks cameras (``1``, ``2``, ``vcam1``, ``vpupcam`` ...;
 repeatable; ``-1`` or ``both`` = vcam1 and vcam2, the default).
 ``set_trigger disable`` disables the external trigger (camstack enabled it).
@@ -15,15 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vampires.cli import pipe_safe
 from vampires.cli._logcams import CAMERA_HELP
-from vampires.errors import VampiresError
 
 if TYPE_CHECKING:
-    from vampires.camera.camera import RemoteCamera
+    from vampires.camera.remote import CameraGroup, CameraResult
 
 __all__ = [
     "get_crop",
@@ -33,7 +32,7 @@ __all__ = [
     "get_trigger",
     "main",
     "parse_cameras",
-    "run_on_cameras",
+    "report",
     "set_crop",
     "set_fps",
     "set_readout_mode",
@@ -66,40 +65,11 @@ def parse_cameras(values: Sequence[str] | None) -> list[str]:
     return names
 
 
-def run_on_cameras(
-    cameras: Sequence[str], action: Callable[[RemoteCamera], str], *, timeout: float = 5.0
-) -> int:
-    """Run ``action`` on every camera concurrently; print one line each.
-
-    Parameters
-    ----------
-    cameras
-        Camera names.
-    action
-        Called with a connected :class:`RemoteCamera`; returns the text after
-        ``"<camera>: "``. Raising a :class:`VampiresError` marks the camera failed.
-    timeout
-        Seconds per reply.
-
-    Returns
-    -------
-    int
-        0 if every camera succeeded, else 1.
-    """
-    from vampires.camera.camera import RemoteCamera
-
-    def one(name: str) -> tuple[bool, str]:
-        try:
-            with RemoteCamera(name, timeout=timeout) as camera:
-                return True, action(camera)
-        except VampiresError as exc:
-            return False, f"FAILED: {exc}"
-
-    with ThreadPoolExecutor(max_workers=max(1, len(cameras))) as pool:
-        results = list(pool.map(one, cameras))
-    for name, (_, text) in zip(cameras, results, strict=True):
-        print(f"{name}: {text}")
-    return 0 if all(ok for ok, _ in results) else 1
+def report(results: Sequence[CameraResult]) -> int:
+    """Print one line per camera; return 0 if every camera succeeded, else 1."""
+    for result in results:
+        print(result.line())
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -117,8 +87,10 @@ def _run(
     prog: str,
     description: str,
     add: Callable[[argparse.ArgumentParser], None] | None,
-    action: Callable[[argparse.Namespace], Callable[[RemoteCamera], str]],
+    action: Callable[[CameraGroup, argparse.Namespace], list[CameraResult]],
 ) -> int:
+    from vampires.camera.remote import CameraGroup
+
     parser = _parser(prog, description)
     if add is not None:
         add(parser)
@@ -128,144 +100,85 @@ def _run(
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    return run_on_cameras(cameras, action(args), timeout=args.timeout)
+    return report(action(CameraGroup(cameras, timeout=args.timeout), args))
 
 
-def _crop_text(camera: RemoteCamera) -> str:
-    crop = camera.crop
-    return f"{crop.name} {crop.width}x{crop.height} at ({crop.x0}, {crop.y0})"
+def _arg(name: str, **kwargs: Any) -> Callable[[argparse.ArgumentParser], None]:  # noqa: ANN401
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(name, **kwargs)
+
+    return add
 
 
 @pipe_safe
 def set_crop(argv: Sequence[str] | None = None) -> int:
     """``set_crop MODE``: change the crop of the cameras."""
-
-    def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("mode", help="crop name (STANDARD, MBI, MBI_REDUCED, ...)")
-
-    def action(args: argparse.Namespace) -> Callable[[RemoteCamera], str]:
-        def go(cam: RemoteCamera) -> str:
-            crop = cam.set_crop(args.mode)
-            return f"crop {crop.name} {crop.width}x{crop.height} at ({crop.x0}, {crop.y0})"
-
-        return go
-
-    return _run(argv, "set_crop", "Change the crop of the cameras.", add, action)
+    add = _arg("mode", help="crop name (STANDARD, MBI, MBI_REDUCED, ...)")
+    return _run(argv, "set_crop", "Change the crop of the cameras.", add,
+                lambda g, a: g.set_crop(a.mode))  # fmt: skip
 
 
 @pipe_safe
 def get_crop(argv: Sequence[str] | None = None) -> int:
     """``get_crop``: print the crop of the cameras."""
-    return _run(argv, "get_crop", "Print the crop.", None, lambda a: _crop_text)
+    return _run(argv, "get_crop", "Print the crop.", None, lambda g, a: g.crop())
 
 
 @pipe_safe
 def set_tint(argv: Sequence[str] | None = None) -> int:
     """``set_tint SECONDS``: set the exposure time."""
-
-    def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("tint", type=float, help="exposure [s]")
-
-    def action(args: argparse.Namespace) -> Callable[[RemoteCamera], str]:
-        def go(cam: RemoteCamera) -> str:
-            t = cam.set_tint(args.tint)
-            return f"tint {t:.6g} s ({cam.fps:.2f} Hz)"
-
-        return go
-
-    return _run(argv, "set_tint", "Set the exposure time [s].", add, action)
+    add = _arg("tint", type=float, help="exposure [s]")
+    return _run(argv, "set_tint", "Set the exposure time [s].", add,
+                lambda g, a: g.set_tint(a.tint))  # fmt: skip
 
 
 @pipe_safe
 def get_tint(argv: Sequence[str] | None = None) -> int:
     """``get_tint``: print the exposure time."""
-    return _run(argv, "get_tint", "Print the exposure time.", None,
-                lambda a: lambda cam: f"{cam.tint:.6g} s")  # fmt: skip
+    return _run(argv, "get_tint", "Print the exposure time.", None, lambda g, a: g.tint())
 
 
 @pipe_safe
 def set_fps(argv: Sequence[str] | None = None) -> int:
     """``set_fps HZ``: set the frame rate (at most the crop's maximum)."""
-
-    def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("fps", type=float, help="frame rate [Hz]")
-
-    def action(args: argparse.Namespace) -> Callable[[RemoteCamera], str]:
-        def go(cam: RemoteCamera) -> str:
-            f = cam.set_fps(args.fps)
-            return f"{f:.2f} Hz (tint {cam.tint:.6g} s)"
-
-        return go
-
-    return _run(argv, "set_fps", "Set the frame rate [Hz].", add, action)
+    add = _arg("fps", type=float, help="frame rate [Hz]")
+    return _run(argv, "set_fps", "Set the frame rate [Hz].", add, lambda g, a: g.set_fps(a.fps))
 
 
 @pipe_safe
 def get_fps(argv: Sequence[str] | None = None) -> int:
     """``get_fps``: print frame rate, maximum and measured rate."""
-
-    def go(cam: RemoteCamera) -> str:
-        st = cam.status()
-        text = f"{st.fps:.2f} Hz (max {st.max_fps:.2f} Hz, measured {st.measured_fps:.2f} Hz)"
-        if st.error:  # acquisition stopped, or a real camera not answering
-            from vampires.errors import CameraError
-
-            msg = f"{text}; {st.error}"
-            raise CameraError(msg)
-        return text
-
-    return _run(argv, "get_fps", "Print the frame rate.", None, lambda a: go)
+    return _run(argv, "get_fps", "Print the frame rate.", None, lambda g, a: g.fps())
 
 
 @pipe_safe
 def set_readout_mode(argv: Sequence[str] | None = None) -> int:
     """``set_readout_mode FAST|SLOW``."""
-
-    def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("mode", type=str.upper, choices=("FAST", "SLOW"), help="FAST or SLOW")
-
-    def action(args: argparse.Namespace) -> Callable[[RemoteCamera], str]:
-        def go(cam: RemoteCamera) -> str:
-            mode = cam.set_readout_mode(args.mode)
-            return f"readout {mode.value} ({cam.fps:.2f} Hz)"
-
-        return go
-
-    return _run(argv, "set_readout_mode", "Set the readout mode.", add, action)
+    add = _arg("mode", type=str.upper, choices=("FAST", "SLOW"), help="FAST or SLOW")
+    return _run(argv, "set_readout_mode", "Set the readout mode.", add,
+                lambda g, a: g.set_readout_mode(a.mode))  # fmt: skip
 
 
 @pipe_safe
 def get_readout_mode(argv: Sequence[str] | None = None) -> int:
     """``get_readout_mode``."""
     return _run(argv, "get_readout_mode", "Print the readout mode.", None,
-                lambda a: lambda cam: cam.readout_mode.value)  # fmt: skip
+                lambda g, a: g.readout_mode())  # fmt: skip
 
 
 @pipe_safe
 def set_trigger(argv: Sequence[str] | None = None) -> int:
     """``set_trigger enable|disable``: external trigger on or off."""
-
-    def add(p: argparse.ArgumentParser) -> None:
-        p.add_argument("state", type=str.lower, choices=("enable", "disable"))
-
-    def action(args: argparse.Namespace) -> Callable[[RemoteCamera], str]:
-        enable = args.state == "enable"
-
-        def go(cam: RemoteCamera) -> str:
-            on = cam.set_external_trigger(enable)
-            return f"external trigger {'enabled' if on else 'disabled'}"
-
-        return go
-
-    return _run(argv, "set_trigger", "Enable or disable the external trigger.", add, action)
+    add = _arg("state", type=str.lower, choices=("enable", "disable"))
+    return _run(argv, "set_trigger", "Enable or disable the external trigger.", add,
+                lambda g, a: g.set_external_trigger(a.state == "enable"))  # fmt: skip
 
 
 @pipe_safe
 def get_trigger(argv: Sequence[str] | None = None) -> int:
     """``get_trigger``."""
     return _run(argv, "get_trigger", "Print the trigger mode.", None,
-                lambda a: lambda cam: "external trigger " +
-                ("enabled" if cam.external_trigger else "disabled"))  # fmt: skip
+                lambda g, a: g.external_trigger())  # fmt: skip
 
 
 _COMMANDS: dict[str, Callable[[Sequence[str] | None], int]] = {

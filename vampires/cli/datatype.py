@@ -32,8 +32,9 @@ def _prompt(types: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Set DATA-TYP on each camera; 0 if all accepted it."""
     from vampires.camera.modes import DATA_TYPES, parse_data_type
+    from vampires.camera.remote import CameraGroup
     from vampires.cli._logcams import CAMERA_HELP
-    from vampires.cli.camctl import parse_cameras, run_on_cameras
+    from vampires.cli.camctl import parse_cameras, report
     from vampires.errors import ConfigError
 
     parser = argparse.ArgumentParser(
@@ -62,6 +63,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if data_type == "ACQUISITION":
         print("note: vampires_dpp sorts ACQUISITION as legacy (pre-2023) data", file=sys.stderr)
-    return run_on_cameras(
-        cameras, lambda cam: f"DATA-TYP {cam.set_data_type(data_type)}", timeout=args.timeout
-    )
+    return report(CameraGroup(cameras, timeout=args.timeout).set_data_type(data_type))

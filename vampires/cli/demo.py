@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console = Console()
     # the crop tables' off-grid notice (HALFARC) is for operators choosing crops, not the demo
-    logging.getLogger("vampires.camera.modes").setLevel(logging.ERROR)
+    logging.getLogger("vampires.camera.table").setLevel(logging.ERROR)
     try:
         options = DemoOptions(
             duration=args.duration,

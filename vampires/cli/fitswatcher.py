@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from vampires.cli import interruptible, pipe_safe
 from vampires.errors import ConfigError
-from vampires.watch.watcher import Watcher, snapshot_dict
+from vampires.watch.watcher import Watcher, snapshot_dict, tonight_pattern
 
 __all__ = ["main"]
 
@@ -71,10 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.tonight:
-            from vampires.config import Config
-
-            night = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
-            patterns.append(str(Config.load().archive_root / night / "vcam*"))
+            patterns.append(tonight_pattern())
         watcher = Watcher(patterns, n=args.n, siblings=not args.exact)
         if args.interval <= 0 or args.interval != args.interval:
             msg = f"--interval must be > 0 seconds (got {args.interval})"

@@ -122,35 +122,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import logging
-    import signal
-    import threading
+    from vampires.fitslog.daemon import run_logger_daemon
 
-    from vampires.config import Config
-    from vampires.fitslog.daemon import LoggerDaemon
-    from vampires.fitslog.policy import CubePolicy
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    root = args.root if args.root or args.dirname else str(Config.load().data_root)
-    policy = CubePolicy(
-        frames_per_cube=args.cube_size,
+    return run_logger_daemon(
+        args.stream,
+        cube_size=args.cube_size,
         cubes=args.cubes,
+        root=args.root,
+        dirname=args.dirname,
         timeout=args.timeout,
-        flush_interval=1.0 if args.flush is None else args.flush,
-        sync_interval=None if args.sync is not None and args.sync < 0 else (args.sync or 0.0),
+        flush=args.flush,
+        sync=args.sync,
+        tcp=args.tcp,
+        curve_dir=args.curve_dir,
     )
-    daemon = LoggerDaemon(
-        args.stream, policy, root=root, dirname=args.dirname, tcp=args.tcp, curve_dir=args.curve_dir
-    )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda *_: stop.set())
-    daemon.serve(stop)
-    if daemon.fatal is not None:
-        logging.getLogger("vampires.cli.logger").error("%s", daemon.fatal)
-        return 1
-    logging.getLogger("vampires.cli.logger").info("logger %s: exited cleanly", args.stream)
-    return 0
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -216,7 +201,7 @@ def _command(args: argparse.Namespace) -> int:
     elif args.action == "stop":
         result = group.kill()
     else:
-        result = group.call({"next": "next"}.get(args.action, args.action))
+        result = group.call(args.action)
     status = report(result)
     if args.action == "status":
         for r in result:

@@ -122,11 +122,9 @@ def _ask(prompt: str, parse: Callable[[str], T], default: str | None) -> T:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        msg = f"must be >= 1 (got {value})"
-        raise ValueError(msg)
-    return value
+    from vampires._checks import check_int
+
+    return check_int(int(text), "frames per cube", 1)
 
 
 def _cubes(text: str) -> int:
@@ -149,7 +147,7 @@ def _yes_no(text: str) -> bool:
 @pipe_safe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vampires_preplog``; exit 1 if any camera failed."""
-    from vampires.camera.modes import DATA_TYPES
+    from vampires.camera.modes import DATA_TYPES, parse_data_type
     from vampires.cli._logcams import CAMERAS
     from vampires.config import Config
     from vampires.errors import VampiresError
@@ -178,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else _ask("Archive data to Gen2 (y/n)", _yes_no, "n")
         )
         data_type = args.data_type or _ask(
-            f"Data type ({', '.join(DATA_TYPES)})", _data_type(DATA_TYPES), "OBJECT"
+            f"Data type ({', '.join(DATA_TYPES)})", parse_data_type, "OBJECT"
         )
         if archive:
             base = str(config.archive_root)
@@ -215,13 +213,3 @@ def _check_options(args: argparse.Namespace) -> None:
         data_type=args.data_type,
         timeout=args.timeout,
     )
-
-
-def _data_type(choices: Sequence[str]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text.strip().upper() not in choices:
-            msg = f"choose one of {', '.join(choices)} (got {text!r})"
-            raise ValueError(msg)
-        return text.strip().upper()
-
-    return parse

@@ -21,12 +21,14 @@ from typing import Any, Literal, Self
 import attrs
 import zmq
 
+from vampires._checks import ShmDir, check_seconds
 from vampires.config import control_dir
 from vampires.config import shm_dir as default_shm_dir
 from vampires.control.protocol import (
     MAX_MESSAGE_BYTES,
     decode_reply,
     encode,
+    error_text,
     lock_path,
     parse_socket_name,
     socket_path,
@@ -56,13 +58,10 @@ Status = Literal["ok", "error", "timeout", "not-running"]
 
 
 def _check_timeout(timeout: object) -> float:
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 3600:
-        msg = f"timeout must be a number of seconds in (0, 3600], got {timeout!r}"
-        raise ConfigError(msg)
-    return float(timeout)
+    return check_seconds(timeout, "timeout")
 
 
-def daemon_alive(kind: str, name: str, *, shm_dir: Path | str | None = None) -> bool:
+def daemon_alive(kind: str, name: str, *, shm_dir: ShmDir = None) -> bool:
     """Tell whether a daemon process holds the lock of ``kind``/``name``.
 
     This is a cheap check that does not talk to the daemon: the lock is
@@ -169,7 +168,7 @@ class ControlClient:
         name: str,
         *,
         timeout: float = 2.0,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         endpoint: str | None = None,
         curve_dir: Path | str | None = None,
     ) -> None:
@@ -272,7 +271,7 @@ class ControlClient:
             No reply in time (the daemon is alive but busy or hung).
         CommandError
             The daemon refused the command (reply ``ok`` false); the reply is
-            in ``exc.reply``.
+            in ``exc.reply``, the daemon's error class name in ``exc.remote_type``.
         ControlError
             The reply is malformed.
         """
@@ -333,10 +332,8 @@ class ControlClient:
             msg = f"{self.kind} {self.name}: malformed reply to {command!r}: {exc}"
             raise ControlError(msg) from exc
         if not reply["ok"]:
-            msg = f"{self.kind} {self.name}: {reply.get('error', f'{command} refused')}"
-            error = CommandError(msg)
-            error.reply = reply  # type: ignore[attr-defined]
-            raise error
+            msg = f"{self.kind} {self.name}: {error_text(reply, command)}"
+            raise CommandError(msg, reply=reply)
         return reply
 
     def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
@@ -504,7 +501,7 @@ def _one_target(
             name=name,
             status="error",
             reply=reply,
-            error=str(reply.get("error", "refused")),
+            error=error_text(reply),
             time=t,
             round_trip=rtt,
         )
@@ -517,7 +514,7 @@ def group_call(
     args: Mapping[str, Any] | None = None,
     *,
     timeout: float = 2.0,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
 ) -> GroupResult:
     """Send one command to several daemons at once and collect every answer.
 
@@ -626,7 +623,7 @@ class DaemonInfo:
 def discover(
     kind: str | None = None,
     *,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
     timeout: float = 0.5,
     include_dead: bool = False,
 ) -> list[DaemonInfo]:

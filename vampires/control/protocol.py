@@ -6,8 +6,13 @@ A request is one ZMQ message holding a UTF-8 JSON object::
 
 ``args`` is optional (an empty object when absent); no other key is allowed.
 A reply is one JSON object: ``{"ok": true, "time": <unix s>, ...}`` on
-success, ``{"ok": false, "time": <unix s>, "error": "<what and why>"}`` on
-failure; a daemon that has a state adds ``"state"`` to both.
+success, ``{"ok": false, "time": <unix s>, "error": "<what and why>",
+"error_type": "ConfigError"}`` on failure; a daemon that has a state adds
+``"state"`` to both. ``error_type`` names the :mod:`vampires.errors` class the
+daemon raised (``CommandError`` for the control plane's own refusals; absent
+for an unexpected failure), so a client raises the same class again
+without parsing the message (:class:`~vampires.errors.CommandError` carries it
+as ``remote_type``).
 
 Everything here is pure (no sockets), so it is tested without processes.
 """
@@ -23,6 +28,7 @@ from typing import Any, Literal
 
 import attrs
 
+from vampires._checks import ShmDir
 from vampires.config import control_dir
 from vampires.errors import CommandError, ConfigError
 
@@ -34,6 +40,7 @@ __all__ = [
     "decode_reply",
     "encode",
     "endpoint",
+    "error_text",
     "lock_path",
     "parse_request",
     "parse_socket_name",
@@ -112,7 +119,7 @@ def validate_name(name: object) -> str:
     return name
 
 
-def socket_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
+def socket_path(kind: str, name: str, shm_dir: ShmDir = None) -> Path:
     """Return the ipc socket file of a daemon: ``<shm>/vampires/<kind>-<name>.sock``.
 
     Parameters
@@ -131,7 +138,10 @@ def socket_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
     ConfigError
         Bad kind or name, or a path too long for a unix socket.
     """
-    path = control_dir(shm_dir) / f"{validate_kind(kind)}-{validate_name(name)}.sock"
+    path = (
+        control_dir(Path(shm_dir) if shm_dir is not None else None)
+        / f"{validate_kind(kind)}-{validate_name(name)}.sock"
+    )
     if len(str(path).encode()) > _MAX_IPC_PATH:
         msg = (
             f"control socket path {path} is longer than the {_MAX_IPC_PATH} bytes a unix "
@@ -141,7 +151,7 @@ def socket_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
     return path
 
 
-def lock_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
+def lock_path(kind: str, name: str, shm_dir: ShmDir = None) -> Path:
     """Return the lock file a running daemon holds (``<kind>-<name>.lock``).
 
     Parameters
@@ -156,7 +166,7 @@ def lock_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
     return socket_path(kind, name, shm_dir).with_suffix(".lock")
 
 
-def endpoint(kind: str, name: str, shm_dir: Path | None = None) -> str:
+def endpoint(kind: str, name: str, shm_dir: ShmDir = None) -> str:
     """Return the ZMQ endpoint ``ipc://<socket path>`` of a daemon.
 
     Parameters
@@ -415,6 +425,33 @@ def encode(message: Mapping[str, Any]) -> bytes:
         The mapping is not strictly JSON-able.
     """
     return json.dumps(message, allow_nan=False, separators=(",", ":")).encode()
+
+
+def error_text(reply: Mapping[str, Any], command: str | None = None) -> str:
+    """Return the human text of an error reply: ``"<error_type>: <error>"``.
+
+    The type is left out for :class:`~vampires.errors.CommandError` (the
+    control plane's own refusals: unknown command, bad arguments) and when
+    the reply has none (an unexpected failure in the daemon).
+
+    Parameters
+    ----------
+    reply
+        A reply with ``ok`` false.
+    command
+        The command sent, for the text of a reply without ``error``.
+
+    Returns
+    -------
+    str
+    """
+    text = reply.get("error")
+    if not isinstance(text, str):
+        text = f"{command} refused" if command else "refused"
+    kind = reply.get("error_type")
+    if isinstance(kind, str) and kind != "CommandError":
+        return f"{kind}: {text}"
+    return text
 
 
 def decode_reply(raw: bytes) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any, Self
 
 import zmq
 
+from vampires._checks import ShmDir
 from vampires.config import control_dir
 from vampires.config import shm_dir as default_shm_dir
 from vampires.control.protocol import (
@@ -154,7 +155,7 @@ class DaemonServer:
         name: str,
         handlers: Mapping[str, Handler | Command],
         *,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         state: Callable[[], str] | None = None,
         tcp: str | None = None,
         curve_dir: Path | str | None = None,
@@ -430,12 +431,16 @@ class DaemonServer:
             logger.exception("%s %s: state callback failed", self.kind, self.name)
             return "unknown"
 
-    def _error(self, message: str, when: float | None = None) -> dict[str, Any]:
+    def _error(
+        self, message: str, when: float | None = None, error_type: str | None = None
+    ) -> dict[str, Any]:
         reply: dict[str, Any] = {
             "ok": False,
             "time": time.time() if when is None else when,
             "error": message,
         }
+        if error_type is not None:
+            reply["error_type"] = error_type
         state = self._current_state()
         if state is not None:
             reply["state"] = state
@@ -456,10 +461,8 @@ class DaemonServer:
                     raise CommandError(msg)
                 checked = validate_args(command, spec, args)
                 result = _checked_result(command, spec.func(checked))
-        except CommandError as exc:
-            return self._error(str(exc), when)
-        except VampiresError as exc:
-            return self._error(f"{type(exc).__name__}: {exc}", when)
+        except VampiresError as exc:  # CommandError included
+            return self._error(str(exc), when, type(exc).__name__)
         except Exception as exc:
             logger.exception("%s %s: handler failed", self.kind, self.name)
             return self._error(f"internal error: {type(exc).__name__}: {exc}", when)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from vampires._checks import ShmDir
 from vampires.config import control_dir
 from vampires.config import shm_dir as default_shm_dir
 from vampires.control.client import ControlClient, daemon_alive
@@ -45,7 +46,7 @@ sys.stdout.write(str(pid))
 """
 
 
-def default_log_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
+def default_log_path(kind: str, name: str, shm_dir: ShmDir = None) -> Path:
     """Return the default daemon log file ``<shm>/vampires/<kind>-<name>.log``.
 
     Parameters
@@ -59,7 +60,10 @@ def default_log_path(kind: str, name: str, shm_dir: Path | None = None) -> Path:
     -------
     Path
     """
-    return control_dir(shm_dir) / f"{validate_kind(kind)}-{validate_name(name)}.log"
+    return (
+        control_dir(Path(shm_dir) if shm_dir is not None else None)
+        / f"{validate_kind(kind)}-{validate_name(name)}.log"
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -110,7 +114,7 @@ def spawn_daemon(
     name: str,
     log_path: Path | str | None = None,
     timeout: float = 10.0,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Start a detached daemon and return its pid once it answers ``ping``.

@@ -72,6 +72,7 @@ __all__ = [
     "WATCH_PERIOD",
     "LoggerDaemon",
     "LoggerLike",
+    "run_logger_daemon",
     "status_to_dict",
 ]
 
@@ -96,8 +97,8 @@ class LoggerLike(Protocol):
     def start(self) -> float | None:
         """Start saving; return the unix time it took effect."""
 
-    def stop(self, wait_for_cube: bool = False) -> float | None:
-        """Stop saving now, or after the current cube; return the time of effect."""
+    def pause(self, wait_for_cube: bool = False) -> float | None:
+        """Pause saving now, or after the current cube; return the time of effect."""
 
     def next_cube(self) -> float | None:
         """Close the current cube now; return the time of effect."""
@@ -354,11 +355,11 @@ class LoggerDaemon:
 
     def _off(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._done(self._live().stop(wait_for_cube=False))
+            return self._done(self._live().pause(wait_for_cube=False))
 
     def _offc(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._done(self._live().stop(wait_for_cube=True))
+            return self._done(self._live().pause(wait_for_cube=True))
 
     def _next(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -485,7 +486,7 @@ class LoggerDaemon:
         # buffers freed after the reply (serve() closes the logger), so a
         # large cube on a slow disk never makes the command time out.
         with self._lock:
-            when = self._live().stop(wait_for_cube=False)
+            when = self._live().pause(wait_for_cube=False)
             self._killed = True
             self._server.request_stop()
             return self._done(when)
@@ -624,3 +625,65 @@ class LoggerDaemon:
                 self.close_logger()
             finally:
                 self._server.close()
+
+
+def run_logger_daemon(
+    stream: str,
+    *,
+    cube_size: int,
+    cubes: int = -1,
+    root: Path | str | None = None,
+    dirname: Path | str | None = None,
+    timeout: float | None = None,
+    flush: float | None = None,
+    sync: float | None = None,
+    tcp: str | None = None,
+    curve_dir: Path | str | None = None,
+) -> int:
+    """Run a logger daemon in the foreground (``vampires logger run``) until ``kill`` or a signal.
+
+    Parameters
+    ----------
+    stream, cube_size, cubes, root, dirname, timeout, tcp, curve_dir
+        As for :func:`vampires.fitslog.control.start_logger`; ``root`` defaults
+        to the config's ``data_root`` unless ``dirname`` is given.
+    flush
+        Seconds a frame may wait in RAM (default 1).
+    sync
+        Seconds between fdatasyncs; None or 0 = every flush, < 0 = only at close.
+
+    Returns
+    -------
+    int
+        0 after a clean exit, 1 if the daemon ended on an error (logged).
+
+    Raises
+    ------
+    ConfigError
+        A bad setting (nothing started).
+    """
+    from vampires.config import Config
+    from vampires.control.entry import run_daemon, setup_daemon_logging
+    from vampires.fitslog.policy import CubePolicy
+
+    setup_daemon_logging()
+    if not root and not dirname:
+        root = str(Config.load().data_root)
+    policy = CubePolicy(
+        frames_per_cube=cube_size,
+        cubes=cubes,
+        timeout=timeout,
+        flush_interval=1.0 if flush is None else flush,
+        sync_interval=None if sync is not None and sync < 0 else (sync or 0.0),
+    )
+    daemon = LoggerDaemon(stream, policy, root=root, dirname=dirname, tcp=tcp, curve_dir=curve_dir)
+
+    def serve(stop: threading.Event) -> int:
+        daemon.serve(stop)
+        if daemon.fatal is not None:
+            logger.error("%s", daemon.fatal)
+            return 1
+        logger.info("logger %s: exited cleanly", stream)
+        return 0
+
+    return run_daemon(f"logger {stream}", serve)

@@ -7,7 +7,7 @@
     with Logger("vcam1", CubePolicy(frames_per_cube=250), root="/mnt/fuuu") as log:
         log.start()
         ...
-        log.stop(wait_for_cube=True)   # finish the cube being filled
+        log.pause(wait_for_cube=True)  # finish the cube being filled
         log.wait_idle(timeout=60)
         print(log.status())
 
@@ -373,8 +373,8 @@ class Logger:
             started = self._started_at
         return started if started is not None and started >= when else when
 
-    def stop(self, wait_for_cube: bool = False) -> float:
-        """Stop saving.
+    def pause(self, wait_for_cube: bool = False) -> float:
+        """Pause saving: the logger, its buffers and settings stay; :meth:`start` resumes.
 
         Parameters
         ----------
@@ -390,6 +390,21 @@ class Logger:
             Unix time the request took effect.
         """
         return self._request("last" if wait_for_cube else "stop")
+
+    def stop(self, wait_for_cube: bool = False) -> float:
+        """Pause saving: the deprecated name of :meth:`pause` (stop now ends a daemon).
+
+        .. deprecated:: issue 17
+           Use :meth:`pause`.
+        """
+        import warnings
+
+        warnings.warn(
+            "Logger.stop() is deprecated: use Logger.pause() (stop now means ending a daemon)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.pause(wait_for_cube)
 
     def next_cube(self) -> float:
         """Close the cube being filled now (if any frame) and go on with a new one.
@@ -539,11 +554,11 @@ class Logger:
         if running and not self._closing:
             with contextlib.suppress(LoggerError):
                 if finish_cube and self._saving:
-                    self.stop(wait_for_cube=True)
+                    self.pause(wait_for_cube=True)
                     with self._changed:
                         while self._is_saving() and time.monotonic() < deadline:
                             self._changed.wait(0.05)
-                self.stop(wait_for_cube=False)
+                self.pause(wait_for_cube=False)
         self._closing = True
         self._wake.set()
         self._reader_thread.join(max(0.1, deadline - time.monotonic()))

@@ -549,21 +549,16 @@ def set_data_type(
     StreamError
         No camera daemon and no stream.
     """
-    from vampires.camera.modes import DATA_TYPES
+    from vampires.camera.modes import parse_data_type
     from vampires.control.client import ControlClient
-    from vampires.errors import ControlError, DaemonNotRunning
+    from vampires.errors import DaemonNotRunning
 
-    value = data_type.strip().upper()
-    if value not in DATA_TYPES:
-        msg = f"data type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})"
-        raise ConfigError(msg)
+    value = parse_data_type(data_type)
     with ControlClient("camera", name, timeout=timeout, shm_dir=shm_dir) as client:
         try:
             reply = client.call("set_data_type", data_type=value)
         except DaemonNotRunning:
             pass
-        except ControlError:
-            raise
         else:
             return str(reply.get("data_type", value)), "camera daemon"
     from vampires.stream import Stream
@@ -642,13 +637,12 @@ def check_prep(
     ConfigError
         Bad frames, cubes, timeout or data type.
     """
-    from vampires.camera.modes import DATA_TYPES
+    from vampires.camera.modes import parse_data_type
     from vampires.fitslog.policy import CubePolicy
 
     CubePolicy(frames_per_cube=frames, cubes=cubes, timeout=timeout)  # validates
-    if data_type is not None and data_type.strip().upper() not in DATA_TYPES:
-        msg = f"data type must be one of {', '.join(DATA_TYPES)} (got {data_type!r})"
-        raise ConfigError(msg)
+    if data_type is not None:
+        parse_data_type(data_type)
 
 
 def prepare_loggers(

@@ -19,11 +19,9 @@ link daemon serves.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, Self
 
@@ -129,25 +127,6 @@ def set_realtime(priority: int | None = None, cpus: Iterable[int] | None = None)
             raise ConfigError(msg) from exc
 
 
-@contextlib.contextmanager
-def _signals_set(stop: threading.Event) -> Iterator[None]:
-    """Make SIGINT / SIGTERM set ``stop`` (main thread only), restore afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: object) -> None:
-        logger.info("signal %d: stopping", signum)
-        stop.set()
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
-
-
 def serve_link(
     link: Link,
     *,
@@ -169,7 +148,8 @@ def serve_link(
     name
         Daemon name (see :func:`daemon_name`).
     stop
-        Set it to return; SIGINT and SIGTERM set it too (in the main thread).
+        Set it to return; SIGTERM, SIGINT and SIGHUP set it too (in the main thread,
+        see :mod:`vampires.control.entry`).
     shm_dir
         Shm folder of the control socket.
 
@@ -186,6 +166,7 @@ def serve_link(
         The link cannot start (port in use, bad endpoint).
     """
     from vampires.control import Command, DaemonServer
+    from vampires.control.entry import stop_on_signals
 
     stop = stop if stop is not None else threading.Event()
 
@@ -205,7 +186,7 @@ def serve_link(
         return "connected" if link.status().connected else "waiting"
 
     with (
-        _signals_set(stop),
+        stop_on_signals(stop),
         DaemonServer("link", name, handlers, shm_dir=shm_dir, state=state) as server,
     ):
         link.start()

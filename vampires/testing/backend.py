@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 from vampires.camera.backends.base import AcquisitionSettings, Backend, FrameTiming
-from vampires.camera.modes import CameraTable, load_camera_table
+from vampires.camera.table import CameraTable, load_camera_table
 from vampires.errors import CameraError
 
 __all__ = ["BackendTests"]

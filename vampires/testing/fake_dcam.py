@@ -55,7 +55,8 @@ import numpy as np
 
 from vampires.camera.backends.base import AcquisitionSettings
 from vampires.camera.backends.simulated import SimulatedBackend
-from vampires.camera.modes import CameraTable, CropMode, ReadoutMode, frame_rate, load_camera_table
+from vampires.camera.modes import CropMode, ReadoutMode, frame_rate
+from vampires.camera.table import CameraTable, load_camera_table
 
 __all__ = ["FakeDcamApi", "FakeOrcaQuest"]
 

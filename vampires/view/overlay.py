@@ -108,7 +108,7 @@ def mbi_outlines(
         Empty outside MBI crops, for unknown cameras or crops, and for
         fields whose hotspot is off the frame (F610 in MBI_REDUCED).
     """
-    from vampires.camera.modes import load_camera_table
+    from vampires.camera.table import load_camera_table
 
     camera = _camera_of(stream, keywords)
     crop_name = keywords.get("_CROP")

@@ -16,6 +16,7 @@ from vampires.watch.watcher import (
     ScanStats,
     Watcher,
     snapshot_dict,
+    tonight_pattern,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "Watcher",
     "read_cube_header",
     "snapshot_dict",
+    "tonight_pattern",
 ]

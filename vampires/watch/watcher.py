@@ -31,23 +31,27 @@ Example
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import glob
 import itertools
 import logging
-import math
 import os
 import re
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from vampires._checks import check_int, check_positive
 from vampires.errors import ConfigError, FitsFormatError
 from vampires.watch.headers import CubeHeader, read_cube_header
+
+if TYPE_CHECKING:
+    from vampires.config import Config
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -60,6 +64,7 @@ __all__ = [
     "Watcher",
     "is_fits_name",
     "snapshot_dict",
+    "tonight_pattern",
 ]
 
 logger = logging.getLogger(__name__)
@@ -302,21 +307,27 @@ class _Listing:
     writing: list[tuple[str, str, int, int]] = attrs.field(factory=list)
 
 
-def _positive_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"Watcher: {name!r} must be an integer >= {minimum} (got {value!r})"
-        raise ConfigError(msg)
-    return value
+def tonight_pattern(*, config: Config | None = None, now: dt.datetime | None = None) -> str:
+    """Return the glob of tonight's camera folders: ``<archive root>/<UT date>/vcam*``.
 
+    Parameters
+    ----------
+    config
+        Settings giving the archive root; default :meth:`Config.load`.
+    now
+        The time whose UT date names the night; default now.
 
-def _positive_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        msg = f"Watcher: {name!r} must be a number > 0 (got {value!r})"
-        raise ConfigError(msg)
-    if not math.isfinite(value):
-        msg = f"Watcher: {name!r} must be finite (got {value!r})"
-        raise ConfigError(msg)
-    return float(value)
+    Returns
+    -------
+    str
+        E.g. ``/mnt/fuuu/ARCHIVED_DATA/20240611/vcam*`` (``fitswatcher --tonight``).
+    """
+    from vampires.config import Config
+
+    cfg = config if config is not None else Config.load()
+    when = now if now is not None else dt.datetime.now(dt.UTC)
+    night = when.astimezone(dt.UTC).strftime("%Y%m%d")
+    return str(cfg.archive_root / night / "vcam*")
 
 
 def _parse_patterns(patterns: object) -> tuple[str, ...]:
@@ -397,12 +408,12 @@ class Watcher:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._patterns = _parse_patterns(patterns)
-        self._n = _positive_int("n", n, 0)
+        self._n = check_int(n, "Watcher: 'n'", 0)
         self._siblings = bool(siblings)
-        self._big = _positive_int("big_cube_nbytes", big_cube_nbytes, 1)
-        self._stall_factor = _positive_float("stall_factor", stall_factor)
-        self._stall_min = _positive_float("stall_min", stall_min)
-        self._shape_tolerance = _positive_float("shape_tolerance", shape_tolerance)
+        self._big = check_int(big_cube_nbytes, "Watcher: 'big_cube_nbytes'", 1)
+        self._stall_factor = check_positive(stall_factor, "Watcher: 'stall_factor'")
+        self._stall_min = check_positive(stall_min, "Watcher: 'stall_min'")
+        self._shape_tolerance = check_positive(shape_tolerance, "Watcher: 'shape_tolerance'")
         self._clock = clock
         self._cache: dict[str, _CacheEntry] = {}
         self._stats = ScanStats()
@@ -678,7 +689,7 @@ class Watcher:
         and reaches the caller, which decides how to exit (``fitswatcher``
         exits with status 0 and no traceback).
         """
-        wait = _positive_float("interval", interval)
+        wait = check_positive(interval, "Watcher: 'interval'")
         while stop is None or not stop.is_set():
             yield self.scan()
             deadline = time.monotonic() + wait

@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
-from vampires.camera.modes import CameraTable, CropMode, ReadoutMode
+from vampires.camera.modes import CropMode, ReadoutMode
+from vampires.camera.table import CameraTable
 
 if TYPE_CHECKING:
     import numpy as np

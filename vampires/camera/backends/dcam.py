@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vampires.camera.backends.base import AcquisitionSettings, FrameTiming
-from vampires.camera.modes import CameraTable, ReadoutMode
+from vampires.camera.modes import ReadoutMode
+from vampires.camera.table import CameraTable
 from vampires.errors import CameraError
 
 if TYPE_CHECKING:

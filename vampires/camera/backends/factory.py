@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from vampires._checks import ShmDir
 from vampires.errors import CameraError, ConfigError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from vampires.camera.backends.base import Backend
     from vampires.config import Config
 
@@ -182,7 +181,7 @@ def check_backend(spec: BackendSpec) -> None:
 def make_backend(
     spec: BackendSpec,
     *,
-    shm_dir: Path | None = None,
+    shm_dir: ShmDir = None,
     deterministic: bool = False,
     trigger_stream: str | None = None,
 ) -> Backend:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vampires.camera.backends.base import AcquisitionSettings, FrameTiming
-from vampires.camera.modes import CameraTable
+from vampires.camera.table import CameraTable
 from vampires.errors import CameraError
 
 if TYPE_CHECKING:

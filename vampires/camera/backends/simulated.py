@@ -50,13 +50,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vampires._checks import ShmDir
 from vampires.camera.backends.base import AcquisitionSettings, FrameTiming
-from vampires.camera.modes import CameraTable, CropMode
+from vampires.camera.modes import CropMode
+from vampires.camera.table import CameraTable
 from vampires.errors import CameraError, StreamError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from numpy.typing import NDArray
 
     from vampires.stream import Stream, StreamReader
@@ -158,7 +158,7 @@ class SimulatedBackend:
         trigger_stream: str | None = None,
         free_run: bool = False,
         seed: int = 0,
-        shm_dir: Path | None = None,
+        shm_dir: ShmDir = None,
         buffer_frames: int = 16,
     ) -> None:
         self.deterministic = deterministic
@@ -494,7 +494,7 @@ class SimulatedTrigger:
         Shared-memory folder (default: the config's).
     """
 
-    def __init__(self, name: str, *, rate: float = 0.0, shm_dir: Path | None = None) -> None:
+    def __init__(self, name: str, *, rate: float = 0.0, shm_dir: ShmDir = None) -> None:
         from vampires.stream import Stream
 
         if rate < 0:
