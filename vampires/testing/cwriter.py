@@ -43,8 +43,8 @@ import attrs
 import numpy as np
 
 from vampires.errors import StreamError
+from vampires.stream import Stream
 from vampires.stream.layout import SEMAPHORE_MAXVAL
-from vampires.stream.stream import Stream
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

@@ -1,0 +1,221 @@
+"""A stream file on disk: header validation (pure), initialisation and atomic publication."""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vampires.errors import (
+    StreamError,
+    StreamExistsError,
+    StreamLayoutError,
+    StreamVersionError,
+)
+from vampires.stream import clock
+from vampires.stream._views import _MD_SIZE
+from vampires.stream.layout import (
+    DATATYPE_CODES,
+    DATATYPE_DTYPES,
+    IMAGESTRUCT_VERSION,
+    KEYWORD_DTYPE,
+    MATH_DATA,
+    METADATA_DTYPE,
+    PROC_TRACE_DTYPE,
+    SEM_SIZE,
+    WRITABLE_DTYPES,
+    StreamLayout,
+)
+from vampires.stream.sem import Semaphore
+
+
+def _validate_header(header: bytes, file_size: int, path: Path) -> StreamLayout:
+    """Check a file's first bytes and size; return its layout. Pure."""
+    if file_size < _MD_SIZE or len(header) < _MD_SIZE:
+        msg = (
+            f"{path} is not a stream or is truncated: {file_size} bytes, an ImageStreamIO "
+            f"file has at least {_MD_SIZE}; remove it or re-create the stream"
+        )
+        raise StreamLayoutError(msg)
+    md = np.frombuffer(header[:_MD_SIZE], dtype=METADATA_DTYPE)[0]
+    version = bytes(md["version"])
+    if not version.strip(b"\0"):
+        msg = (
+            f"{path} has no version string yet: a writer is still creating it (try again "
+            "in a moment), or it is not a stream"
+        )
+        raise StreamVersionError(msg)
+    if version != IMAGESTRUCT_VERSION.encode():
+        shown = version[:16].decode("ascii", errors="replace")
+        msg = (
+            f"{path} is not an ImageStreamIO {IMAGESTRUCT_VERSION} stream (version field "
+            f"{shown!r}); re-create it with Stream.create(...) or a milk {IMAGESTRUCT_VERSION} "
+            "program"
+        )
+        raise StreamVersionError(msg)
+    naxis = int(md["naxis"])
+    size = [int(x) for x in md["size"]]
+    code = int(md["datatype"])
+    problems = []
+    if naxis not in (1, 2, 3):
+        problems.append(f"naxis {naxis} not in 1..3")
+    elif any(s < 1 for s in size[:naxis]):
+        problems.append(f"size {size[:naxis]} has an empty axis")
+    if code not in DATATYPE_DTYPES:
+        problems.append(f"datatype code {code} unknown or unsupported")
+    if int(md["shared"]) != 1:
+        problems.append(f"shared = {int(md['shared'])}, expected 1")
+    if int(md["location"]) != -1:
+        problems.append(f"location {int(md['location'])} (GPU streams are not supported)")
+    if problems:
+        msg = f"{path}: inconsistent stream metadata: {'; '.join(problems)}"
+        raise StreamLayoutError(msg)
+    nelement = math.prod(size[:naxis])
+    itemsize = DATATYPE_DTYPES[code].itemsize
+    if int(md["nelement"]) != nelement or int(md["imdatamemsize"]) != nelement * itemsize:
+        msg = (
+            f"{path}: inconsistent stream metadata: nelement {int(md['nelement'])} / "
+            f"imdatamemsize {int(md['imdatamemsize'])} do not match size {size[:naxis]} of "
+            f"{DATATYPE_DTYPES[code]}"
+        )
+        raise StreamLayoutError(msg)
+    layout = StreamLayout.compute(
+        imdatamemsize=nelement * itemsize,
+        nkeywords=int(md["NBkw"]),
+        nsemaphores=int(md["sem"]),
+        nproctrace=int(md["NBproctrace"]),
+        imagetype=int(md["imagetype"]),
+        depth=size[2] if naxis == 3 else 0,
+        cbsize=int(md["CBsize"]),
+    )
+    if layout.total != file_size:
+        what = "truncated" if file_size < layout.total else "longer than its metadata says"
+        msg = (
+            f"{path} is {what}: {file_size} bytes, its metadata needs {layout.total}; "
+            "re-create the stream"
+        )
+        raise StreamLayoutError(msg)
+    return layout
+
+
+def _shape_of(md: np.void) -> tuple[int, ...]:
+    naxis = int(md["naxis"])
+    return tuple(int(x) for x in md["size"][:naxis][::-1])
+
+
+def _check_shape(shape: object) -> tuple[int, ...]:
+    items: tuple[object, ...] = ()
+    if isinstance(shape, int | np.integer):
+        items = (shape,)
+    elif isinstance(shape, tuple | list):
+        items = tuple(shape)
+    dims = [
+        int(d)
+        for d in items
+        if not isinstance(d, bool) and isinstance(d, int | np.integer) and 1 <= d < 2**32
+    ]
+    if not 1 <= len(items) <= 3 or len(dims) != len(items):
+        msg = (
+            f"stream shape must be 1 to 3 positive integers in numpy order, e.g. "
+            f"(height, width) (got {shape!r})"
+        )
+        raise StreamError(msg)
+    return tuple(dims)
+
+
+def _check_dtype(dtype: object) -> np.dtype[Any]:
+    try:
+        dt: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError as exc:
+        msg = f"invalid stream dtype {dtype!r}: {exc}"
+        raise StreamError(msg) from exc
+    dt = dt.newbyteorder("<") if dt.byteorder == "=" else dt
+    if dt not in WRITABLE_DTYPES:
+        allowed = ", ".join(sorted(str(t) for t in WRITABLE_DTYPES))
+        msg = f"stream dtype {dt} is not writable; use one of {allowed}"
+        raise StreamError(msg)
+    return dt
+
+
+def _check_file(fd: int, path: Path) -> StreamLayout:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        msg = f"{path} is not a regular file, so not a stream"
+        raise StreamLayoutError(msg)
+    header = os.pread(fd, _MD_SIZE, 0)
+    return _validate_header(header, st.st_size, path)
+
+
+def _initialise(
+    mm: mmap.mmap,
+    layout: StreamLayout,
+    name: str,
+    size: list[int],
+    naxis: int,
+    dtype: np.dtype[Any],
+    inode: int,
+) -> None:
+    """Fill a zeroed new file like ``ImageStreamIO_createIm_gpu`` (version last)."""
+    md = np.frombuffer(mm, dtype=METADATA_DTYPE, count=1)
+    now = divmod(clock.now_ns(), 1_000_000_000)
+    md["name"] = name.encode()
+    md["naxis"] = naxis
+    md["size"] = size
+    md["nelement"] = math.prod(size[:naxis])
+    md["datatype"] = DATATYPE_CODES[dtype]
+    md["imagetype"] = MATH_DATA
+    md["creationtime"] = now
+    md["lastaccesstime"] = now
+    md["creatorPID"] = os.getpid()
+    md["ownerPID"] = 0
+    md["shared"] = 1
+    md["inode"] = inode
+    md["location"] = -1
+    md["sem"] = layout.nsemaphores
+    md["NBproctrace"] = layout.nproctrace
+    md["NBkw"] = layout.nkeywords
+    md["CBsize"] = layout.cbsize
+    md["imdatamemsize"] = layout.imdatamemsize
+    base = int(np.frombuffer(mm, dtype=np.uint8, count=1).ctypes.data)
+    for i in range(layout.nsemaphores):
+        Semaphore(base + layout.semaphores + i * SEM_SIZE).init(0)
+    # The C library leaves semlog zero-filled, which glibc treats as a
+    # process-private semaphore; initialising it makes cross-process waits work.
+    Semaphore(base + layout.semlog).init(0)
+    nsem = layout.nsemaphores
+    np.frombuffer(mm, "<i4", nsem, layout.sem_read_pid)[:] = -1
+    np.frombuffer(mm, "<i4", nsem, layout.sem_write_pid)[:] = -1
+    trace = np.frombuffer(mm, PROC_TRACE_DTYPE, layout.nproctrace, layout.proctrace)
+    trace["trigsemindex"] = -1
+    kw = np.frombuffer(mm, KEYWORD_DTYPE, layout.nkeywords, layout.keywords)
+    kw["type"] = b"N"
+    md["version"] = IMAGESTRUCT_VERSION.encode()
+    del md, trace, kw
+
+
+def _publish_file(tmp: Path, path: Path, *, exist_ok: bool, name: str) -> None:
+    """Move a finished temporary file into place, atomically."""
+    try:
+        if exist_ok:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError as exc:
+            msg = f"stream {name!r} was created by someone else meanwhile ({path})"
+            raise StreamExistsError(msg) from exc
+        except OSError:  # no hard links on this file system: best effort
+            if os.path.lexists(path):
+                msg = f"stream {name!r} was created by someone else meanwhile ({path})"
+                raise StreamExistsError(msg) from None
+            os.replace(tmp, path)
+    except StreamError:
+        raise
+    except OSError as exc:
+        msg = f"cannot create stream {name!r} at {path}: {exc.strerror}"
+        raise StreamError(msg) from exc
