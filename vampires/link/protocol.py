@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import re
 import struct
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -36,6 +35,7 @@ import attrs
 import numpy as np
 
 from vampires.errors import ProtocolError
+from vampires.stream.names import check_stream_name
 
 __all__ = [
     "ACK_FIXED",
@@ -112,11 +112,9 @@ MAX_JSON_NBYTES: Final = 1 << 20
 #: Upper bound of one frame's pixel bytes (a 16k x 16k float64 frame is 2 GiB).
 MAX_FRAME_NBYTES: Final = 1 << 31
 _MAX_NDIM: Final = 3
-_MAX_NAME_LENGTH: Final = 79  # ImageStreamIO names are char[80]
 _MAX_KEYWORD_NAME: Final = 15  # ImageStreamIO keeps one byte of name[16] for NUL
 _FLAG_KEYWORDS: Final = 0x1
 _KNOWN_FLAGS: Final = _FLAG_KEYWORDS
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _U64_MAX: Final = (1 << 64) - 1
 
 #: Pixel types an ImageStreamIO stream can hold, as numpy dtype strings.
@@ -187,19 +185,9 @@ def validate_stream_name(name: object, *, what: str = "stream name") -> str:
     Raises
     ------
     ProtocolError
-        Not a string of 1-79 characters from ``[A-Za-z0-9_.-]`` starting with
-        a letter, digit or underscore.
+        Against the stream name rule (:func:`vampires.stream.check_stream_name`).
     """
-    if not isinstance(name, str) or not name:
-        msg = f"{what} must be a non-empty string, got {name!r}"
-        raise ProtocolError(msg)
-    if len(name) > _MAX_NAME_LENGTH or _NAME_RE.fullmatch(name) is None:
-        msg = (
-            f"{what} {name!r} is invalid: use 1-{_MAX_NAME_LENGTH} characters from "
-            "[A-Za-z0-9_.-], not starting with '.' or '-'"
-        )
-        raise ProtocolError(msg)
-    return name
+    return check_stream_name(name, what=what, error=ProtocolError)
 
 
 def _parse_shape(obj: object) -> tuple[int, ...]:
