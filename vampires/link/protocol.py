@@ -35,6 +35,7 @@ import attrs
 import numpy as np
 
 from vampires.errors import ProtocolError
+from vampires.stream.layout import KEYWORD_NAME_MAX
 from vampires.stream.names import check_stream_name
 
 __all__ = [
@@ -112,7 +113,6 @@ MAX_JSON_NBYTES: Final = 1 << 20
 #: Upper bound of one frame's pixel bytes (a 16k x 16k float64 frame is 2 GiB).
 MAX_FRAME_NBYTES: Final = 1 << 31
 _MAX_NDIM: Final = 3
-_MAX_KEYWORD_NAME: Final = 15  # ImageStreamIO keeps one byte of name[16] for NUL
 _FLAG_KEYWORDS: Final = 0x1
 _KNOWN_FLAGS: Final = _FLAG_KEYWORDS
 _U64_MAX: Final = (1 << 64) - 1
@@ -251,8 +251,8 @@ def _parse_card(obj: object) -> Card:
         msg = f"a keyword must be [name, value, comment], got {obj!r}"
         raise ProtocolError(msg)
     name, value, comment = obj
-    if not isinstance(name, str) or not 1 <= len(name) <= _MAX_KEYWORD_NAME:
-        msg = f"keyword name must be a string of 1-{_MAX_KEYWORD_NAME} characters, got {name!r}"
+    if not isinstance(name, str) or not 1 <= len(name) <= KEYWORD_NAME_MAX:
+        msg = f"keyword name must be a string of 1-{KEYWORD_NAME_MAX} characters, got {name!r}"
         raise ProtocolError(msg)
     if not isinstance(value, bool | int | float | str):
         msg = f"keyword {name!r}: value must be int, float, str or bool, got {value!r}"
