@@ -80,6 +80,7 @@ from vampires.errors import (
     LinkError,
     LinkTimeout,
     ProtocolError,
+    StreamClosedError,
     StreamError,
     StreamTimeout,
     TornFrameError,
@@ -473,23 +474,19 @@ class _Source:
     ring buffer through the torn-frame check of ``StreamReader.next_into``,
     and the next frame can be taken while it is sent.
 
-    Reads the slot metadata, write flag and semaphore through the stream's
-    internal views (the same fields ``StreamReader`` checks). The reader
-    catches up at most :func:`_catch_up_lag` frames, so that a frame's slot
-    is not reused before it is sent: further behind, it jumps to the newest
-    frame.
+    The checks are the stream's public ones: :meth:`Stream.slot_holds` for a
+    slot (``FrameInfo.slot``), :meth:`StreamReader.still_whole` for the live
+    array (write flag, ``cnt0``, semaphore posts). The reader catches up at
+    most :func:`_catch_up_lag` frames, so that a frame's slot is not reused
+    before it is sent: further behind, it jumps to the newest frame.
     """
 
     def __init__(self, stream: Stream, reader: StreamReader, ring: _Ring) -> None:
         self._reader = reader
         self._ring = ring
-        views = stream._views()  # private: slot metadata, write flag, semaphore (class doc)
-        self._views = views
+        self._stream = stream
         self.cbsize = stream.circular_buffer
-        self._main_ptr = int(views.data.ctypes.data)
-        self._cb_ptr = int(views.cbdata.ctypes.data)
-        self._nbytes = stream.nbytes
-        self.slot_cnt0: NDArray[np.uint64] = views.cbmd["cnt0"]
+        self._main_ptr = int(stream.view().ctypes.data)  # the live pixel array
         #: the last frame returned is the live pixel array (sent from it)
         self.live = False
         self._period = 0.0  # moving average of the writer's frame period
@@ -564,11 +561,21 @@ class _Source:
             self.queue_limit = self._ring.depth
             return pixels, None, info
         self.queue_limit = 1
-        if self.live:
+        if self.live or info.slot is None:  # not a slot: only the live array is sent in place
             return pixels, self._live_check(info.cnt0), info
-        slot_cnt0, cnt0 = self.slot_cnt0, info.cnt0
-        slot = (int(pixels.ctypes.data) - self._cb_ptr) // self._nbytes
-        return pixels, lambda: int(slot_cnt0[slot]) == cnt0, info
+        return pixels, self._slot_check(info.slot, info.cnt0), info
+
+    def _slot_check(self, slot: int, cnt0: int) -> Callable[[], bool]:
+        """Return the check that ``slot`` still holds frame ``cnt0`` (False once closed)."""
+        stream = self._stream
+
+        def still_there() -> bool:
+            try:
+                return stream.slot_holds(slot, cnt0)
+            except StreamClosedError:  # the grabber let the stream go: cannot vouch for it
+                return False
+
+        return still_there
 
     def _live_check(self, cnt0: int) -> Callable[[], bool]:
         """Return the check that frame ``cnt0`` is still whole in the live pixel array.
@@ -578,7 +585,7 @@ class _Source:
         thread is then the reader's only user.
         """
         reader = self._reader
-        return lambda: reader._still_whole(cnt0)
+        return lambda: reader.still_whole(cnt0)
 
 
 class TcpSender(_Worker):

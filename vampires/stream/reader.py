@@ -97,6 +97,10 @@ class FrameInfo:
         Unix seconds UTC the frame was published (``writetime``).
     missed
         Frames published but skipped since the previous one this reader returned.
+    slot
+        The circular-buffer slot the frame was taken from (its pixels stay
+        there until the writer reuses the slot, see :meth:`Stream.slot_holds`),
+        or None when it was taken from the main pixel array.
     """
 
     cnt0: int
@@ -104,6 +108,7 @@ class FrameInfo:
     acquisition_time: float
     write_time: float
     missed: int = 0
+    slot: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -114,7 +119,7 @@ class Frame:
     ----------
     data
         Pixels, numpy order (``(height, width)`` or ``(depth, height, width)``).
-    cnt0, cnt1, acquisition_time, write_time, missed
+    cnt0, cnt1, acquisition_time, write_time, missed, slot
         As in :class:`FrameInfo`.
     """
 
@@ -124,6 +129,7 @@ class Frame:
     acquisition_time: float
     write_time: float
     missed: int = 0
+    slot: int | None = None
 
     @property
     def info(self) -> FrameInfo:
@@ -134,6 +140,7 @@ class Frame:
             acquisition_time=self.acquisition_time,
             write_time=self.write_time,
             missed=self.missed,
+            slot=self.slot,
         )
 
 
@@ -406,7 +413,9 @@ class StreamReader:
             step = min(step * 2, _POLL_MAX_S)
         return True
 
-    def _info(self, cnt0: int, cnt1: int, times: tuple[int, int, int, int]) -> FrameInfo:
+    def _info(
+        self, cnt0: int, cnt1: int, times: tuple[int, int, int, int], slot: int | None = None
+    ) -> FrameInfo:
         missed = max(0, cnt0 - self._last - 1)
         self.missed += missed
         self._last = cnt0
@@ -417,6 +426,7 @@ class StreamReader:
             acquisition_time=clock.to_unix(times[0], times[1], off),
             write_time=clock.to_unix(times[2], times[3], off),
             missed=missed,
+            slot=slot,
         )
 
     def _behind_slot(self, v: _Views) -> tuple[int, int] | None:
@@ -444,7 +454,7 @@ class StreamReader:
             return None
         if want != int(v.cnt0[0]):
             self.caught_up += 1
-        return self._info(want, cnt1, times)
+        return self._info(want, cnt1, times, slot)
 
     def _latest_slot(self, v: _Views) -> tuple[int, int] | None:
         """(slot, cnt0) of the newest frame if our writer also put it in its slot."""
@@ -494,6 +504,7 @@ class StreamReader:
                     acquisition_time=info.acquisition_time,
                     write_time=info.write_time,
                     missed=info.missed,
+                    slot=info.slot,
                 )
             logger.debug("stream %r: torn copy, retrying", stream.name)
         msg = (
@@ -579,7 +590,7 @@ class StreamReader:
         func(view)
         cnt1 = int(v.cnt1[0])
         times = (int(v.atime[0]), int(v.atime[1]), int(v.writetime[0]), int(v.writetime[1]))
-        whole = self._still_whole(c0)
+        whole = self.still_whole(c0)
         if whole and self._post_first_s:
             # A writer that posts before it counts rewrites the pixels, lowers the write
             # flag and only then posts: a frame replaced just before the check above shows
@@ -588,7 +599,7 @@ class StreamReader:
             # wrongly taken for one).
             time.sleep(min(2 * self._post_first_s, _POST_FIRST_GRACE_S))
             self._post_first_s *= 0.99
-            whole = self._still_whole(c0)
+            whole = self.still_whole(c0)
         if not whole:
             self.torn += 1
             if int(v.cnt0[0]) == c0 and not self._settle(c0):
@@ -596,7 +607,7 @@ class StreamReader:
             return None
         return self._info(c0, cnt1, times)
 
-    def _still_whole(self, cnt0: int) -> bool:
+    def still_whole(self, cnt0: int) -> bool:
         """Tell whether frame ``cnt0`` taken from the pixel array is still whole there.
 
         The write flag is down, ``cnt0`` did not move, and no post came
@@ -604,6 +615,15 @@ class StreamReader:
         replaced the pixels; see :meth:`_ahead`). A sender that sends the
         frame straight from the pixel array calls it after the send, while no
         other thread uses this reader.
+
+        Parameters
+        ----------
+        cnt0
+            Counter of the frame, as returned by :meth:`next_into`.
+
+        Returns
+        -------
+        bool
         """
         v = self._stream._views()
         sem = self._live()

@@ -776,7 +776,6 @@ class Stream:
         *,
         cnt0: int | None = None,
         cnt1: int | None = None,
-        copy_to_slot: bool = True,
     ) -> int:
         try:
             if plan:
@@ -785,7 +784,7 @@ class Stream:
                 cnt0 = int(v.cnt0[0]) + 1
             if cnt1 is None:
                 cnt1 = int(v.cnt1[0]) if index is None else index
-            self._stamp(v, cnt0, cnt1, atime, copy_to_slot=copy_to_slot)
+            self._stamp(v, cnt0, cnt1, atime)
         except BaseException:
             v.write[0] = 0  # never leave readers waiting on a dead write flag
             raise
@@ -801,30 +800,12 @@ class Stream:
             v.semlog.post()
         return cnt0
 
-    def _publish_prefilled_slot(self, acquisition_time: float | None = None) -> int:
-        """Publish the next circular-buffer slot's pixels as they are, with no copy at all.
-
-        Emulates a camera whose frame grabber writes into the slots by DMA (no
-        CPU): the benchmarks use it to measure a reader or link alone, as a
-        raw socket is measured. The main pixel array is *not* updated, so this
-        is not a way to publish frames for real readers.
-        """
-        v = self._views()
-        self._check_writable()
-        if not self._layout.cbsize:
-            msg = f"stream {self.name!r} has no circular buffer"
-            raise StreamError(msg)
-        v.write[0] = 1
-        return self._publish(v, [], self._atime(acquisition_time), None, copy_to_slot=False)
-
     def _stamp(
         self,
         v: _Views,
         cnt0: int,
         cnt1: int,
         atime: tuple[int, int] | None,
-        *,
-        copy_to_slot: bool = True,
     ) -> None:
         """Circular-buffer slot and time stamps of a frame being published."""
         now = clock.now_ns()
@@ -838,8 +819,7 @@ class Stream:
                 v.cbcycle[0] += 1
             md = v.cbmd[slot : slot + 1]
             md["cnt0"] = 0  # invalid while the slot is rewritten (see _read_slot)
-            if copy_to_slot:
-                v.cbdata[slot] = v.data
+            v.cbdata[slot] = v.data
             md["cnt0"] = cnt0
             md["cnt1"] = cnt1
             md["atime"] = (asec, ansec)
@@ -856,6 +836,42 @@ class Stream:
             v.atimearray[cnt1] = (asec, ansec)
             v.writetimearray[cnt1] = (wsec, wnsec)
             v.cntarray[cnt1] = cnt0
+
+    def slot_holds(self, slot: int, cnt0: int) -> bool:
+        """Tell whether circular-buffer slot ``slot`` still holds frame ``cnt0``.
+
+        A frame taken from its slot (``FrameInfo.slot``) stays there until the
+        writer reuses the slot, ``CBsize`` frames later; the writer zeroes the
+        slot's ``cnt0`` before it rewrites the pixels. A consumer that used the
+        slot's pixels in place (a sender sending them) asks afterwards whether
+        what it used was still that frame.
+
+        Parameters
+        ----------
+        slot
+            Slot index, ``0 <= slot < circular_buffer``.
+        cnt0
+            The frame's counter.
+
+        Returns
+        -------
+        bool
+
+        Raises
+        ------
+        StreamError
+            ``slot`` out of range.
+        StreamClosedError
+            The stream is closed.
+        """
+        v = self._views()
+        if not 0 <= slot < self._layout.cbsize:
+            msg = (
+                f"stream {self._name!r}: slot {slot} out of range "
+                f"(circular buffer of {self._layout.cbsize})"
+            )
+            raise StreamError(msg)
+        return int(v.cbmd[slot]["cnt0"]) == cnt0
 
     # ---- reading
 
