@@ -249,7 +249,7 @@ def test_frame_overwritten_during_the_send_is_never_published(
     pair: tuple[TcpReceiver, Callable[..., TcpSender]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer laps the slot while its pixels are on the wire: TORN, dropped, counted."""
-    import vampires.link.tcp as tcp
+    import vampires.link.tcp_sender as tcp
 
     receiver, sender = pair
     cbsize, victim = 4, 5

@@ -87,7 +87,7 @@ def check_stream_name(
         raise error(msg)
     problem = _problem(name)
     if problem:
-        msg = f"{what} {name!r} is invalid: it {problem}; use {NAME_RULE}"
+        msg = f"invalid {what} {name!r}: it {problem} (a name is invalid unless it has {NAME_RULE})"
         raise error(msg)
     return name
 
