@@ -3,7 +3,7 @@
 The publisher (an XPUB socket) sends at most ``max_fps`` frames per second and
 at most ``max_mbps`` megabits per second on the wire, every ``every``-th
 frame of the stream, as the multipart message ``[topic, metadata JSON,
-pixels]`` documented in ``docs/protocols.md`` (:mod:`vampires.link.protocol`).
+pixels]`` documented in ``docs/protocols.md`` (:mod:`vampires.link.zmq_protocol`).
 No pickle: a subscriber only parses JSON, copies bytes and decompresses a
 size-checked Blosc2 chunk, so a malformed (or malicious) message is counted
 and dropped.
@@ -76,11 +76,11 @@ from vampires.link.codec import (
     parse_compression,
     preload,
 )
-from vampires.link.protocol import (
+from vampires.link.protocol import wire_dtype
+from vampires.link.zmq_protocol import (
     ZmqMeta,
     decode_zmq_message,
     encode_zmq_meta,
-    wire_dtype,
     zmq_topics,
 )
 
