@@ -25,13 +25,24 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import attrs
 
 from vampires.link._common import LinkStatus
 
-__all__ = ["ROLES", "Link", "daemon_name", "link_status", "serve_link", "set_realtime"]
+if TYPE_CHECKING:
+    from vampires._checks import ShmDir
+
+__all__ = [
+    "ROLES",
+    "Link",
+    "daemon_name",
+    "link_status",
+    "running_links",
+    "serve_link",
+    "set_realtime",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +64,47 @@ class Link(Protocol):
     def status(self) -> LinkStatus:
         """Return the counters."""
         ...
+
+
+def running_links(*, shm_dir: ShmDir = None) -> dict[str, list[str]]:
+    """Return the roles of the running link daemons, per stream name.
+
+    A daemon counts as running while its process holds its lock
+    (:func:`vampires.control.daemon_alive`: no message is exchanged, so a
+    busy daemon is listed too); zmq is imported only when link sockets exist.
+
+    Parameters
+    ----------
+    shm_dir
+        Shm folder; defaults to ``MILK_SHM_DIR`` resolution.
+
+    Returns
+    -------
+    dict
+        ``{"vcam1": ["tcp-send", "zmq-pub"], ...}`` from the daemon names
+        ``<stream>.<role>``, in socket file name order.
+    """
+    import os
+
+    from vampires.config import control_dir
+    from vampires.control.protocol import parse_socket_name
+
+    shm = Path(shm_dir) if shm_dir else None
+    try:
+        entries = sorted(os.listdir(control_dir(shm)))
+    except FileNotFoundError:
+        return {}
+    names = [p[1] for p in map(parse_socket_name, entries) if p is not None and p[0] == "link"]
+    if not names:
+        return {}
+    from vampires.control import daemon_alive  # imports zmq: only when links exist
+
+    out: dict[str, list[str]] = {}
+    for name in names:
+        stream, _, role = name.rpartition(".")
+        if stream and daemon_alive("link", name, shm_dir=shm):
+            out.setdefault(stream, []).append(role)
+    return out
 
 
 def daemon_name(role: str, target: str | int) -> str:
