@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from vampires._checks import check_int, is_number
 from vampires.errors import ConfigError, ProtocolError, StreamError
 from vampires.link.protocol import validate_stream_name
 
@@ -368,10 +369,7 @@ def parse_count(value: object, what: str, *, minimum: int = 1) -> int:
     ConfigError
         Not an integer, or below ``minimum``.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"{what} must be an integer >= {minimum}, got {value!r}"
-        raise ConfigError(msg)
-    return value
+    return check_int(value, what, minimum)
 
 
 def parse_seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
@@ -395,9 +393,10 @@ def parse_seconds(value: object, what: str, *, allow_zero: bool = False) -> floa
     ConfigError
         Not a finite number, negative, or zero when not allowed.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_number(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
         msg = f"{what} must be a finite number, got {value!r}"
         raise ConfigError(msg)
+    value = float(value)  # type: ignore[arg-type]
     if value < 0 or (value == 0 and not allow_zero):
         msg = f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}"
         raise ConfigError(msg)

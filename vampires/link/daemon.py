@@ -66,6 +66,10 @@ class Link(Protocol):
         ...
 
 
+def _as_path(shm_dir: ShmDir) -> Path | None:
+    return None if shm_dir is None else Path(shm_dir)
+
+
 def running_links(*, shm_dir: ShmDir = None) -> dict[str, list[str]]:
     """Return the roles of the running link daemons, per stream name.
 
@@ -206,7 +210,7 @@ def serve_link(
     role: str,
     name: str,
     stop: threading.Event | None = None,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
 ) -> LinkStatus:
     """Run ``link`` and answer control commands until ``stop``, ``stop`` command or Ctrl-C.
 
@@ -258,7 +262,7 @@ def serve_link(
 
     with (
         _signals_set(stop),
-        DaemonServer("link", name, handlers, shm_dir=shm_dir, state=state) as server,
+        DaemonServer("link", name, handlers, shm_dir=_as_path(shm_dir), state=state) as server,
     ):
         link.start()
         try:
@@ -271,7 +275,7 @@ def serve_link(
     return final
 
 
-def link_status(name: str, *, timeout: float = 2.0, shm_dir: Path | str | None = None) -> str:
+def link_status(name: str, *, timeout: float = 2.0, shm_dir: ShmDir = None) -> str:
     """Ask a link daemon for its status and return one line.
 
     Parameters
@@ -294,7 +298,7 @@ def link_status(name: str, *, timeout: float = 2.0, shm_dir: Path | str | None =
     """
     from vampires.control import ControlClient
 
-    with ControlClient("link", name, timeout=timeout, shm_dir=shm_dir) as client:
+    with ControlClient("link", name, timeout=timeout, shm_dir=_as_path(shm_dir)) as client:
         reply = client.call("status")
     known = {field.name for field in attrs.fields(LinkStatus)}
     return LinkStatus(**{k: v for k, v in reply.items() if k in known}).line()

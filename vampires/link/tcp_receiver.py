@@ -43,6 +43,7 @@ from vampires.link.protocol import (
 )
 
 if TYPE_CHECKING:
+    from vampires._checks import ShmDir
     from vampires.stream import Stream
 
 from vampires.link._tcp import (
@@ -97,7 +98,7 @@ class TcpReceiver(_Worker):
         *,
         name: str | None = None,
         bind: str = "127.0.0.1",
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         idle_timeout: float = _IDLE_TIMEOUT_S,
     ) -> None:
         self.name = None if name is None else check_stream_name(name, "local stream name")

@@ -52,6 +52,7 @@ from vampires.link.protocol import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from vampires._checks import ShmDir
     from vampires.stream import FrameInfo, Stream, StreamReader
 
 from vampires.link._tcp import (
@@ -407,7 +408,7 @@ class TcpSender(_Worker):
         host: str,
         port: int,
         *,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         timeout: float = 5.0,
         depth: int = 4,
         catch_up: bool = True,

@@ -87,6 +87,7 @@ from vampires.link.zmq_protocol import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from vampires._checks import ShmDir
     from vampires.stream import Stream
 
 __all__ = ["Pacer", "ZmqPublisher", "ZmqSubscriber"]
@@ -238,7 +239,7 @@ class ZmqPublisher:
         max_mbps: float = 0.0,
         compression: str | None = "zstd",
         every: int = 1,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         curve_dir: Path | str | None = None,
         timeout: float = 0.2,
     ) -> None:
@@ -549,7 +550,7 @@ class ZmqSubscriber:
         *,
         to_stream: bool = False,
         local_name: str | None = None,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         curve_dir: Path | str | None = None,
         compression: bool = True,
         timeout: float | None = None,

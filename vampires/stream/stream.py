@@ -745,11 +745,8 @@ class Stream:
         self._check_writable()
         counters: tuple[tuple[object, str], ...] = ((cnt0, "cnt0"), (cnt1, "cnt1"))
         for value, what in counters:
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64
-            ):
-                msg = f"{what} must be an integer in [0, 2**64) or None (got {value!r})"
-                raise StreamError(msg)
+            if value is not None:
+                check_int(value, what, 0, 2**64 - 1, error=StreamError)
         plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
         atime = self._atime(acquisition_time)
         v.write[0] = 1
