@@ -15,13 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.link.linkhelpers import (
-    LinkProcess,
-    expected_frame,
-    free_port,
-    open_when_ready,
-    wait_for,
-)
+from tests.helpers import free_port, wait_for
+from tests.link.linkhelpers import LinkProcess, expected_frame, open_when_ready
 from vampires.control import ControlClient
 from vampires.errors import ConfigError, LinkError, StreamTimeout
 from vampires.link import protocol as p

@@ -14,13 +14,8 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.link.linkhelpers import (
-    LinkProcess,
-    expected_frame,
-    free_port,
-    open_when_ready,
-    wait_for,
-)
+from tests.helpers import free_port, wait_for
+from tests.link.linkhelpers import LinkProcess, expected_frame, open_when_ready
 from vampires.errors import ConfigError, LinkError, LinkTimeout
 from vampires.link import zmq_protocol as zp
 from vampires.link.zmq import ZmqPublisher, ZmqSubscriber

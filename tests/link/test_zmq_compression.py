@@ -17,12 +17,8 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.link.linkhelpers import (
-    LinkProcess,
-    free_port,
-    open_when_ready,
-    wait_for,
-)
+from tests.helpers import free_port, wait_for
+from tests.link.linkhelpers import LinkProcess, open_when_ready
 from vampires.cli.link import main as link_main
 from vampires.errors import ConfigError, LinkTimeout, ProtocolError
 from vampires.link import protocol as p
