@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
 import stat
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from vampires.errors import (
     StreamError,
     StreamExistsError,
     StreamLayoutError,
+    StreamNotFoundError,
     StreamVersionError,
 )
 from vampires.stream import clock
@@ -26,6 +30,7 @@ from vampires.stream.layout import (
     KEYWORD_DTYPE,
     MATH_DATA,
     METADATA_DTYPE,
+    NB_PROCTRACE,
     PROC_TRACE_DTYPE,
     SEM_SIZE,
     WRITABLE_DTYPES,
@@ -219,3 +224,92 @@ def _publish_file(tmp: Path, path: Path, *, exist_ok: bool, name: str) -> None:
     except OSError as exc:
         msg = f"cannot create stream {name!r} at {path}: {exc.strerror}"
         raise StreamError(msg) from exc
+
+
+@contextlib.contextmanager
+def _new_file(
+    folder: Path,
+    path: Path,
+    name: str,
+    dims: tuple[int, ...],
+    dt: np.dtype[Any],
+    nkw: int,
+    nsem: int,
+    cbsize: int,
+    perms: int,
+    *,
+    exist_ok: bool,
+) -> Iterator[int]:
+    """Create, initialise and publish a stream file; yield a descriptor of it.
+
+    The file is written as a temporary one and linked into place
+    (:func:`_publish_file`); the descriptor and the temporary name are gone
+    when the block ends.
+    """
+    size = list(reversed(dims)) + [0] * (3 - len(dims))
+    nelement = math.prod(dims)
+    layout = StreamLayout.compute(
+        imdatamemsize=nelement * dt.itemsize,
+        nkeywords=nkw,
+        nsemaphores=nsem,
+        nproctrace=NB_PROCTRACE,
+        imagetype=MATH_DATA,
+        depth=size[2],
+        cbsize=cbsize,
+    )
+    tmp = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, perms)
+    except OSError as exc:
+        msg = f"cannot create stream {name!r} in {folder}: {exc.strerror}"
+        raise StreamError(msg) from exc
+    try:
+        os.fchmod(fd, perms)  # whatever the umask (the C library's 0666 by default)
+        os.ftruncate(fd, layout.total)
+        inode = os.fstat(fd).st_ino
+        mm = mmap.mmap(fd, layout.total)
+        try:
+            _initialise(mm, layout, name, size, len(dims), dt, inode)
+        finally:
+            with contextlib.suppress(BufferError):
+                mm.close()
+        _publish_file(tmp, path, exist_ok=exist_ok, name=name)
+        yield fd
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _open_file(path: Path, name: str) -> Iterator[int]:
+    """Validate an existing stream file read-only, then yield a read-write descriptor of it."""
+    # O_NONBLOCK: a FIFO (or device) named like a stream must not block the
+    # open; _check_file then refuses anything but a regular file
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        msg = (
+            f"no stream {name!r} in {path.parent} ({path.name} not found); is its writer "
+            "running and MILK_SHM_DIR the same?"
+        )
+        raise StreamNotFoundError(msg) from exc
+    except OSError as exc:
+        msg = f"cannot open stream {name!r} ({path}): {exc.strerror}"
+        raise StreamError(msg) from exc
+    try:
+        _check_file(fd, path)
+    finally:
+        os.close(fd)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        msg = (
+            f"cannot open stream {name!r} ({path}) read-write: {exc.strerror}; readers "
+            "need write access to the semaphores (as the C library)"
+        )
+        raise StreamError(msg) from exc
+    try:
+        yield fd
+    finally:
+        os.close(fd)

@@ -43,7 +43,6 @@ import math
 import mmap
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -57,15 +56,12 @@ from vampires.errors import (
     StreamError,
     StreamExistsError,
     StreamLayoutError,
-    StreamNotFoundError,
     TornFrameError,
 )
 from vampires.stream import clock
 from vampires.stream.layout import (
     DATATYPE_DTYPES,
-    MATH_DATA,
     METADATA_DTYPE,
-    NB_PROCTRACE,
     SEMAPHORE_MAXVAL,
     WRITABLE_DTYPES,
     StreamLayout,
@@ -82,8 +78,8 @@ from vampires.stream._file import (
     _check_dtype,
     _check_file,
     _check_shape,
-    _initialise,
-    _publish_file,
+    _new_file,
+    _open_file,
     _shape_of,
 )
 from vampires.stream._views import (
@@ -257,39 +253,10 @@ class Stream:
         if not folder.is_dir():
             msg = f"shm folder {folder} does not exist; create it (on a tmpfs) or set MILK_SHM_DIR"
             raise StreamError(msg)
-        size = list(reversed(dims)) + [0] * (3 - len(dims))
-        nelement = math.prod(dims)
-        layout = StreamLayout.compute(
-            imdatamemsize=nelement * dt.itemsize,
-            nkeywords=nkw,
-            nsemaphores=nsem,
-            nproctrace=NB_PROCTRACE,
-            imagetype=MATH_DATA,
-            depth=size[2],
-            cbsize=cbsize,
-        )
-        tmp = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, perms)
-        except OSError as exc:
-            msg = f"cannot create stream {name!r} in {folder}: {exc.strerror}"
-            raise StreamError(msg) from exc
-        try:
-            os.fchmod(fd, perms)  # whatever the umask (the C library's 0666 by default)
-            os.ftruncate(fd, layout.total)
-            inode = os.fstat(fd).st_ino
-            mm = mmap.mmap(fd, layout.total)
-            try:
-                _initialise(mm, layout, name, size, len(dims), dt, inode)
-            finally:
-                with contextlib.suppress(BufferError):
-                    mm.close()
-            _publish_file(tmp, path, exist_ok=exist_ok, name=name)
+        with _new_file(
+            folder, path, name, dims, dt, nkw, nsem, cbsize, perms, exist_ok=exist_ok
+        ) as fd:
             return cls._attach(path, name, fd)
-        finally:
-            os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
 
     @classmethod
     def open(cls, name: str, *, shm_dir: ShmDir = None) -> Stream:
@@ -322,35 +289,8 @@ class Stream:
         """
         name = check_stream_name(name)
         path = _resolve_dir(shm_dir) / f"{name}{_SUFFIX}"
-        # O_NONBLOCK: a FIFO (or device) named like a stream must not block the
-        # open; _check_file then refuses anything but a regular file
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError as exc:
-            msg = (
-                f"no stream {name!r} in {path.parent} ({path.name} not found); is its writer "
-                "running and MILK_SHM_DIR the same?"
-            )
-            raise StreamNotFoundError(msg) from exc
-        except OSError as exc:
-            msg = f"cannot open stream {name!r} ({path}): {exc.strerror}"
-            raise StreamError(msg) from exc
-        try:
-            _check_file(fd, path)
-        finally:
-            os.close(fd)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            msg = (
-                f"cannot open stream {name!r} ({path}) read-write: {exc.strerror}; readers "
-                "need write access to the semaphores (as the C library)"
-            )
-            raise StreamError(msg) from exc
-        try:
+        with _open_file(path, name) as fd:
             return cls._attach(path, name, fd)
-        finally:
-            os.close(fd)
 
     @classmethod
     def _attach(cls, path: Path, name: str, fd: int) -> Stream:
