@@ -25,6 +25,14 @@ from vampires.link._common import (
     parse_port,
     parse_seconds,
 )
+from vampires.link._tcp import (
+    _IDLE_TIMEOUT_S,
+    _WAIT_SLICE_S,
+    _Connection,
+    _inode_of,
+    _set_os_timeouts,
+    _Worker,
+)
 from vampires.link.protocol import (
     FRAME_FIXED,
     HELLO_FIXED,
@@ -45,15 +53,6 @@ from vampires.link.protocol import (
 if TYPE_CHECKING:
     from vampires._checks import ShmDir
     from vampires.stream import Stream
-
-from vampires.link._tcp import (
-    _IDLE_TIMEOUT_S,
-    _WAIT_SLICE_S,
-    _Connection,
-    _inode_of,
-    _set_os_timeouts,
-    _Worker,
-)
 
 __all__ = ["TcpReceiver"]
 

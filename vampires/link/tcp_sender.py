@@ -33,6 +33,16 @@ from vampires.link._common import (
     parse_seconds,
     wait_for_stream,
 )
+from vampires.link._tcp import (
+    _HEARTBEAT_S,
+    _TORN_TRAILER,
+    _VALID_TRAILER,
+    _WAIT_SLICE_S,
+    _recv_exact,
+    _sendmsg_all,
+    _set_os_timeouts,
+    _Worker,
+)
 from vampires.link.protocol import (
     ACK_FIXED,
     PREFIX,
@@ -54,17 +64,6 @@ if TYPE_CHECKING:
 
     from vampires._checks import ShmDir
     from vampires.stream import FrameInfo, Stream, StreamReader
-
-from vampires.link._tcp import (
-    _HEARTBEAT_S,
-    _TORN_TRAILER,
-    _VALID_TRAILER,
-    _WAIT_SLICE_S,
-    _recv_exact,
-    _sendmsg_all,
-    _set_os_timeouts,
-    _Worker,
-)
 
 __all__ = ["TcpSender"]
 

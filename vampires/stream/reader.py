@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Self
 import attrs
 import numpy as np
 
+from vampires._checks import check_int
 from vampires.errors import (
     StreamClosedError,
     StreamError,
@@ -44,15 +45,6 @@ from vampires.errors import (
     TornFrameError,
 )
 from vampires.stream import clock
-from vampires.stream.layout import (
-    SEMAPHORE_MAXVAL,
-)
-from vampires.stream.sem import Semaphore
-
-if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
-from vampires._checks import check_int
 from vampires.stream._views import (
     _MAX_TORN,
     _STUCK_WRITE_S,
@@ -60,6 +52,13 @@ from vampires.stream._views import (
     _slot_times,
     _Views,
 )
+from vampires.stream.layout import (
+    SEMAPHORE_MAXVAL,
+)
+from vampires.stream.sem import Semaphore
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from vampires.stream.stream import Stream

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from vampires._checks import check_int
 from vampires.config import stream_mode
 from vampires.errors import (
     ConfigError,
@@ -59,21 +60,6 @@ from vampires.errors import (
     TornFrameError,
 )
 from vampires.stream import clock
-from vampires.stream.layout import (
-    DATATYPE_DTYPES,
-    METADATA_DTYPE,
-    SEMAPHORE_MAXVAL,
-    WRITABLE_DTYPES,
-    StreamLayout,
-)
-
-if TYPE_CHECKING:
-    from numpy.typing import DTypeLike, NDArray
-
-    from vampires._checks import ShmDir
-
-
-from vampires._checks import check_int
 from vampires.stream._file import (
     _check_dtype,
     _check_file,
@@ -91,6 +77,13 @@ from vampires.stream._views import (
     _Views,
 )
 from vampires.stream.keywords import KeywordValue, StreamKeywords, _Card, _cards_from, _decode
+from vampires.stream.layout import (
+    DATATYPE_DTYPES,
+    METADATA_DTYPE,
+    SEMAPHORE_MAXVAL,
+    WRITABLE_DTYPES,
+    StreamLayout,
+)
 from vampires.stream.names import (
     _SUFFIX,
     _resolve_dir,
@@ -99,6 +92,11 @@ from vampires.stream.names import (
     stream_path,
 )
 from vampires.stream.reader import Frame, FrameInfo, StreamReader
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike, NDArray
+
+    from vampires._checks import ShmDir
 
 __all__ = [
     "Frame",
