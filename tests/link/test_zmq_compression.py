@@ -507,7 +507,7 @@ def test_capped_compressed_link_between_processes(
 
 
 def test_status_line_shows_ratio_and_wire_mbps_for_zmq_links_only() -> None:
-    from vampires.link._common import LinkCounters
+    from vampires.link.status import LinkCounters
 
     pub = LinkCounters("zmq-pub", "tcp://*:5555", "cam")
     pub.frame(4000, 1, wire_nbytes=2000, payload_nbytes=1000)

@@ -18,7 +18,7 @@ and ``docs/protocols.md``.
 
 from __future__ import annotations
 
-from vampires.link._common import LinkStatus
+from vampires.link.status import LinkStatus
 from vampires.link.tcp import TcpReceiver, TcpSender
 from vampires.link.zmq import ZmqPublisher, ZmqSubscriber
 from vampires.link.zmq_protocol import ZmqMeta

@@ -16,15 +16,12 @@ from typing import Self
 from vampires.errors import (
     LinkError,
 )
-from vampires.link._common import (
-    LinkCounters,
-    LinkStatus,
-)
 from vampires.link.protocol import (
     FrameStatus,
     Hello,
     encode_trailer,
 )
+from vampires.link.status import LinkCounters, LinkStatus
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ thread answers control commands on
 ``ipc://$MILK_SHM_DIR/vampires/link-<name>.sock``:
 
 ``status``
-    the counters of :class:`~vampires.link._common.LinkStatus` (frames,
+    the counters of :class:`~vampires.link.status.LinkStatus` (frames,
     skipped, torn, reconnects, malformed, rate, bandwidth, peer) plus
     ``role`` and ``stream``;
 ``stop``
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import attrs
 
-from vampires.link._common import LinkStatus
+from vampires.link.status import LinkStatus
 
 if TYPE_CHECKING:
     from vampires._checks import ShmDir

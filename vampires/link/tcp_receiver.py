@@ -20,7 +20,6 @@ from vampires.errors import (
     StreamError,
 )
 from vampires.link._common import (
-    LinkCounters,
     check_stream_name,
     parse_port,
     parse_seconds,
@@ -49,6 +48,7 @@ from vampires.link.protocol import (
     decode_trailer,
     encode_ack,
 )
+from vampires.link.status import LinkCounters
 
 if TYPE_CHECKING:
     from vampires._checks import ShmDir

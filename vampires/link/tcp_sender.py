@@ -26,7 +26,6 @@ from vampires.errors import (
 )
 from vampires.link._common import (
     Backoff,
-    LinkCounters,
     check_stream_name,
     parse_count,
     parse_port,
@@ -58,6 +57,7 @@ from vampires.link.protocol import (
     encode_keywords,
     wire_dtype,
 )
+from vampires.link.status import LinkCounters
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

@@ -62,8 +62,6 @@ from vampires.errors import (
 )
 from vampires.link._common import (
     Backoff,
-    LinkCounters,
-    LinkStatus,
     check_stream_name,
     parse_count,
     parse_seconds,
@@ -77,6 +75,7 @@ from vampires.link.codec import (
     preload,
 )
 from vampires.link.protocol import wire_dtype
+from vampires.link.status import LinkCounters, LinkStatus
 from vampires.link.zmq_protocol import (
     ZmqMeta,
     decode_zmq_message,
