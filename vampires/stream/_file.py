@@ -1,4 +1,4 @@
-"""A stream file on disk: header validation (pure), initialisation and atomic publication."""
+"""A stream file on disk: header validation (pure), creation, opening; checks of what comes in."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from vampires._checks import is_number
 from vampires.errors import (
     StreamError,
     StreamExistsError,
@@ -37,6 +38,9 @@ from vampires.stream.layout import (
     StreamLayout,
 )
 from vampires.stream.sem import Semaphore
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
 def _validate_header(header: bytes, file_size: int, path: Path) -> StreamLayout:
@@ -313,3 +317,42 @@ def _open_file(path: Path, name: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _check_atime(acquisition_time: object) -> tuple[int, int] | None:
+    """Return a write's acquisition time as a timespec (None: the write time)."""
+    if acquisition_time is None:
+        return None
+    if not is_number(acquisition_time):
+        msg = f"acquisition_time must be float unix seconds (got {acquisition_time!r})"
+        raise StreamError(msg)
+    seconds = float(cast("float", acquisition_time))
+    if not math.isfinite(seconds) or seconds < 0:
+        msg = f"acquisition_time must be finite unix seconds >= 0 (got {acquisition_time!r})"
+        raise StreamError(msg)
+    return clock.to_timespec(seconds)
+
+
+def _coerce_frame(frame: object, dtype: np.dtype[Any], name: str) -> NDArray[Any]:
+    """Accept arrays that cast safely, and Python integers that fit."""
+    try:
+        arr = np.asarray(frame)
+    except (TypeError, ValueError) as exc:
+        msg = f"frame for stream {name!r} is not an array: {exc}"
+        raise StreamError(msg) from exc
+    if np.can_cast(arr.dtype, dtype, casting="safe"):
+        return arr
+    if (
+        not isinstance(frame, np.ndarray)
+        and arr.dtype.kind in "iu"
+        and dtype.kind in "iu"
+        and arr.size
+    ):
+        info = np.iinfo(dtype)
+        if info.min <= int(arr.min()) and int(arr.max()) <= info.max:
+            return arr.astype(dtype)  # e.g. nested lists of Python ints
+    msg = (
+        f"frame dtype {arr.dtype} cannot be written safely into stream "
+        f"{name!r} of dtype {dtype}; convert it first"
+    )
+    raise StreamError(msg)

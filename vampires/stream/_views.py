@@ -1,4 +1,4 @@
-"""Numpy views into one mapped stream file, and the circular-buffer slot lookups."""
+"""Numpy views into one mapped stream file: slot lookups and reads, metadata decoding."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from vampires.stream import clock
+from vampires.stream.keywords import _decode
 from vampires.stream.layout import (
     CBFRAMEMD_DTYPE,
     KEYWORD_DTYPE,
@@ -130,3 +132,50 @@ def _slot_times(md: np.void) -> tuple[int, int, int, int]:
         int(md["writetime"]["tv_sec"]),
         int(md["writetime"]["tv_nsec"]),
     )
+
+
+def _read_slot(
+    v: _Views, cbsize: int, out: NDArray[Any], c0: int
+) -> tuple[int, int, int, int, int, int] | None:
+    """Copy frame ``c0`` from its circular-buffer slot, if our writer filled it.
+
+    The slot is rewritten only ``CBsize`` frames later (and its ``cnt0`` is
+    zeroed first), so this copy is consistent even while the writer is
+    overwriting the main pixel buffer. C writers leave ``CBFRAMEMD`` empty:
+    then this returns None and the caller copies the main buffer.
+    """
+    slot = _slot_holding(v, cbsize, c0)
+    if slot is None:
+        return None
+    md = v.cbmd[slot]
+    np.copyto(out, v.cbdata[slot])
+    cnt1 = int(md["cnt1"])
+    times = _slot_times(md)
+    if int(md["cnt0"]) != c0:
+        return None
+    return (c0, cnt1, *times)
+
+
+def _decode_metadata(v: _Views, file_size: int) -> dict[str, Any]:
+    """Every metadata field plus semaphore bookkeeping, decoded (see ``Stream.metadata``)."""
+    md = v.md[0]
+    off = clock.tai_offset_ns()
+    out: dict[str, Any] = {}
+    for field in METADATA_DTYPE.names or ():
+        value = md[field]
+        if field in ("version", "name"):
+            out[field] = _decode(bytes(value))
+        elif field == "size":
+            out[field] = [int(x) for x in value]
+        elif field.endswith("time"):
+            out[field] = clock.to_unix(int(value["tv_sec"]), int(value["tv_nsec"]), off)
+        elif field == "cudaMemHandle":
+            continue
+        else:
+            out[field] = int(value)
+    out["semReadPID"] = [int(x) for x in v.read_pid]
+    out["semWritePID"] = [int(x) for x in v.write_pid]
+    out["semvalues"] = [s.value() for s in v.sems]
+    out["semlog"] = v.semlog.value()
+    out["file_size"] = file_size
+    return out

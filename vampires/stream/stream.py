@@ -61,9 +61,11 @@ from vampires.errors import (
 )
 from vampires.stream import clock
 from vampires.stream._file import (
+    _check_atime,
     _check_dtype,
     _check_file,
     _check_shape,
+    _coerce_frame,
     _new_file,
     _open_file,
     _shape_of,
@@ -72,11 +74,12 @@ from vampires.stream._views import (
     _MAX_TORN,
     _STUCK_WRITE_S,
     _build_views,
+    _decode_metadata,
+    _read_slot,
     _slot_holding,
-    _slot_times,
     _Views,
 )
-from vampires.stream.keywords import KeywordValue, StreamKeywords, _Card, _cards_from, _decode
+from vampires.stream.keywords import KeywordValue, StreamKeywords, _Card, _cards_from
 from vampires.stream.layout import (
     DATATYPE_DTYPES,
     METADATA_DTYPE,
@@ -522,28 +525,7 @@ class Stream:
         dict
             Field names as in ``ImageStruct.h``; times as float unix UTC.
         """
-        v = self._views()
-        md = v.md[0]
-        off = clock.tai_offset_ns()
-        out: dict[str, Any] = {}
-        for field in METADATA_DTYPE.names or ():
-            value = md[field]
-            if field in ("version", "name"):
-                out[field] = _decode(bytes(value))
-            elif field == "size":
-                out[field] = [int(x) for x in value]
-            elif field.endswith("time"):
-                out[field] = clock.to_unix(int(value["tv_sec"]), int(value["tv_nsec"]), off)
-            elif field == "cudaMemHandle":
-                continue
-            else:
-                out[field] = int(value)
-        out["semReadPID"] = [int(x) for x in v.read_pid]
-        out["semWritePID"] = [int(x) for x in v.write_pid]
-        out["semvalues"] = [s.value() for s in v.sems]
-        out["semlog"] = v.semlog.value()
-        out["file_size"] = self._layout.total
-        return out
+        return _decode_metadata(self._views(), self._layout.total)
 
     # ---- writing
 
@@ -564,44 +546,6 @@ class Stream:
         if self._dtype not in WRITABLE_DTYPES:
             msg = f"stream {self._name!r}: writing {self._dtype} pixels is not supported"
             raise StreamError(msg)
-
-    @staticmethod
-    def _atime(acquisition_time: object) -> tuple[int, int] | None:
-        if acquisition_time is None:
-            return None
-        if isinstance(acquisition_time, bool) or not isinstance(
-            acquisition_time, int | float | np.floating | np.integer
-        ):
-            msg = f"acquisition_time must be float unix seconds (got {acquisition_time!r})"
-            raise StreamError(msg)
-        if not math.isfinite(float(acquisition_time)) or acquisition_time < 0:
-            msg = f"acquisition_time must be finite unix seconds >= 0 (got {acquisition_time!r})"
-            raise StreamError(msg)
-        return clock.to_timespec(float(acquisition_time))
-
-    def _coerce(self, frame: object) -> NDArray[Any]:
-        """Accept arrays that cast safely, and Python integers that fit."""
-        try:
-            arr = np.asarray(frame)
-        except (TypeError, ValueError) as exc:
-            msg = f"frame for stream {self._name!r} is not an array: {exc}"
-            raise StreamError(msg) from exc
-        if np.can_cast(arr.dtype, self._dtype, casting="safe"):
-            return arr
-        if (
-            not isinstance(frame, np.ndarray)
-            and arr.dtype.kind in "iu"
-            and self._dtype.kind in "iu"
-            and arr.size
-        ):
-            info = np.iinfo(self._dtype)
-            if info.min <= int(arr.min()) and int(arr.max()) <= info.max:
-                return arr.astype(self._dtype)  # e.g. nested lists of Python ints
-        msg = (
-            f"frame dtype {arr.dtype} cannot be written safely into stream "
-            f"{self._name!r} of dtype {self._dtype}; convert it first"
-        )
-        raise StreamError(msg)
 
     def write(
         self,
@@ -637,10 +581,10 @@ class Stream:
         """
         v = self._views()
         self._check_writable()
-        arr = self._coerce(frame)
+        arr = _coerce_frame(frame, self._dtype, self._name)
         target, index = self._target(arr.shape, v)
         plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
-        atime = self._atime(acquisition_time)
+        atime = _check_atime(acquisition_time)
         v.write[0] = 1
         try:
             np.copyto(target, arr, casting="safe")
@@ -686,7 +630,7 @@ class Stream:
             if value is not None:
                 check_int(value, what, 0, 2**64 - 1, error=StreamError)
         plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
-        atime = self._atime(acquisition_time)
+        atime = _check_atime(acquisition_time)
         v.write[0] = 1
         try:
             fill(v.data)
@@ -833,7 +777,7 @@ class Stream:
         while True:
             c0 = int(v.cnt0[0])
             if self._layout.cbsize:
-                got = self._read_slot(v, self._layout.cbsize, out, c0)
+                got = _read_slot(v, self._layout.cbsize, out, c0)
                 if got is not None:
                     return (*got, torn)
             if v.write[0]:
@@ -881,28 +825,6 @@ class Stream:
             self._check_size()
             msg = f"stream {self._name!r}: short read of its pixels ({got} of {out.nbytes} bytes)"
             raise StreamLayoutError(msg)
-
-    @staticmethod
-    def _read_slot(
-        v: _Views, cbsize: int, out: NDArray[Any], c0: int
-    ) -> tuple[int, int, int, int, int, int] | None:
-        """Copy frame ``c0`` from its circular-buffer slot, if our writer filled it.
-
-        The slot is rewritten only ``CBsize`` frames later (and its ``cnt0`` is
-        zeroed first), so this copy is consistent even while the writer is
-        overwriting the main pixel buffer. C writers leave ``CBFRAMEMD`` empty:
-        then this returns None and the caller copies the main buffer.
-        """
-        slot = _slot_holding(v, cbsize, c0)
-        if slot is None:
-            return None
-        md = v.cbmd[slot]
-        np.copyto(out, v.cbdata[slot])
-        cnt1 = int(md["cnt1"])
-        times = _slot_times(md)
-        if int(md["cnt0"]) != c0:
-            return None
-        return (c0, cnt1, *times)
 
     def read(self, *, copy: bool = True, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Return the latest frame, consistent (never torn).
