@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vampires._checks import check_int, is_number
-from vampires.errors import ConfigError, ProtocolError, StreamError
-from vampires.link.protocol import validate_stream_name
+from vampires.errors import ConfigError, StreamError
+from vampires.stream.names import check_stream_name as _check_stream_name
 
 if TYPE_CHECKING:
     from vampires.link.status import LinkCounters
@@ -77,12 +77,9 @@ def check_stream_name(name: object, what: str) -> str:
     Raises
     ------
     ConfigError
-        Not a valid stream name (the wire format's rules).
+        Not a valid stream name (:func:`vampires.stream.check_stream_name`).
     """
-    try:
-        return validate_stream_name(name, what=what)
-    except ProtocolError as exc:
-        raise ConfigError(str(exc)) from None
+    return _check_stream_name(name, what=what, error=ConfigError)
 
 
 def wait_for_stream(
