@@ -23,7 +23,7 @@ from vampires.errors import (
     StreamVersionError,
 )
 from vampires.stream import clock
-from vampires.stream._views import _MD_SIZE
+from vampires.stream._views import MD_SIZE
 from vampires.stream.layout import (
     DATATYPE_CODES,
     DATATYPE_DTYPES,
@@ -43,15 +43,15 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 
-def _validate_header(header: bytes, file_size: int, path: Path) -> StreamLayout:
+def validate_header(header: bytes, file_size: int, path: Path) -> StreamLayout:
     """Check a file's first bytes and size; return its layout. Pure."""
-    if file_size < _MD_SIZE or len(header) < _MD_SIZE:
+    if file_size < MD_SIZE or len(header) < MD_SIZE:
         msg = (
             f"{path} is not a stream or is truncated: {file_size} bytes, an ImageStreamIO "
-            f"file has at least {_MD_SIZE}; remove it or re-create the stream"
+            f"file has at least {MD_SIZE}; remove it or re-create the stream"
         )
         raise StreamLayoutError(msg)
-    md = np.frombuffer(header[:_MD_SIZE], dtype=METADATA_DTYPE)[0]
+    md = np.frombuffer(header[:MD_SIZE], dtype=METADATA_DTYPE)[0]
     version = bytes(md["version"])
     if not version.strip(b"\0"):
         msg = (
@@ -112,12 +112,14 @@ def _validate_header(header: bytes, file_size: int, path: Path) -> StreamLayout:
     return layout
 
 
-def _shape_of(md: np.void) -> tuple[int, ...]:
+def shape_of(md: np.void) -> tuple[int, ...]:
+    """Numpy shape of a metadata record (``size[::-1]`` over its ``naxis`` axes)."""
     naxis = int(md["naxis"])
     return tuple(int(x) for x in md["size"][:naxis][::-1])
 
 
-def _check_shape(shape: object) -> tuple[int, ...]:
+def check_shape(shape: object) -> tuple[int, ...]:
+    """Return a stream shape as a tuple of 1 to 3 positive ints, or raise ``StreamError``."""
     items: tuple[object, ...] = ()
     if isinstance(shape, int | np.integer):
         items = (shape,)
@@ -137,7 +139,8 @@ def _check_shape(shape: object) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def _check_dtype(dtype: object) -> np.dtype[Any]:
+def check_dtype(dtype: object) -> np.dtype[Any]:
+    """Return a writable little-endian stream dtype, or raise ``StreamError``."""
     try:
         dt: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError as exc:
@@ -151,16 +154,17 @@ def _check_dtype(dtype: object) -> np.dtype[Any]:
     return dt
 
 
-def _check_file(fd: int, path: Path) -> StreamLayout:
+def check_file(fd: int, path: Path) -> StreamLayout:
+    """Validate an open file: a regular file whose header and size agree; return its layout."""
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         msg = f"{path} is not a regular file, so not a stream"
         raise StreamLayoutError(msg)
-    header = os.pread(fd, _MD_SIZE, 0)
-    return _validate_header(header, st.st_size, path)
+    header = os.pread(fd, MD_SIZE, 0)
+    return validate_header(header, st.st_size, path)
 
 
-def _initialise(
+def initialise(
     mm: mmap.mmap,
     layout: StreamLayout,
     name: str,
@@ -207,7 +211,7 @@ def _initialise(
     del md, trace, kw
 
 
-def _publish_file(tmp: Path, path: Path, *, exist_ok: bool, name: str) -> None:
+def publish_file(tmp: Path, path: Path, *, exist_ok: bool, name: str) -> None:
     """Move a finished temporary file into place, atomically."""
     try:
         if exist_ok:
@@ -231,7 +235,7 @@ def _publish_file(tmp: Path, path: Path, *, exist_ok: bool, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _new_file(
+def new_file(
     folder: Path,
     path: Path,
     name: str,
@@ -247,7 +251,7 @@ def _new_file(
     """Create, initialise and publish a stream file; yield a descriptor of it.
 
     The file is written as a temporary one and linked into place
-    (:func:`_publish_file`); the descriptor and the temporary name are gone
+    (:func:`publish_file`); the descriptor and the temporary name are gone
     when the block ends.
     """
     size = list(reversed(dims)) + [0] * (3 - len(dims))
@@ -273,11 +277,11 @@ def _new_file(
         inode = os.fstat(fd).st_ino
         mm = mmap.mmap(fd, layout.total)
         try:
-            _initialise(mm, layout, name, size, len(dims), dt, inode)
+            initialise(mm, layout, name, size, len(dims), dt, inode)
         finally:
             with contextlib.suppress(BufferError):
                 mm.close()
-        _publish_file(tmp, path, exist_ok=exist_ok, name=name)
+        publish_file(tmp, path, exist_ok=exist_ok, name=name)
         yield fd
     finally:
         os.close(fd)
@@ -286,10 +290,10 @@ def _new_file(
 
 
 @contextlib.contextmanager
-def _open_file(path: Path, name: str) -> Iterator[int]:
+def open_file(path: Path, name: str) -> Iterator[int]:
     """Validate an existing stream file read-only, then yield a read-write descriptor of it."""
     # O_NONBLOCK: a FIFO (or device) named like a stream must not block the
-    # open; _check_file then refuses anything but a regular file
+    # open; check_file then refuses anything but a regular file
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as exc:
@@ -302,7 +306,7 @@ def _open_file(path: Path, name: str) -> Iterator[int]:
         msg = f"cannot open stream {name!r} ({path}): {exc.strerror}"
         raise StreamError(msg) from exc
     try:
-        _check_file(fd, path)
+        check_file(fd, path)
     finally:
         os.close(fd)
     try:
@@ -319,7 +323,7 @@ def _open_file(path: Path, name: str) -> Iterator[int]:
         os.close(fd)
 
 
-def _check_atime(acquisition_time: object) -> tuple[int, int] | None:
+def check_atime(acquisition_time: object) -> tuple[int, int] | None:
     """Return a write's acquisition time as a timespec (None: the write time)."""
     if acquisition_time is None:
         return None
@@ -333,7 +337,7 @@ def _check_atime(acquisition_time: object) -> tuple[int, int] | None:
     return clock.to_timespec(seconds)
 
 
-def _coerce_frame(frame: object, dtype: np.dtype[Any], name: str) -> NDArray[Any]:
+def coerce_frame(frame: object, dtype: np.dtype[Any], name: str) -> NDArray[Any]:
     """Accept arrays that cast safely, and Python integers that fit."""
     try:
         arr = np.asarray(frame)

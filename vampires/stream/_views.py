@@ -27,14 +27,14 @@ if TYPE_CHECKING:
 
 
 #: A write flag held longer than this means a writer died mid-frame.
-_STUCK_WRITE_S = 0.5
+STUCK_WRITE_S = 0.5
 #: Torn copies tolerated in a row before giving up on one read.
-_MAX_TORN = 200
-_MD_SIZE = METADATA_DTYPE.itemsize
+MAX_TORN = 200
+MD_SIZE = METADATA_DTYPE.itemsize
 
 
 @attrs.frozen
-class _Views:
+class Views:
     """Numpy views into one live mapping (dropped together on close)."""
 
     md: NDArray[np.void]
@@ -62,9 +62,9 @@ class _Views:
     semlog: Semaphore
 
 
-def _build_views(
+def build_views(
     mm: mmap.mmap, layout: StreamLayout, shape: tuple[int, ...], dtype: np.dtype[Any], name: str
-) -> _Views:
+) -> Views:
     # One root array holding a buffer export: mm.close() then refuses (BufferError)
     # while any view derived from it is alive, so no view can ever dangle.
     root = np.frombuffer(mm, dtype=np.uint8)
@@ -80,7 +80,7 @@ def _build_views(
     nsem = layout.nsemaphores
     depth = layout.depth
     kw = at(layout.keywords, KEYWORD_DTYPE, layout.nkeywords)
-    return _Views(
+    return Views(
         md=md,
         data=at(layout.data, dtype, shape),
         kw=kw,
@@ -110,7 +110,7 @@ def _build_views(
     )
 
 
-def _slot_holding(v: _Views, cbsize: int, cnt0: int) -> int | None:
+def slot_holding(v: Views, cbsize: int, cnt0: int) -> int | None:
     """Circular-buffer slot that holds frame ``cnt0`` (filled by our writer), or None.
 
     Slots advance by one per write, so frame ``cnt0`` sits ``cnt0(latest) - cnt0``
@@ -124,7 +124,7 @@ def _slot_holding(v: _Views, cbsize: int, cnt0: int) -> int | None:
     return slot if int(v.cbmd[slot]["cnt0"]) == cnt0 else None
 
 
-def _slot_times(md: np.void) -> tuple[int, int, int, int]:
+def slot_times(md: np.void) -> tuple[int, int, int, int]:
     """(atime s, ns, writetime s, ns) of a ``CBFRAMEMD`` entry."""
     return (
         int(md["atime"]["tv_sec"]),
@@ -134,8 +134,8 @@ def _slot_times(md: np.void) -> tuple[int, int, int, int]:
     )
 
 
-def _read_slot(
-    v: _Views, cbsize: int, out: NDArray[Any], c0: int
+def read_slot(
+    v: Views, cbsize: int, out: NDArray[Any], c0: int
 ) -> tuple[int, int, int, int, int, int] | None:
     """Copy frame ``c0`` from its circular-buffer slot, if our writer filled it.
 
@@ -144,19 +144,19 @@ def _read_slot(
     overwriting the main pixel buffer. C writers leave ``CBFRAMEMD`` empty:
     then this returns None and the caller copies the main buffer.
     """
-    slot = _slot_holding(v, cbsize, c0)
+    slot = slot_holding(v, cbsize, c0)
     if slot is None:
         return None
     md = v.cbmd[slot]
     np.copyto(out, v.cbdata[slot])
     cnt1 = int(md["cnt1"])
-    times = _slot_times(md)
+    times = slot_times(md)
     if int(md["cnt0"]) != c0:
         return None
     return (c0, cnt1, *times)
 
 
-def _decode_metadata(v: _Views, file_size: int) -> dict[str, Any]:
+def decode_metadata(v: Views, file_size: int) -> dict[str, Any]:
     """Every metadata field plus semaphore bookkeeping, decoded (see ``Stream.metadata``)."""
     md = v.md[0]
     off = clock.tai_offset_ns()

@@ -46,11 +46,11 @@ from vampires.errors import (
 )
 from vampires.stream import clock
 from vampires.stream._views import (
-    _MAX_TORN,
-    _STUCK_WRITE_S,
-    _slot_holding,
-    _slot_times,
-    _Views,
+    MAX_TORN,
+    STUCK_WRITE_S,
+    Views,
+    slot_holding,
+    slot_times,
 )
 from vampires.stream.layout import (
     SEMAPHORE_MAXVAL,
@@ -216,7 +216,7 @@ class StreamReader:
         self.missed = 0
 
     @staticmethod
-    def _claim(stream: Stream, v: _Views, preferred: int | None) -> int:
+    def _claim(stream: Stream, v: Views, preferred: int | None) -> int:
         nsem = len(v.sems)
         if preferred is not None:
             check_int(preferred, "semaphore index", 0, nsem - 1, error=StreamError)
@@ -428,7 +428,7 @@ class StreamReader:
             slot=slot,
         )
 
-    def _behind_slot(self, v: _Views) -> tuple[int, int] | None:
+    def _behind_slot(self, v: Views) -> tuple[int, int] | None:
         """(slot, cnt0) of the frame after the last returned, if behind and still buffered."""
         if not self._catch_up:
             return None
@@ -436,11 +436,11 @@ class StreamReader:
         lag = int(v.cnt0[0]) - want
         if lag <= 0 or lag > self._max_lag:
             return None
-        slot = _slot_holding(v, self._stream._layout.cbsize, want)
+        slot = slot_holding(v, self._stream._layout.cbsize, want)
         return None if slot is None else (slot, want)
 
     def _from_slot(
-        self, v: _Views, slot: int, want: int, func: Callable[[NDArray[Any]], object]
+        self, v: Views, slot: int, want: int, func: Callable[[NDArray[Any]], object]
     ) -> FrameInfo | None:
         """Let ``func`` copy frame ``want`` from its slot; None if it was reused meanwhile."""
         md = v.cbmd[slot]
@@ -448,17 +448,17 @@ class StreamReader:
         view.flags.writeable = False
         func(view)
         cnt1 = int(md["cnt1"])
-        times = _slot_times(md)
+        times = slot_times(md)
         if int(md["cnt0"]) != want:
             return None
         if want != int(v.cnt0[0]):
             self.caught_up += 1
         return self._info(want, cnt1, times, slot)
 
-    def _latest_slot(self, v: _Views) -> tuple[int, int] | None:
+    def _latest_slot(self, v: Views) -> tuple[int, int] | None:
         """(slot, cnt0) of the newest frame if our writer also put it in its slot."""
         c0 = int(v.cnt0[0])
-        slot = _slot_holding(v, self._stream._layout.cbsize, c0)
+        slot = slot_holding(v, self._stream._layout.cbsize, c0)
         return None if slot is None else (slot, c0)
 
     def next(self, timeout: float, *, out: NDArray[Any] | None = None) -> Frame:
@@ -493,7 +493,7 @@ class StreamReader:
         def copy(view: NDArray[Any]) -> None:
             np.copyto(data, view)
 
-        for _ in range(_MAX_TORN):
+        for _ in range(MAX_TORN):
             info = self._take(copy)
             if info is not None:
                 return Frame(
@@ -507,7 +507,7 @@ class StreamReader:
                 )
             logger.debug("stream %r: torn copy, retrying", stream.name)
         msg = (
-            f"stream {stream.name!r}: {_MAX_TORN} torn copies in a row (the writer "
+            f"stream {stream.name!r}: {MAX_TORN} torn copies in a row (the writer "
             "overwrites frames faster than they can be copied)"
         )
         raise TornFrameError(msg)
@@ -579,7 +579,7 @@ class StreamReader:
                 self._resync()  # no count came: the balance was wrong
         start = time.monotonic()
         while v.write[0]:
-            if time.monotonic() - start > _STUCK_WRITE_S:
+            if time.monotonic() - start > STUCK_WRITE_S:
                 msg = f"stream {self._stream.name!r}: write flag stuck (writer died mid-frame?)"
                 raise TornFrameError(msg)
             time.sleep(0)

@@ -61,23 +61,23 @@ from vampires.errors import (
 )
 from vampires.stream import clock
 from vampires.stream._file import (
-    _check_atime,
-    _check_dtype,
-    _check_file,
-    _check_shape,
-    _coerce_frame,
-    _new_file,
-    _open_file,
-    _shape_of,
+    check_atime,
+    check_dtype,
+    check_file,
+    check_shape,
+    coerce_frame,
+    new_file,
+    open_file,
+    shape_of,
 )
 from vampires.stream._views import (
-    _MAX_TORN,
-    _STUCK_WRITE_S,
-    _build_views,
-    _decode_metadata,
-    _read_slot,
-    _slot_holding,
-    _Views,
+    MAX_TORN,
+    STUCK_WRITE_S,
+    Views,
+    build_views,
+    decode_metadata,
+    read_slot,
+    slot_holding,
 )
 from vampires.stream.keywords import KeywordValue, StreamKeywords, _Card, _cards_from
 from vampires.stream.layout import (
@@ -159,14 +159,14 @@ class Stream:
         self._mm: mmap.mmap | None = mm
         self._layout = layout
         md = np.frombuffer(mm, dtype=METADATA_DTYPE, count=1)[0]
-        self._shape = _shape_of(md)
+        self._shape = shape_of(md)
         self._dtype: np.dtype[Any] = DATATYPE_DTYPES[int(md["datatype"])]
         del md
         self._inode = 0  # set by _attach from the mapped descriptor
         self._fresh_until = 0.0  # is_stale(max_age): last "not stale" answer valid until
         self._fd = -1  # a descriptor of the mapped file (set by _attach), for claim locks
         self._size = layout.total
-        self._v: _Views | None = _build_views(mm, layout, self._shape, self._dtype, name)
+        self._v: Views | None = build_views(mm, layout, self._shape, self._dtype, name)
         for sem in self._v.sems:  # waits check the file size before touching the mapping
             sem.guard = self._check_size
         self._keywords = StreamKeywords(self)
@@ -228,8 +228,8 @@ class Stream:
             Invalid argument or the folder is missing / not writable.
         """
         name = check_stream_name(name)
-        dims = _check_shape(shape)
-        dt = _check_dtype(dtype)
+        dims = check_shape(shape)
+        dt = check_dtype(dtype)
         nkw = check_int(nkeywords, "nkeywords", 0, 65535, error=StreamError)
         nsem = check_int(nsemaphores, "nsemaphores", 1, 65535, error=StreamError)
         cbsize = check_int(circular_buffer, "circular_buffer", 0, 2**32 - 1, error=StreamError)
@@ -254,7 +254,7 @@ class Stream:
         if not folder.is_dir():
             msg = f"shm folder {folder} does not exist; create it (on a tmpfs) or set MILK_SHM_DIR"
             raise StreamError(msg)
-        with _new_file(
+        with new_file(
             folder, path, name, dims, dt, nkw, nsem, cbsize, perms, exist_ok=exist_ok
         ) as fd:
             return cls._attach(path, name, fd)
@@ -290,12 +290,12 @@ class Stream:
         """
         name = check_stream_name(name)
         path = _resolve_dir(shm_dir) / f"{name}{_SUFFIX}"
-        with _open_file(path, name) as fd:
+        with open_file(path, name) as fd:
             return cls._attach(path, name, fd)
 
     @classmethod
     def _attach(cls, path: Path, name: str, fd: int) -> Stream:
-        layout = _check_file(fd, path)
+        layout = check_file(fd, path)
         mm = mmap.mmap(fd, layout.total)
         stream = cls(path, name, mm, layout)
         stream._inode = os.fstat(fd).st_ino
@@ -375,7 +375,7 @@ class Stream:
         except OSError:
             return -1
 
-    def _views(self) -> _Views:
+    def _views(self) -> Views:
         v = self._v
         if v is None:
             msg = f"stream {self._name!r} is closed; open it again with Stream.open"
@@ -525,11 +525,11 @@ class Stream:
         dict
             Field names as in ``ImageStruct.h``; times as float unix UTC.
         """
-        return _decode_metadata(self._views(), self._layout.total)
+        return decode_metadata(self._views(), self._layout.total)
 
     # ---- writing
 
-    def _target(self, shape: tuple[int, ...], v: _Views) -> tuple[NDArray[Any], int | None]:
+    def _target(self, shape: tuple[int, ...], v: Views) -> tuple[NDArray[Any], int | None]:
         if shape == self._shape:
             return v.data, None
         if len(self._shape) == 3 and shape == self._shape[1:]:
@@ -581,10 +581,10 @@ class Stream:
         """
         v = self._views()
         self._check_writable()
-        arr = _coerce_frame(frame, self._dtype, self._name)
+        arr = coerce_frame(frame, self._dtype, self._name)
         target, index = self._target(arr.shape, v)
         plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
-        atime = _check_atime(acquisition_time)
+        atime = check_atime(acquisition_time)
         v.write[0] = 1
         try:
             np.copyto(target, arr, casting="safe")
@@ -630,7 +630,7 @@ class Stream:
             if value is not None:
                 check_int(value, what, 0, 2**64 - 1, error=StreamError)
         plan = self._keywords._plan(_cards_from(keywords)) if keywords else []
-        atime = _check_atime(acquisition_time)
+        atime = check_atime(acquisition_time)
         v.write[0] = 1
         try:
             fill(v.data)
@@ -639,7 +639,7 @@ class Stream:
             # back from its circular-buffer slot if we have it; otherwise keep
             # the write flag up so no reader takes the half frame for a whole
             # one (the next successful write clears it).
-            slot = _slot_holding(v, self._layout.cbsize, int(v.cnt0[0]))
+            slot = slot_holding(v, self._layout.cbsize, int(v.cnt0[0]))
             if slot is not None:
                 np.copyto(v.data, v.cbdata[slot])
                 v.write[0] = 0
@@ -648,7 +648,7 @@ class Stream:
 
     def _publish(
         self,
-        v: _Views,
+        v: Views,
         plan: list[tuple[int, bool, _Card]],
         atime: tuple[int, int] | None,
         index: int | None,
@@ -681,7 +681,7 @@ class Stream:
 
     def _stamp(
         self,
-        v: _Views,
+        v: Views,
         cnt0: int,
         cnt1: int,
         atime: tuple[int, int] | None,
@@ -697,7 +697,7 @@ class Stream:
                 slot = 0
                 v.cbcycle[0] += 1
             md = v.cbmd[slot : slot + 1]
-            md["cnt0"] = 0  # invalid while the slot is rewritten (see _read_slot)
+            md["cnt0"] = 0  # invalid while the slot is rewritten (see read_slot)
             v.cbdata[slot] = v.data
             md["cnt0"] = cnt0
             md["cnt1"] = cnt1
@@ -777,16 +777,16 @@ class Stream:
         while True:
             c0 = int(v.cnt0[0])
             if self._layout.cbsize:
-                got = _read_slot(v, self._layout.cbsize, out, c0)
+                got = read_slot(v, self._layout.cbsize, out, c0)
                 if got is not None:
                     return (*got, torn)
             if v.write[0]:
                 now = time.monotonic()
                 stuck_since = now if stuck_since is None else stuck_since
-                if now - stuck_since > _STUCK_WRITE_S:
+                if now - stuck_since > STUCK_WRITE_S:
                     msg = (
                         f"stream {self._name!r}: write flag set for more than "
-                        f"{_STUCK_WRITE_S} s at cnt0={c0} (writer died mid-frame?)"
+                        f"{STUCK_WRITE_S} s at cnt0={c0} (writer died mid-frame?)"
                     )
                     raise TornFrameError(msg)
                 time.sleep(0)
@@ -799,7 +799,7 @@ class Stream:
                 return c0, cnt1, asec, ansec, wsec, wnsec, torn
             torn += 1
             logger.debug("stream %r: torn copy at cnt0=%d, retrying", self._name, c0)
-            if torn >= _MAX_TORN:
+            if torn >= MAX_TORN:
                 msg = (
                     f"stream {self._name!r}: {torn} torn copies in a row (the writer "
                     "overwrites frames faster than they can be copied)"
