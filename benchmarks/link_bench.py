@@ -82,13 +82,15 @@ noop = lambda view: None
 if mode == "dma":  # one lap through the circular buffer puts a frame in every slot
     for k in range(s.circular_buffer):
         s.write(frames[k & 1])
+    from vampires.testing.foreign import ForeignWriter
+    dma = ForeignWriter(s)
 period = 1.0 / fps
 start = time.perf_counter()
 deadline = start
 i = 0
 while i < n and time.perf_counter() - start < seconds:
     if mode == "dma":  # a grabber DMA-ing into the slots: no CPU copy at all
-        s._publish_prefilled_slot(acquisition_time=time.time())
+        dma.publish_prefilled_slot(acquisition_time=time.time())
     elif mode == "noop":   # a camera DMA-ing into the main array: the slot copy only
         s.write_with(noop, acquisition_time=time.time())
     else:

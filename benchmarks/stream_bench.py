@@ -138,7 +138,7 @@ def _read_copy(shm: Path, quick: bool) -> tuple[float, float]:
     dest = np.empty_like(frames[0])
     repeat = 40 if quick else 400
     with Stream.create("bench_r", SHAPE, np.uint16, shm_dir=shm) as s:
-        src = s._views().data  # the same mapped pages the read copies from
+        src = s.view()  # the same mapped pages the read copies from (read-only view)
         it_w = iter(frames * (repeat + 1))
 
         def ours() -> None:

@@ -282,7 +282,7 @@ def _count(endpoint: str, topic: bytes, stop: threading.Event, out: list) -> Non
 
 def two_cameras(frames: list[np.ndarray], workdir: Path, cap: float, seconds: float) -> dict:
     """Two capped publishers; bytes counted by a bare SUB socket each."""
-    from vampires.link.protocol import zmq_topics
+    from vampires.link.zmq_protocol import zmq_topics
 
     cams = [
         Camera(f"vcam{i + 1}", f, workdir, seconds + 40, "--max-mbps", str(cap))

@@ -1,30 +1,19 @@
-"""Helpers for the link tests: free ports, link processes, deterministic frames."""
+"""Helpers for the link tests: link processes, deterministic frames (waits: tests.helpers)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pytest
 
 from vampires.errors import StreamError
 from vampires.stream import Stream
-
-
-def free_port() -> int:
-    """A TCP port free right now on 127.0.0.1 (tiny race, fine for tests)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def expected_frame(cnt0: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -35,17 +24,10 @@ def expected_frame(cnt0: int, shape: tuple[int, ...]) -> np.ndarray:
     return (values & np.uint64(0xFFFF)).astype(np.uint16).reshape(shape)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
 def open_when_ready(name: str, timeout: float = 10.0) -> Stream:
+    # imported here: writer scripts import this module with only tests/link on their path
+    from tests.helpers import wait_for
+
     def attempt() -> Stream | None:
         try:
             return Stream.open(name)

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.link.linkhelpers import expected_frame, free_port, open_when_ready, wait_for
+from tests.helpers import free_port, wait_for
+from tests.link.linkhelpers import expected_frame, open_when_ready
 from vampires.cli.link import main
 from vampires.control import ControlClient, daemon_alive
 from vampires.stream import Stream

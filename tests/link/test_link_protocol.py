@@ -11,6 +11,7 @@ import pytest
 
 from vampires.errors import LinkError, ProtocolError
 from vampires.link import protocol as p
+from vampires.link import zmq_protocol as zp
 
 
 def _hello(**kw: object) -> p.Hello:
@@ -249,7 +250,7 @@ def test_ack() -> None:
         p.decode_ack(p.ACK_FIXED.pack(1, 5000))
 
 
-def _zmq_meta(**over: object) -> p.ZmqMeta:
+def _zmq_meta(**over: object) -> zp.ZmqMeta:
     args: dict[str, object] = {
         "name": "vcam1",
         "shape": (4, 6),
@@ -262,14 +263,14 @@ def _zmq_meta(**over: object) -> p.ZmqMeta:
         "keywords": {"EXPTIME": (0.1, "[s]")},
     }
     args.update(over)
-    return p.ZmqMeta(**args)  # type: ignore[arg-type]
+    return zp.ZmqMeta(**args)  # type: ignore[arg-type]
 
 
 def test_zmq_round_trip() -> None:
     meta = _zmq_meta()
     pixels = np.arange(24, dtype=np.uint16).reshape(4, 6)
-    parts = [b"vcam1", p.encode_zmq_meta(meta), pixels.tobytes()]
-    back = p.decode_zmq_message(parts)
+    parts = [b"vcam1", zp.encode_zmq_meta(meta), pixels.tobytes()]
+    back = zp.decode_zmq_message(parts)
     assert back == meta
     assert back.keywords["EXPTIME"] == (0.1, "[s]")
     assert b"pickle" not in parts[1]
@@ -277,7 +278,7 @@ def test_zmq_round_trip() -> None:
 
 
 def _zmq_parts(**over: object) -> list[bytes]:
-    meta = json.loads(p.encode_zmq_meta(_zmq_meta()))
+    meta = json.loads(zp.encode_zmq_meta(_zmq_meta()))
     meta.update(over)
     return [b"vcam1", json.dumps(meta).encode(), bytes(48)]
 
@@ -300,10 +301,10 @@ def _zmq_parts(**over: object) -> list[bytes]:
 )
 def test_zmq_rejects(parts: list[bytes], match: str) -> None:
     with pytest.raises(ProtocolError, match=match):
-        p.decode_zmq_message(parts)
+        zp.decode_zmq_message(parts)
 
 
 def test_zmq_meta_too_large() -> None:
     huge = {f"K{i}": ("x" * 1000, "") for i in range(1100)}
     with pytest.raises(ProtocolError, match="exceeds"):
-        p.encode_zmq_meta(_zmq_meta(keywords=huge))
+        zp.encode_zmq_meta(_zmq_meta(keywords=huge))

@@ -15,13 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.link.linkhelpers import (
-    LinkProcess,
-    expected_frame,
-    free_port,
-    open_when_ready,
-    wait_for,
-)
+from tests.helpers import free_port, wait_for
+from tests.link.linkhelpers import LinkProcess, expected_frame, open_when_ready
 from vampires.control import ControlClient
 from vampires.errors import ConfigError, LinkError, StreamTimeout
 from vampires.link import protocol as p
@@ -249,7 +244,7 @@ def test_frame_overwritten_during_the_send_is_never_published(
     pair: tuple[TcpReceiver, Callable[..., TcpSender]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The writer laps the slot while its pixels are on the wire: TORN, dropped, counted."""
-    import vampires.link.tcp as tcp
+    import vampires.link.tcp_sender as tcp
 
     receiver, sender = pair
     cbsize, victim = 4, 5

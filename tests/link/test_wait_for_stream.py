@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vampires.link import _common
-from vampires.link._common import Backoff, LinkCounters, wait_for_stream
+from vampires.link._common import Backoff, wait_for_stream
+from vampires.link.status import LinkCounters
 from vampires.stream import Stream
 
 if TYPE_CHECKING:

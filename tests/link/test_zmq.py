@@ -14,15 +14,10 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.link.linkhelpers import (
-    LinkProcess,
-    expected_frame,
-    free_port,
-    open_when_ready,
-    wait_for,
-)
+from tests.helpers import free_port, wait_for
+from tests.link.linkhelpers import LinkProcess, expected_frame, open_when_ready
 from vampires.errors import ConfigError, LinkError, LinkTimeout
-from vampires.link import protocol as p
+from vampires.link import zmq_protocol as zp
 from vampires.link.zmq import ZmqPublisher, ZmqSubscriber
 from vampires.stream import Stream
 
@@ -63,7 +58,7 @@ class Writer:
         self.stream.close()
 
 
-def check(frame: np.ndarray, meta: p.ZmqMeta) -> None:
+def check(frame: np.ndarray, meta: zp.ZmqMeta) -> None:
     assert frame.shape == meta.shape
     assert np.array_equal(frame, expected_frame(meta.cnt0, meta.shape)), f"frame {meta.cnt0}"
     assert meta.acquisition_time == pytest.approx(1.7e9 + meta.cnt0)
@@ -174,8 +169,8 @@ def test_every_nth_frame() -> None:
 
 def _garbage() -> list[list[bytes]]:
     meta = json.loads(
-        p.encode_zmq_meta(
-            p.ZmqMeta(
+        zp.encode_zmq_meta(
+            zp.ZmqMeta(
                 name="cam",
                 shape=SHAPE,
                 dtype="<u2",
@@ -202,7 +197,7 @@ def test_garbage_messages_are_counted_and_dropped() -> None:
     with zmq.Context() as ctx, ctx.socket(zmq.PUB) as raw:
         raw.linger = 0
         port = raw.bind_to_random_port("tcp://127.0.0.1")
-        meta = p.ZmqMeta(
+        meta = zp.ZmqMeta(
             name="cam",
             shape=SHAPE,
             dtype="<u2",
@@ -213,7 +208,7 @@ def test_garbage_messages_are_counted_and_dropped() -> None:
             send_time=time.time(),
             keywords={"_MAQTIME": (7, "")},
         )
-        good = [b"cam", p.encode_zmq_meta(meta), expected_frame(7, SHAPE).tobytes()]
+        good = [b"cam", zp.encode_zmq_meta(meta), expected_frame(7, SHAPE).tobytes()]
         with ZmqSubscriber(f"tcp://127.0.0.1:{port}", "cam") as sub:
             # slow joiner: publish until the subscription has reached the publisher
             for _ in range(200):

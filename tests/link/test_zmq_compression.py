@@ -17,16 +17,13 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.link.linkhelpers import (
-    LinkProcess,
-    free_port,
-    open_when_ready,
-    wait_for,
-)
+from tests.helpers import free_port, wait_for
+from tests.link.linkhelpers import LinkProcess, open_when_ready
 from vampires.cli.link import main as link_main
 from vampires.errors import ConfigError, LinkTimeout, ProtocolError
 from vampires.link import protocol as p
 from vampires.link import zmq as link_zmq
+from vampires.link import zmq_protocol as zp
 from vampires.link.codec import compress_frame, decompress_frame, parse_compression
 from vampires.link.zmq import Pacer, ZmqPublisher, ZmqSubscriber
 from vampires.stream import Stream
@@ -150,7 +147,7 @@ def test_parse_compression() -> None:
 # --------------------------------------------------------------------------- wire format
 
 
-def _meta(**changes: object) -> p.ZmqMeta:
+def _meta(**changes: object) -> zp.ZmqMeta:
     fields: dict[str, object] = {
         "name": "cam",
         "shape": SHAPE,
@@ -163,23 +160,23 @@ def _meta(**changes: object) -> p.ZmqMeta:
         "keywords": {"EXPTIME": (0.1, "[s]")},
     }
     fields.update(changes)
-    return p.ZmqMeta(**fields)  # type: ignore[arg-type]
+    return zp.ZmqMeta(**fields)  # type: ignore[arg-type]
 
 
 def test_raw_metadata_is_the_version_1_form() -> None:
-    obj = json.loads(p.encode_zmq_meta(_meta()))
+    obj = json.loads(zp.encode_zmq_meta(_meta()))
     assert "encoding" not in obj  # byte-compatible with subscribers written before compression
     assert obj["v"] == 1
 
 
 def test_compressed_message_round_trip() -> None:
-    raw_topic, z_topic = p.zmq_topics("cam")
+    raw_topic, z_topic = zp.zmq_topics("cam")
     assert (raw_topic, z_topic) == (b"cam", b"~blosc2/cam")
     assert not z_topic.startswith(raw_topic)  # an old subscriber's prefix never matches it
     frame = noisy_frame(5)
     meta = _meta(encoding="blosc2")
-    parts = [z_topic, p.encode_zmq_meta(meta), compress_frame(frame, "lz4")]
-    got = p.decode_zmq_message(parts)
+    parts = [z_topic, zp.encode_zmq_meta(meta), compress_frame(frame, "lz4")]
+    got = zp.decode_zmq_message(parts)
     assert got == meta
     assert np.array_equal(decompress_frame(parts[2], got.shape, got.dtype), frame)
 
@@ -192,12 +189,12 @@ def test_compressed_message_round_trip() -> None:
         (b"~blosc2/other", _meta(encoding="blosc2"), "differs from the metadata name"),
     ],
 )
-def test_encoding_and_topic_must_agree(topic: bytes, meta: p.ZmqMeta, match: str) -> None:
-    parts = [topic, p.encode_zmq_meta(meta), np.zeros(SHAPE, np.uint16).tobytes()]
+def test_encoding_and_topic_must_agree(topic: bytes, meta: zp.ZmqMeta, match: str) -> None:
+    parts = [topic, zp.encode_zmq_meta(meta), np.zeros(SHAPE, np.uint16).tobytes()]
     with pytest.raises(ProtocolError, match=match):
-        p.decode_zmq_message(parts)
+        zp.decode_zmq_message(parts)
     with pytest.raises(ProtocolError, match="encoding must be one of"):
-        p.encode_zmq_meta(_meta(encoding="gzip"))
+        zp.encode_zmq_meta(_meta(encoding="gzip"))
 
 
 # --------------------------------------------------------------------------- pacer
@@ -302,7 +299,7 @@ def test_compressed_frames_with_an_old_subscriber_alongside() -> None:
                 assert old.poll(10_000), "the old subscriber gets nothing"
                 parts = old.recv_multipart()
                 # the old subscriber's decoder (raw topic, version-1 JSON, raw bytes)
-                meta = p.decode_zmq_message(parts)
+                meta = zp.decode_zmq_message(parts)
                 assert parts[0] == b"cam"
                 assert "encoding" not in json.loads(parts[1])
                 pixels = np.frombuffer(parts[2], meta.dtype).reshape(meta.shape)
@@ -332,7 +329,7 @@ def test_old_subscriber_alone_gets_raw_frames_and_nothing_is_compressed() -> Non
         try:
             for _ in range(5):
                 assert old.poll(10_000)
-                meta = p.decode_zmq_message(old.recv_multipart())
+                meta = zp.decode_zmq_message(old.recv_multipart())
                 assert meta.encoding == "raw"
         finally:
             old.close()
@@ -348,7 +345,7 @@ def test_new_subscriber_against_an_old_publisher() -> None:
             got = []
             for cnt0 in range(1, 400):
                 meta = _meta(cnt0=cnt0, write_time=float(cnt0))
-                old.send_multipart([b"cam", p.encode_zmq_meta(meta), noisy_frame(cnt0).tobytes()])
+                old.send_multipart([b"cam", zp.encode_zmq_meta(meta), noisy_frame(cnt0).tobytes()])
                 try:
                     frame, got_meta = sub.recv(timeout=0.05)
                 except LinkTimeout:
@@ -395,7 +392,7 @@ def test_subscriber_takes_the_raw_topic_back_when_the_publisher_stops_compressin
         # the same endpoint, now a publisher that never compresses (as an old one)
         with ZmqPublisher("cam", bind=endpoint, max_fps=30, compression="off"):
 
-            def raw_frame() -> tuple[np.ndarray, p.ZmqMeta] | None:
+            def raw_frame() -> tuple[np.ndarray, zp.ZmqMeta] | None:
                 frame, meta = sub.recv(timeout=20.0)  # frames queued from the first one first
                 return (frame, meta) if meta.encoding == "raw" else None
 
@@ -510,7 +507,7 @@ def test_capped_compressed_link_between_processes(
 
 
 def test_status_line_shows_ratio_and_wire_mbps_for_zmq_links_only() -> None:
-    from vampires.link._common import LinkCounters
+    from vampires.link.status import LinkCounters
 
     pub = LinkCounters("zmq-pub", "tcp://*:5555", "cam")
     pub.frame(4000, 1, wire_nbytes=2000, payload_nbytes=1000)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vampires.stream import Stream
+from vampires.testing.foreign import publish_prefilled_slot
 
 
 def _frame(k: int) -> np.ndarray:
@@ -171,7 +172,7 @@ def test_prefilled_slots_published_without_copy(stream: Stream) -> None:
         stream.write(_frame(k))
     stream.write(_frame(99))  # main array and slot 0 now hold 99
     with stream.reader(catch_up=True) as reader:
-        cnt0 = [stream._publish_prefilled_slot(acquisition_time=2000.0 + k) for k in range(3)]
+        cnt0 = [publish_prefilled_slot(stream, acquisition_time=2000.0 + k) for k in range(3)]
         got = [reader.next(timeout=1.0) for _ in range(3)]
     assert cnt0 == [10, 11, 12]
     assert [f.cnt0 for f in got] == [10, 11, 12]
@@ -185,5 +186,30 @@ def test_prefilled_slots_need_a_circular_buffer() -> None:
 
     with Stream.create("nocb", (2, 2), np.uint16) as s:
         with pytest.raises(StreamError, match="no circular buffer"):
-            s._publish_prefilled_slot()
+            publish_prefilled_slot(s)
+        s.destroy()
+
+
+def test_frame_info_names_its_slot_until_the_writer_reuses_it(stream: Stream) -> None:
+    from vampires.errors import StreamError
+
+    with stream.reader() as reader:
+        stream.write(_frame(1))
+        info = reader.next_into(lambda view: None, timeout=1.0)
+        assert info.slot is not None
+        assert stream.slot_holds(info.slot, info.cnt0)
+        for k in range(2, 10):  # one lap of the 8 slots reuses it
+            stream.write(_frame(k))
+        assert not stream.slot_holds(info.slot, info.cnt0)
+        frame = reader.next(timeout=1.0)
+        assert frame.slot is not None
+        assert frame.info.slot == frame.slot
+    with pytest.raises(StreamError, match="out of range"):
+        stream.slot_holds(8, 1)
+
+
+def test_a_frame_of_a_stream_without_slots_has_none() -> None:
+    with Stream.create("nocb2", (2, 2), np.uint16) as s, s.reader() as reader:
+        s.write(np.ones((2, 2), np.uint16))
+        assert reader.next(timeout=1.0).slot is None
         s.destroy()

@@ -81,7 +81,7 @@ def test_update_renders_the_newest_frame_and_pause_freezes_it(mbi_stream):
 def test_logger_state_is_reported(mbi_stream):
     view = StreamView("vcam1")
     try:
-        from tests.link.linkhelpers import wait_for
+        from tests.helpers import wait_for
 
         wait_for(lambda: view.status().logger == "not running", what="logger state")
     finally:

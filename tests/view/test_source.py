@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.link.linkhelpers import free_port, wait_for
+from tests.helpers import free_port, wait_for
 from tests.view.viewhelpers import Writer, camera_cards
 from vampires.errors import ConfigError, StreamClosedError
 from vampires.link.zmq import ZmqPublisher

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.link.linkhelpers import free_port
+from tests.helpers import free_port
 from tests.view.viewhelpers import Writer, camera_cards, scene
 from vampires.link.zmq import ZmqPublisher
 from vampires.stream import Stream

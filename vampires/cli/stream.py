@@ -55,35 +55,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _links(shm_dir: str | None) -> dict[str, list[str]]:
-    """Roles of the live link daemons (``<stream>.<role>``) per stream name."""
-    import os
-    from pathlib import Path
-
-    from vampires.config import control_dir
-    from vampires.control.protocol import parse_socket_name
-
-    try:
-        entries = sorted(os.listdir(control_dir(Path(shm_dir) if shm_dir else None)))
-    except FileNotFoundError:
-        return {}
-    names = [p[1] for p in map(parse_socket_name, entries) if p is not None and p[0] == "link"]
-    if not names:
-        return {}
-    from vampires.control import daemon_alive  # imports zmq: only when links exist
-
-    out: dict[str, list[str]] = {}
-    for name in names:
-        stream, _, role = name.rpartition(".")
-        if stream and daemon_alive("link", name, shm_dir=shm_dir):
-            out.setdefault(stream, []).append(role)
-    return out
-
-
 def _ls(shm_dir: str | None, interval: float) -> int:
     from pathlib import Path
 
     from vampires.config import shm_dir as default_dir
+    from vampires.link.daemon import running_links
     from vampires.stream import Stream, list_streams
 
     folder = Path(shm_dir) if shm_dir else default_dir()
@@ -93,7 +69,7 @@ def _ls(shm_dir: str | None, interval: float) -> int:
 
     rows: list[list[str]] = []
     opened: list[tuple[Stream, int, float]] = []
-    links = _links(shm_dir)
+    links = running_links(shm_dir=shm_dir)
     with contextlib.ExitStack() as stack:
         for name in list_streams(shm_dir=shm_dir):
             try:

@@ -31,6 +31,7 @@ import attrs
 from vampires._checks import ShmDir
 from vampires.config import control_dir
 from vampires.errors import CommandError, ConfigError
+from vampires.stream.names import check_stream_name
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -57,7 +58,8 @@ MAX_MESSAGE_BYTES = 64 * 1024
 _MAX_IPC_PATH = 107
 
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+#: A daemon name is a stream name (the stream rule) short enough for a unix socket path.
+_MAX_NAME = 64
 _COMMAND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 #: A command handler: validated arguments in, JSON-able result out.
@@ -92,7 +94,10 @@ def validate_kind(kind: object) -> str:
 
 
 def validate_name(name: object) -> str:
-    """Check a daemon name (usually a stream name such as ``vcam1``).
+    """Check a daemon name (a stream name such as ``vcam1``, or ``vcam1.tcp-send``).
+
+    A daemon name follows the stream name rule
+    (:func:`vampires.stream.check_stream_name`) and has at most 64 characters.
 
     Parameters
     ----------
@@ -110,13 +115,14 @@ def validate_name(name: object) -> str:
         Empty, too long (> 64), or with a character that could escape the
         control folder.
     """
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+    valid = check_stream_name(name, what="daemon name", error=ConfigError)
+    if len(valid) > _MAX_NAME:
         msg = (
-            f"daemon name must be 1-64 characters of letters, digits, '_', '.', '+', '-' "
-            f"and not start with '.', got {name!r}"
+            f"daemon name {valid!r} is invalid: it is {len(valid)} characters long, the "
+            f"limit is {_MAX_NAME} (it is part of a unix socket path)"
         )
         raise ConfigError(msg)
-    return name
+    return valid
 
 
 def socket_path(kind: str, name: str, shm_dir: ShmDir = None) -> Path:
@@ -197,9 +203,12 @@ def parse_socket_name(filename: str) -> tuple[str, str] | None:
     if not filename.endswith(".sock"):
         return None
     kind, sep, name = filename[: -len(".sock")].partition("-")
-    if not sep or not _KIND_RE.fullmatch(kind) or not _NAME_RE.fullmatch(name):
+    if not sep or not _KIND_RE.fullmatch(kind):
         return None
-    return kind, name
+    try:
+        return kind, validate_name(name)
+    except ConfigError:
+        return None
 
 
 def _reject_constant(token: str) -> float:

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from vampires.errors import ConfigError
+from vampires.stream.names import check_stream_name as _check_stream_name
 
 __all__ = [
     "FITS_TMP_SUFFIX",
@@ -32,7 +33,6 @@ __all__ = [
 
 FITS_TMP_SUFFIX = ".fits.tmp"
 TXT_TMP_SUFFIX = ".txt.tmp"
-_STREAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,78}$")
 _NAME = re.compile(r"^(?P<stream>.+)_(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d)\.(?P<ns>\d{9})\.fits$")
 
 
@@ -88,15 +88,9 @@ def check_stream_name(name: str) -> str:
     Raises
     ------
     ConfigError
-        Empty, too long, or with ``/``, ``..``, spaces or other characters unsafe in paths.
+        Against the stream name rule (:func:`vampires.stream.check_stream_name`).
     """
-    if not isinstance(name, str) or not _STREAM.match(name) or ".." in name:  # type: ignore[redundant-expr]
-        msg = (
-            f"bad stream name {name!r}: use letters, digits, '_', '-', '.', '+' "
-            "(no '/', no '..', at most 79 characters)"
-        )
-        raise ConfigError(msg)
-    return name
+    return _check_stream_name(name, error=ConfigError)
 
 
 def _utc(t: float) -> dt.datetime:

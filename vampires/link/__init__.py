@@ -12,14 +12,15 @@
         for frame, meta in sub:
             ...
 
-Wire formats: :mod:`vampires.link.protocol` and ``docs/protocols.md``.
+Wire formats: :mod:`vampires.link.protocol` (TCP), :mod:`vampires.link.zmq_protocol` (ZMQ),
+and ``docs/protocols.md``.
 """
 
 from __future__ import annotations
 
-from vampires.link._common import LinkStatus
-from vampires.link.protocol import ZmqMeta
+from vampires.link.status import LinkStatus
 from vampires.link.tcp import TcpReceiver, TcpSender
 from vampires.link.zmq import ZmqPublisher, ZmqSubscriber
+from vampires.link.zmq_protocol import ZmqMeta
 
 __all__ = ["LinkStatus", "TcpReceiver", "TcpSender", "ZmqMeta", "ZmqPublisher", "ZmqSubscriber"]

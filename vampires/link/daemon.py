@@ -5,7 +5,7 @@ thread answers control commands on
 ``ipc://$MILK_SHM_DIR/vampires/link-<name>.sock``:
 
 ``status``
-    the counters of :class:`~vampires.link._common.LinkStatus` (frames,
+    the counters of :class:`~vampires.link.status.LinkStatus` (frames,
     skipped, torn, reconnects, malformed, rate, bandwidth, peer) plus
     ``role`` and ``stream``;
 ``stop``
@@ -23,13 +23,24 @@ import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import attrs
 
-from vampires.link._common import LinkStatus
+from vampires.link.status import LinkStatus
 
-__all__ = ["ROLES", "Link", "daemon_name", "link_status", "serve_link", "set_realtime"]
+if TYPE_CHECKING:
+    from vampires._checks import ShmDir
+
+__all__ = [
+    "ROLES",
+    "Link",
+    "daemon_name",
+    "link_status",
+    "running_links",
+    "serve_link",
+    "set_realtime",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +62,51 @@ class Link(Protocol):
     def status(self) -> LinkStatus:
         """Return the counters."""
         ...
+
+
+def _as_path(shm_dir: ShmDir) -> Path | None:
+    return None if shm_dir is None else Path(shm_dir)
+
+
+def running_links(*, shm_dir: ShmDir = None) -> dict[str, list[str]]:
+    """Return the roles of the running link daemons, per stream name.
+
+    A daemon counts as running while its process holds its lock
+    (:func:`vampires.control.daemon_alive`: no message is exchanged, so a
+    busy daemon is listed too); zmq is imported only when link sockets exist.
+
+    Parameters
+    ----------
+    shm_dir
+        Shm folder; defaults to ``MILK_SHM_DIR`` resolution.
+
+    Returns
+    -------
+    dict
+        ``{"vcam1": ["tcp-send", "zmq-pub"], ...}`` from the daemon names
+        ``<stream>.<role>``, in socket file name order.
+    """
+    import os
+
+    from vampires.config import control_dir
+    from vampires.control.protocol import parse_socket_name
+
+    shm = Path(shm_dir) if shm_dir else None
+    try:
+        entries = sorted(os.listdir(control_dir(shm)))
+    except FileNotFoundError:
+        return {}
+    names = [p[1] for p in map(parse_socket_name, entries) if p is not None and p[0] == "link"]
+    if not names:
+        return {}
+    from vampires.control import daemon_alive  # imports zmq: only when links exist
+
+    out: dict[str, list[str]] = {}
+    for name in names:
+        stream, _, role = name.rpartition(".")
+        if stream and daemon_alive("link", name, shm_dir=shm):
+            out.setdefault(stream, []).append(role)
+    return out
 
 
 def daemon_name(role: str, target: str | int) -> str:
@@ -133,7 +189,7 @@ def serve_link(
     role: str,
     name: str,
     stop: threading.Event | None = None,
-    shm_dir: Path | str | None = None,
+    shm_dir: ShmDir = None,
 ) -> LinkStatus:
     """Run ``link`` and answer control commands until ``stop``, ``stop`` command or Ctrl-C.
 
@@ -187,7 +243,7 @@ def serve_link(
 
     with (
         stop_on_signals(stop),
-        DaemonServer("link", name, handlers, shm_dir=shm_dir, state=state) as server,
+        DaemonServer("link", name, handlers, shm_dir=_as_path(shm_dir), state=state) as server,
     ):
         link.start()
         try:
@@ -200,7 +256,7 @@ def serve_link(
     return final
 
 
-def link_status(name: str, *, timeout: float = 2.0, shm_dir: Path | str | None = None) -> str:
+def link_status(name: str, *, timeout: float = 2.0, shm_dir: ShmDir = None) -> str:
     """Ask a link daemon for its status and return one line.
 
     Parameters
@@ -223,7 +279,7 @@ def link_status(name: str, *, timeout: float = 2.0, shm_dir: Path | str | None =
     """
     from vampires.control import ControlClient
 
-    with ControlClient("link", name, timeout=timeout, shm_dir=shm_dir) as client:
+    with ControlClient("link", name, timeout=timeout, shm_dir=_as_path(shm_dir)) as client:
         reply = client.call("status")
     known = {field.name for field in attrs.fields(LinkStatus)}
     return LinkStatus(**{k: v for k, v in reply.items() if k in known}).line()

@@ -1,6 +1,8 @@
-"""Wire formats of the stream links: pure encode / decode, no sockets.
+"""Wire format of the TCP mirror, and what the link formats share: pure encode / decode.
 
-Two formats live here, both documented in ``docs/protocols.md``:
+No sockets here. The formats are documented in ``docs/protocols.md``; this
+module holds the TCP one and the pieces both use (stream names, dtypes, shapes,
+keyword cards, bounded JSON); the ZMQ one is :mod:`vampires.link.zmq_protocol`.
 
 * the **TCP mirror protocol** (version 1): a stream of messages, each starting
   with the 8-byte prefix ``magic "VMPL", version u16, kind u16``. All integers
@@ -26,7 +28,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import re
 import struct
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -36,6 +37,8 @@ import attrs
 import numpy as np
 
 from vampires.errors import ProtocolError
+from vampires.stream.layout import KEYWORD_NAME_MAX
+from vampires.stream.names import check_stream_name
 
 __all__ = [
     "ACK_FIXED",
@@ -49,8 +52,6 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "TRAILER",
     "TRAILER_MAGIC",
-    "ZMQ_COMPRESSED_PREFIX",
-    "ZMQ_FORMAT_VERSION",
     "Buffer",
     "Card",
     "FrameHeader",
@@ -58,7 +59,6 @@ __all__ = [
     "Hello",
     "KeywordValue",
     "MessageKind",
-    "ZmqMeta",
     "cards_from_json",
     "cards_to_json",
     "decode_ack",
@@ -68,7 +68,6 @@ __all__ = [
     "decode_keywords",
     "decode_prefix",
     "decode_trailer",
-    "decode_zmq_message",
     "encode_ack",
     "encode_bye",
     "encode_frame_header",
@@ -76,23 +75,14 @@ __all__ = [
     "encode_hello",
     "encode_keywords",
     "encode_trailer",
-    "encode_zmq_meta",
     "validate_stream_name",
     "wire_dtype",
-    "zmq_topics",
 ]
 
 #: First 4 bytes of every TCP link message.
 MAGIC: Final = b"VMPL"
 #: The only TCP protocol version spoken (and accepted) by this code.
 PROTOCOL_VERSION: Final = 1
-#: Version field of the ZMQ metadata JSON (``"v"``).
-ZMQ_FORMAT_VERSION: Final = 1
-#: Topic prefix of compressed ZMQ frames; stream names never start with ``~``.
-ZMQ_COMPRESSED_PREFIX: Final = "~blosc2/"
-#: ``encoding`` of compressed ZMQ frames (one Blosc2 chunk); raw frames omit the field.
-_ZMQ_ENCODING_BLOSC2: Final = "blosc2"
-_ZMQ_ENCODINGS: Final = ("raw", _ZMQ_ENCODING_BLOSC2)
 #: First 4 bytes of the per-frame trailer (a cheap resynchronisation check).
 TRAILER_MAGIC: Final = b"VEND"
 
@@ -112,11 +102,8 @@ MAX_JSON_NBYTES: Final = 1 << 20
 #: Upper bound of one frame's pixel bytes (a 16k x 16k float64 frame is 2 GiB).
 MAX_FRAME_NBYTES: Final = 1 << 31
 _MAX_NDIM: Final = 3
-_MAX_NAME_LENGTH: Final = 79  # ImageStreamIO names are char[80]
-_MAX_KEYWORD_NAME: Final = 15  # ImageStreamIO keeps one byte of name[16] for NUL
 _FLAG_KEYWORDS: Final = 0x1
 _KNOWN_FLAGS: Final = _FLAG_KEYWORDS
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _U64_MAX: Final = (1 << 64) - 1
 
 #: Pixel types an ImageStreamIO stream can hold, as numpy dtype strings.
@@ -187,19 +174,9 @@ def validate_stream_name(name: object, *, what: str = "stream name") -> str:
     Raises
     ------
     ProtocolError
-        Not a string of 1-79 characters from ``[A-Za-z0-9_.-]`` starting with
-        a letter, digit or underscore.
+        Against the stream name rule (:func:`vampires.stream.check_stream_name`).
     """
-    if not isinstance(name, str) or not name:
-        msg = f"{what} must be a non-empty string, got {name!r}"
-        raise ProtocolError(msg)
-    if len(name) > _MAX_NAME_LENGTH or _NAME_RE.fullmatch(name) is None:
-        msg = (
-            f"{what} {name!r} is invalid: use 1-{_MAX_NAME_LENGTH} characters from "
-            "[A-Za-z0-9_.-], not starting with '.' or '-'"
-        )
-        raise ProtocolError(msg)
-    return name
+    return check_stream_name(name, what=what, error=ProtocolError)
 
 
 def _parse_shape(obj: object) -> tuple[int, ...]:
@@ -263,8 +240,8 @@ def _parse_card(obj: object) -> Card:
         msg = f"a keyword must be [name, value, comment], got {obj!r}"
         raise ProtocolError(msg)
     name, value, comment = obj
-    if not isinstance(name, str) or not 1 <= len(name) <= _MAX_KEYWORD_NAME:
-        msg = f"keyword name must be a string of 1-{_MAX_KEYWORD_NAME} characters, got {name!r}"
+    if not isinstance(name, str) or not 1 <= len(name) <= KEYWORD_NAME_MAX:
+        msg = f"keyword name must be a string of 1-{KEYWORD_NAME_MAX} characters, got {name!r}"
         raise ProtocolError(msg)
     if not isinstance(value, bool | int | float | str):
         msg = f"keyword {name!r}: value must be int, float, str or bool, got {value!r}"
@@ -802,193 +779,3 @@ def decode_trailer(data: Buffer) -> FrameStatus:
     except ValueError:
         msg = f"unknown frame trailer status {status}"
         raise ProtocolError(msg) from None
-
-
-# --------------------------------------------------------------------------- ZMQ
-
-
-@attrs.frozen(kw_only=True)
-class ZmqMeta:
-    """Metadata of one frame published over ZMQ (the second message part).
-
-    Attributes
-    ----------
-    name
-        Stream name (equals the topic).
-    shape, dtype
-        Numpy shape and explicit little-endian dtype string of the pixels.
-    cnt0, cnt1
-        The publishing stream's counters.
-    acquisition_time, write_time
-        Unix seconds from the publishing stream.
-    send_time
-        Unix seconds when the publisher sent the message (latency measurement).
-    keywords
-        The stream keywords as ``{name: (value, comment)}``, read-only.
-    encoding
-        ``"raw"`` (pixel bytes) or ``"blosc2"`` (one compressed Blosc2 chunk,
-        sent on the topic ``~blosc2/<name>``).
-    """
-
-    name: str
-    shape: tuple[int, ...] = attrs.field(converter=_to_shape)
-    dtype: str
-    cnt0: int
-    cnt1: int
-    acquisition_time: float
-    write_time: float
-    send_time: float
-    keywords: Mapping[str, tuple[KeywordValue, str]] = attrs.field(
-        factory=dict, converter=_to_keyword_map
-    )
-    encoding: str = "raw"
-
-    @property
-    def nbytes(self) -> int:
-        """Pixel bytes of the frame."""
-        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
-
-
-def zmq_topics(name: str) -> tuple[bytes, bytes]:
-    """Return the raw and the compressed ZMQ topic of a stream.
-
-    Parameters
-    ----------
-    name
-        Stream name.
-
-    Returns
-    -------
-    tuple of bytes
-        ``(b"<name>", b"~blosc2/<name>")``.
-    """
-    return name.encode(), (ZMQ_COMPRESSED_PREFIX + name).encode()
-
-
-def encode_zmq_meta(meta: ZmqMeta) -> bytes:
-    """Encode the JSON metadata part of a ZMQ frame message.
-
-    A raw frame's JSON is exactly the version-1 form (no ``encoding`` field),
-    so subscribers written before compression read it unchanged.
-
-    Parameters
-    ----------
-    meta
-        The frame metadata.
-
-    Returns
-    -------
-    bytes
-
-    Raises
-    ------
-    ProtocolError
-        The JSON exceeds :data:`MAX_JSON_NBYTES`, or an unknown encoding.
-    """
-    if meta.encoding not in _ZMQ_ENCODINGS:
-        msg = f"ZMQ encoding must be one of {list(_ZMQ_ENCODINGS)}, got {meta.encoding!r}"
-        raise ProtocolError(msg)
-    extra = {} if meta.encoding == "raw" else {"encoding": meta.encoding}
-    body = _dumps(
-        {
-            "v": ZMQ_FORMAT_VERSION,
-            "name": meta.name,
-            "shape": list(meta.shape),
-            "dtype": meta.dtype,
-            "cnt0": meta.cnt0,
-            "cnt1": meta.cnt1,
-            "acquisition_time": meta.acquisition_time,
-            "write_time": meta.write_time,
-            "send_time": meta.send_time,
-            "keywords": cards_to_json((k, v, c) for k, (v, c) in meta.keywords.items()),
-            **extra,
-        }
-    )
-    if len(body) > MAX_JSON_NBYTES:
-        msg = f"ZMQ metadata of {len(body)} bytes exceeds {MAX_JSON_NBYTES}"
-        raise ProtocolError(msg)
-    return body
-
-
-def decode_zmq_message(parts: list[bytes] | list[memoryview] | list[Any]) -> ZmqMeta:
-    """Validate a received ZMQ frame message ``[topic, metadata, pixels]``.
-
-    A message on a topic ``~blosc2/<name>`` must carry ``"encoding": "blosc2"``
-    and its third part is a Blosc2 chunk (checked and decompressed by
-    :func:`vampires.link.codec.decompress_frame`); any other message is raw
-    and its third part must hold exactly the frame's bytes.
-
-    Parameters
-    ----------
-    parts
-        The message parts (bytes, memoryviews or ``zmq.Frame``; anything with
-        the buffer protocol).
-
-    Returns
-    -------
-    ZmqMeta
-        The metadata; the caller takes the pixels from ``parts[2]``
-        (decompressing them when ``meta.encoding == "blosc2"``).
-
-    Raises
-    ------
-    ProtocolError
-        Not three parts, topic differs from the metadata name, bad JSON or
-        fields, unknown format version or encoding, or raw pixel bytes of the
-        wrong length.
-    """
-    if len(parts) != 3:
-        msg = f"ZMQ frame message must have 3 parts (topic, metadata, pixels), got {len(parts)}"
-        raise ProtocolError(msg)
-    topic_buf, meta_buf, pixels = (memoryview(p) for p in parts)
-    try:
-        topic = bytes(topic_buf).decode("ascii")
-    except UnicodeDecodeError:
-        msg = "ZMQ topic is not ASCII"
-        raise ProtocolError(msg) from None
-    obj = _loads(meta_buf, "ZMQ metadata")
-    if not isinstance(obj, dict):
-        msg = f"ZMQ metadata must be a JSON object, got {type(obj).__name__}"
-        raise ProtocolError(msg)
-    if obj.get("v") != ZMQ_FORMAT_VERSION:
-        msg = f"ZMQ metadata format version {obj.get('v')!r}, expected {ZMQ_FORMAT_VERSION}"
-        raise ProtocolError(msg)
-    required = {"name", "shape", "dtype", "cnt0", "cnt1", "acquisition_time", "write_time"}
-    missing = sorted(required - obj.keys())
-    if missing:
-        msg = f"ZMQ metadata lacks the fields {missing}"
-        raise ProtocolError(msg)
-    name = validate_stream_name(obj["name"])
-    compressed = topic.startswith(ZMQ_COMPRESSED_PREFIX)
-    if compressed:
-        topic = topic[len(ZMQ_COMPRESSED_PREFIX) :]
-    if name != topic:
-        msg = f"ZMQ topic {topic!r} differs from the metadata name {name!r}"
-        raise ProtocolError(msg)
-    encoding = obj.get("encoding", "raw")
-    if encoding != (_ZMQ_ENCODING_BLOSC2 if compressed else "raw"):
-        msg = (
-            f"ZMQ encoding {encoding!r} does not match the topic "
-            f"({'compressed' if compressed else 'raw'} frames)"
-        )
-        raise ProtocolError(msg)
-    cards = cards_from_json(obj.get("keywords", []))
-    meta = ZmqMeta(
-        name=name,
-        shape=_parse_shape(obj["shape"]),
-        dtype=_parse_dtype(obj["dtype"]),
-        cnt0=_parse_int(obj["cnt0"], "cnt0"),
-        cnt1=_parse_int(obj["cnt1"], "cnt1"),
-        acquisition_time=_parse_time(obj["acquisition_time"], "acquisition_time"),
-        write_time=_parse_time(obj["write_time"], "write_time"),
-        send_time=_parse_time(obj.get("send_time", obj["write_time"]), "send_time"),
-        keywords={k: (v, c) for k, v, c in cards},
-        encoding=encoding,
-    )
-    if not compressed and pixels.nbytes != meta.nbytes:
-        msg = (
-            f"ZMQ pixels are {pixels.nbytes} bytes but shape {list(meta.shape)} "
-            f"{meta.dtype} needs {meta.nbytes}"
-        )
-        raise ProtocolError(msg)
-    return meta

@@ -3,7 +3,7 @@
 The publisher (an XPUB socket) sends at most ``max_fps`` frames per second and
 at most ``max_mbps`` megabits per second on the wire, every ``every``-th
 frame of the stream, as the multipart message ``[topic, metadata JSON,
-pixels]`` documented in ``docs/protocols.md`` (:mod:`vampires.link.protocol`).
+pixels]`` documented in ``docs/protocols.md`` (:mod:`vampires.link.zmq_protocol`).
 No pickle: a subscriber only parses JSON, copies bytes and decompresses a
 size-checked Blosc2 chunk, so a malformed (or malicious) message is counted
 and dropped.
@@ -62,8 +62,6 @@ from vampires.errors import (
 )
 from vampires.link._common import (
     Backoff,
-    LinkCounters,
-    LinkStatus,
     check_stream_name,
     parse_count,
     parse_seconds,
@@ -76,17 +74,19 @@ from vampires.link.codec import (
     parse_compression,
     preload,
 )
-from vampires.link.protocol import (
+from vampires.link.protocol import wire_dtype
+from vampires.link.status import LinkCounters, LinkStatus
+from vampires.link.zmq_protocol import (
     ZmqMeta,
     decode_zmq_message,
     encode_zmq_meta,
-    wire_dtype,
     zmq_topics,
 )
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from vampires._checks import ShmDir
     from vampires.stream import Stream
 
 __all__ = ["Pacer", "ZmqPublisher", "ZmqSubscriber"]
@@ -238,7 +238,7 @@ class ZmqPublisher:
         max_mbps: float = 0.0,
         compression: str | None = "zstd",
         every: int = 1,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         curve_dir: Path | str | None = None,
         timeout: float = 0.2,
     ) -> None:
@@ -549,7 +549,7 @@ class ZmqSubscriber:
         *,
         to_stream: bool = False,
         local_name: str | None = None,
-        shm_dir: Path | str | None = None,
+        shm_dir: ShmDir = None,
         curve_dir: Path | str | None = None,
         compression: bool = True,
         timeout: float | None = None,

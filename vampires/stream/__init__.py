@@ -9,22 +9,16 @@
         stream.write(frame)
 
 Shapes are in numpy order (``(height, width)``); see :mod:`vampires.stream.stream`
-for the writer / reader protocols and :mod:`vampires.stream.layout` for the bytes.
+for the writer protocol, :mod:`vampires.stream.reader` for the reader's,
+:mod:`vampires.stream.names` for the name rule and :mod:`vampires.stream.layout` for the bytes.
 """
 
 from __future__ import annotations
 
-from vampires.stream.stream import (
-    Frame,
-    FrameInfo,
-    KeywordValue,
-    Stream,
-    StreamKeywords,
-    StreamReader,
-    list_streams,
-    stream_path,
-    suggested_circular_buffer,
-)
+from vampires.stream.keywords import KeywordValue, StreamKeywords
+from vampires.stream.names import check_stream_name, list_streams, stream_path
+from vampires.stream.reader import Frame, FrameInfo, StreamReader
+from vampires.stream.stream import Stream, suggested_circular_buffer
 
 __all__ = [
     "Frame",
@@ -33,6 +27,7 @@ __all__ = [
     "Stream",
     "StreamKeywords",
     "StreamReader",
+    "check_stream_name",
     "list_streams",
     "stream_path",
     "suggested_circular_buffer",

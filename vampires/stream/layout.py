@@ -61,6 +61,7 @@ __all__ = [
     "WRITABLE_DTYPES",
     "ZAXIS_TEMPORAL",
     "StreamLayout",
+    "metadata_offset",
     "round_up_8",
 ]
 
@@ -207,6 +208,29 @@ DATATYPE_CODES: Final[Mapping[np.dtype[Any], int]] = MappingProxyType(
 WRITABLE_DTYPES: Final[frozenset[np.dtype[Any]]] = frozenset(
     np.dtype(t) for t in ("u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f4", "<f8")
 )
+
+
+def metadata_offset(field: str) -> int:
+    """Return the byte offset of ``field`` in ``IMAGE_METADATA`` (:data:`METADATA_DTYPE`).
+
+    Parameters
+    ----------
+    field
+        Field name as in ``ImageStruct.h`` (``"cnt0"``, ``"write"``, ``"CBindex"``...).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    KeyError
+        No such field.
+    """
+    fields = METADATA_DTYPE.fields
+    if fields is None or field not in fields:
+        raise KeyError(field)
+    return int(fields[field][1])
 
 
 def round_up_8(nbytes: int) -> int:

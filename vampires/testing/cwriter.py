@@ -30,8 +30,8 @@ seconds, writes, prints one JSON line of counts and exits; or use
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -43,8 +43,8 @@ import attrs
 import numpy as np
 
 from vampires.errors import StreamError
-from vampires.stream.layout import SEMAPHORE_MAXVAL
-from vampires.stream.stream import Stream
+from vampires.stream import Stream
+from vampires.testing.foreign import ForeignWriter
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -113,34 +113,27 @@ def count_tags(tags: Iterable[int], frames: int) -> tuple[int, int, int]:
     return missed, duplicated, torn
 
 
-def write_frame(stream: Stream, frame: NDArray[Any], order: WriteOrder = "isio") -> int:
+def write_frame(
+    stream: Stream,
+    frame: NDArray[Any],
+    order: WriteOrder = "isio",
+    *,
+    writer: ForeignWriter | None = None,
+) -> int:
     """Publish ``frame`` into a stream with no circular buffer, in the given writer's order.
 
-    Returns the new ``cnt0``.
+    ``order="pymilk"`` writes through ``writer`` (a :class:`ForeignWriter` of
+    ``stream``, made for this one frame if None). Returns the new ``cnt0``.
     """
     if order == "isio":
         return stream.write(frame)
     if order != "pymilk":
         msg = f"unknown write order {order!r}: 'isio' or 'pymilk'"  # type: ignore[unreachable]
         raise StreamError(msg)
-    # pyMilk's set_data: pixels, semaphores posted, and only then the counters.
-    v = stream._views()
-    v.write[0] = 1
-    np.copyto(v.data, frame, casting="safe")
-    v.write[0] = 0
-    pid = os.getpid()
-    for i, sem in enumerate(v.sems):
-        if sem.value() < SEMAPHORE_MAXVAL:
-            sem.post()
-            v.write_pid[i] = pid
-    if v.semlog.value() < SEMAPHORE_MAXVAL:
-        v.semlog.post()
-    now = time.time_ns()
-    v.writetime[0], v.writetime[1] = divmod(now, 1_000_000_000)
-    v.atime[0], v.atime[1] = divmod(now, 1_000_000_000)
-    cnt0 = int(v.cnt0[0]) + 1
-    v.cnt0[0] = cnt0
-    return cnt0
+    if writer is not None:
+        return writer.write_pymilk(frame)
+    with ForeignWriter(stream) as own:
+        return own.write_pymilk(frame)
 
 
 @attrs.frozen
@@ -170,17 +163,20 @@ def run_writer(
     frame = make_base_frame(stream.shape, stream.dtype) if base is None else base.copy()
     period = 1.0 / fps
     late = 0
-    t0 = time.monotonic()
-    for i in range(frames):
-        deadline = t0 + i * period
-        delay = deadline - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        elif -delay > period:
-            late += 1
-        tag_frame(frame, i)
-        write_frame(stream, frame, order)
-    return CWriterResult(frames=frames, late=late, elapsed=time.monotonic() - t0)
+    with contextlib.ExitStack() as stack:
+        # pyMilk's order goes through a mapping of the writer's own, made once
+        writer = stack.enter_context(ForeignWriter(stream)) if order == "pymilk" else None
+        t0 = time.monotonic()
+        for i in range(frames):
+            deadline = t0 + i * period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif -delay > period:
+                late += 1
+            tag_frame(frame, i)
+            write_frame(stream, frame, order, writer=writer)
+        return CWriterResult(frames=frames, late=late, elapsed=time.monotonic() - t0)
 
 
 @attrs.define
