@@ -415,3 +415,11 @@ def test_stop_is_the_deprecated_name_of_pause(stream, tmp_path) -> None:
         with pytest.deprecated_call(match=r"Logger\.pause\(\)"):
             log.stop()
         assert log.wait_idle(10)
+
+
+@pytest.mark.parametrize("buffers", [15, 16])
+def test_many_buffers_without_max_buffers_grow_to_at_most_16(stream, tmp_path, buffers) -> None:
+    with Logger("vcam1", CubePolicy(frames_per_cube=2), dirname=tmp_path, buffers=buffers) as log:
+        assert log.status().state is not None  # made: the default max is capped at 16, not refused
+    with pytest.raises(ConfigError, match="max_buffers"):
+        Logger("vcam1", CubePolicy(frames_per_cube=2), dirname=tmp_path, buffers=4, max_buffers=17)

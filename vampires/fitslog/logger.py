@@ -158,7 +158,7 @@ class Logger:
         spare is mapped in a helper thread if the machine's available memory
         stays above a fifth of its total after it, so a transient of the disk
         costs the frames that truly could not be held, not a cube period.
-        Default ``buffers + 2``; ``status().memory_bytes`` says what is used.
+        Default ``buffers + 2`` (at most 16); ``status().memory_bytes`` says what is used.
     time_source
         ``"logger"`` (default, as milk): file names, UT/MJD/HST cards and the
         sidecar's column 4 all come from ``clock`` at the receipt of each frame,
@@ -223,7 +223,7 @@ class Logger:
             raise ConfigError(msg)
         self._clock: Callable[[], float] = clock if clock is not None else time.time
         self._shm_dir = Path(shm_dir) if shm_dir is not None else None
-        spare_max = buffers + 2 if max_buffers is None else max_buffers
+        spare_max = min(buffers + 2, 16) if max_buffers is None else max_buffers
         spare_max = check_int(spare_max, "Logger: max_buffers", buffers, 16)
         self._next_spare_check = 0.0
         self._time_source = time_source
