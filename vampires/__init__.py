@@ -41,7 +41,7 @@ _LAZY = {
     "Config": "vampires.config",
     "CropMode": "vampires.camera.modes",
     "CubePolicy": "vampires.fitslog.policy",
-    "Frame": "vampires.stream.stream",
+    "Frame": "vampires.stream.reader",
     "Logger": "vampires.fitslog.logger",
     "LoggerGroup": "vampires.fitslog.remote",
     "ReadoutMode": "vampires.camera.modes",
@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     from vampires.fitslog.remote import LoggerGroup
     from vampires.link.tcp import TcpReceiver, TcpSender
     from vampires.link.zmq import ZmqPublisher, ZmqSubscriber
-    from vampires.stream.stream import Frame, Stream
+    from vampires.stream.reader import Frame
+    from vampires.stream.stream import Stream
     from vampires.watch.watcher import Watcher
 
 

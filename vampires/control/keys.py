@@ -88,7 +88,11 @@ def client_keys(folder: Path) -> dict[str, bytes]:
     """
     public, secret = _load(folder / "client.key_secret", secret=True)
     server, _ = _load(folder / "server.key", secret=False)
-    assert secret is not None  # noqa: S101 - checked by _load
+    if secret is None:
+        msg = (
+            f"{folder / 'client.key_secret'} holds no secret key; create keys with generate_keys()"
+        )
+        raise ConfigError(msg)
     return {"public": public, "secret": secret, "server": server}
 
 

@@ -311,14 +311,15 @@ class DaemonServer:
     def _bind_tcp(self, sock: zmq.Socket[bytes]) -> None:
         from vampires.control.keys import start_authenticator
 
-        assert self._ctx is not None  # noqa: S101 - set by _bind
-        assert self._curve_dir is not None  # noqa: S101 - checked in __init__
-        assert self._tcp is not None  # noqa: S101 - checked by caller
-        self._auth = start_authenticator(self._ctx, sock, self._curve_dir)
+        ctx, curve_dir, tcp = self._ctx, self._curve_dir, self._tcp
+        if ctx is None or curve_dir is None or tcp is None:
+            msg = f"{self.kind} {self.name}: TCP control needs a context, key folder and address"
+            raise ControlError(msg)
+        self._auth = start_authenticator(ctx, sock, curve_dir)
         try:
-            sock.bind(self._tcp)
+            sock.bind(tcp)
         except zmq.ZMQError as exc:
-            msg = f"{self.kind} {self.name}: cannot bind {self._tcp}: {exc}"
+            msg = f"{self.kind} {self.name}: cannot bind {tcp}: {exc}"
             raise ControlError(msg) from exc
         self.tcp_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
@@ -375,7 +376,9 @@ class DaemonServer:
         """
         self.open()
         sock = self._sock
-        assert sock is not None  # noqa: S101 - open() binds
+        if sock is None:
+            msg = f"{self.kind} {self.name}: control socket not bound"
+            raise ControlError(msg)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         timeout_ms = max(1, int(poll_interval * 1000))

@@ -373,7 +373,9 @@ class TcpReceiver(_Worker):
 
     def _receive_frame(self, conn: _Connection, header: FrameHeader) -> None:
         stream = self._stream
-        assert stream is not None  # noqa: S101 - checked by the caller
+        if stream is None:
+            msg = "tcp-recv: a frame arrived before the stream description (hello)"
+            raise ProtocolError(msg)
         keywords: dict[str, object] | None = None
         if header.keywords_changed:
             block = bytearray(header.keywords_nbytes)

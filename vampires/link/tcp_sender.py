@@ -616,7 +616,9 @@ class TcpSender(_Worker):
         """Serve one connection until stop (raises on connection loss)."""
         _set_os_timeouts(sock, self.timeout)
         hello, serial = self._ring.flush()  # frames queued while down are stale
-        assert hello is not None  # noqa: S101 - checked by _main
+        if hello is None:
+            msg = f"tcp-send {self.stream_name}: no stream to announce"
+            raise LinkError(msg)
         self._hello(sock, hello)
         peer = sock.getpeername()
         self._counters.connected = True
@@ -631,7 +633,9 @@ class TcpSender(_Worker):
                 if item is not None:
                     self._ring.release(item)
                 hello, serial = self._ring.current()
-                assert hello is not None  # noqa: S101 - set before the serial moves
+                if hello is None:
+                    msg = f"tcp-send {self.stream_name}: stream re-created without a description"
+                    raise LinkError(msg)
                 self._hello(sock, hello)
                 sent_kw_version = None
                 continue

@@ -251,7 +251,9 @@ class Semaphore:
         store, which is safe because one reader holds a semaphore index (a
         poster's compare-and-swap on the 64-bit word retries if it changes).
         """
-        assert _SYS_FUTEX is not None  # noqa: S101 - _guarded_futex() checked it
+        if _SYS_FUTEX is None:
+            msg = "futex wait without the futex system call (checked by _guarded_futex)"
+            raise StreamError(msg)
         addr = self._addr.value or 0
         value = ctypes.c_uint32.from_address(addr)
         waiters = ctypes.c_uint32.from_address(addr + 4)

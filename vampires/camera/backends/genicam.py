@@ -532,7 +532,9 @@ class GenicamBackend:
         error = self.error
         try:
             self._connect()
-            assert settings is not None  # noqa: S101 - running implies configured
+            if settings is None:
+                msg = "genicam backend: reconnecting before configure()"
+                raise CameraError(msg)
             self._apply(settings, full=True)
             self._start_acquisition()
         except CameraError as exc:

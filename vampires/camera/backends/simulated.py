@@ -246,7 +246,9 @@ class SimulatedBackend:
             msg = "simulated backend: wait_frame() while stopped"
             raise CameraError(msg)
         settings = self._settings
-        assert settings is not None  # noqa: S101 - set before start()
+        if settings is None:
+            msg = "simulated backend: wait_frame() before configure()"
+            raise CameraError(msg)
         if settings.external_trigger:
             return self._wait_trigger(settings, timeout)
         if self.free_run:
@@ -405,7 +407,9 @@ class SimulatedBackend:
         from vampires.stream import Stream
 
         name = self.trigger_stream
-        assert name is not None  # noqa: S101 - only called with a trigger stream
+        if name is None:
+            msg = "simulated backend: external trigger without a trigger stream"
+            raise CameraError(msg)
         try:
             self._trigger_source = Stream.open(name, shm_dir=self._shm_dir)
         except StreamError:
