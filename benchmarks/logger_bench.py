@@ -519,21 +519,6 @@ def zero_drop_rate(
 # ---------------------------------------------------------------- C-like writer, kill -9
 
 
-def _tags(path: Path) -> list[int]:
-    """Frame tags (index in the first and last 8 bytes) of a cube, from the stored pixels."""
-    from vampires.fitslog import open_partial
-
-    cube = open_partial(path)
-    if not cube.frames:
-        return []
-    flip = np.uint16(0x8000)
-    head = (np.asarray(cube.data[:, 0, :4]).view(">u2") ^ flip).astype("<u2")
-    tail = (np.asarray(cube.data[:, -1, -4:]).view(">u2") ^ flip).astype("<u2")
-    h = np.ascontiguousarray(head).view("<u8").reshape(-1)
-    t = np.ascontiguousarray(tail).view("<u8").reshape(-1)
-    return [int(a) if a == b else -1 for a, b in zip(h, t, strict=True)]
-
-
 def cwriter_run(
     shape: tuple[int, int],
     fps: float,
@@ -551,7 +536,7 @@ def cwriter_run(
     """
     from vampires.fitslog.logger import Logger
     from vampires.fitslog.policy import CubePolicy
-    from vampires.testing.cwriter import CWriterProcess, count_tags
+    from vampires.testing.cwriter import CWriterProcess, count_tags, cube_tags
 
     shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
     pool = 2 * frames_per_cube * shape[0] * shape[1] * 2 * cameras
@@ -592,7 +577,8 @@ def cwriter_run(
             statuses = [log.status() for log in logs]
         counts = [
             count_tags(
-                [t for path in sorted((folder / name).glob("*.fits")) for t in _tags(path)], frames
+                [t for path in sorted((folder / name).glob("*.fits")) for t in cube_tags(path)],
+                frames,
             )
             for name in names
         ]
@@ -690,7 +676,7 @@ def kill_run(
 
     from vampires.fitslog.recover import recover_folder
     from vampires.stream import Stream
-    from vampires.testing.cwriter import make_base_frame, tag_frame
+    from vampires.testing.cwriter import cube_tags, make_base_frame, tag_frame
 
     shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
     env = {**os.environ, "MILK_SHM_DIR": str(shm)}
@@ -731,7 +717,7 @@ def kill_run(
                 if child.stdout is not None:
                     child.stdout.close()
         recover_folder(folder)
-        kept = {t for path in sorted(folder.glob("*.fits")) for t in _tags(path) if t >= 0}
+        kept = {t for path in sorted(folder.glob("*.fits")) for t in cube_tags(path) if t >= 0}
     finally:
         shutil.rmtree(shm, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)

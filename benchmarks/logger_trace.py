@@ -133,20 +133,6 @@ def _disk_sampler(stat: Path | None, stop: threading.Event, out: list[tuple[floa
         time.sleep(PERIOD)
 
 
-def _tags(path: Path) -> list[int]:
-    from vampires.fitslog import open_partial
-
-    cube = open_partial(path)
-    if not cube.frames:
-        return []
-    flip = np.uint16(0x8000)
-    head = (np.asarray(cube.data[:, 0, :4]).view(">u2") ^ flip).astype("<u2")
-    tail = (np.asarray(cube.data[:, -1, -4:]).view(">u2") ^ flip).astype("<u2")
-    h = np.ascontiguousarray(head).view("<u8").reshape(-1)
-    t = np.ascontiguousarray(tail).view("<u8").reshape(-1)
-    return [int(a) if a == b else -1 for a, b in zip(h, t, strict=True)]
-
-
 def _latency(folder: Path, cube: int) -> str:
     """Reader latency (logger time - acquisition time) from the sidecars, by place in the cube."""
     from vampires.fitslog.sidecar import parse_sidecar
@@ -227,7 +213,7 @@ def _report(name: str, samples: list[dict[str, Any]], disk: list[tuple[float, ..
 
 
 def main() -> None:
-    from vampires.testing.cwriter import CWriterProcess, count_tags
+    from vampires.testing.cwriter import CWriterProcess, count_tags, cube_tags
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), default="mbi")
@@ -279,7 +265,7 @@ def main() -> None:
             c.join(600)
         disk_stop.set()
         for n, res in zip(names, results, strict=True):
-            tags = [t for p in sorted((folder / n).glob("*.fits")) for t in _tags(p)]
+            tags = [t for p in sorted((folder / n).glob("*.fits")) for t in cube_tags(p)]
             missed, dup, torn = count_tags(tags, frames)
             print(f"{n}: {args.shape} {args.fps:g} fps, {frames} frames: missed {missed}, "
                   f"duplicated {dup}, torn {torn}; C writer late {res.late}")  # fmt: skip

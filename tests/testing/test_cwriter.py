@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import make_job
 from vampires import Stream
 from vampires.errors import StreamError
+from vampires.fitslog.writer import CubeWriter
 from vampires.testing.cwriter import (
     CWriterProcess,
     count_tags,
+    cube_tags,
     frame_tag,
     make_base_frame,
     tag_frame,
@@ -61,3 +64,14 @@ def test_writer_process_writes_every_frame_in_place(order: str, shm_dir: Path) -
         assert stream.cnt0 == 50
         assert frame_tag(stream.read()) == 49
         stream.destroy()
+
+
+def test_cube_tags_reads_the_tags_back_from_a_written_cube(tmp_path: Path) -> None:
+    frames = make_base_frame((5, 8, 6), "uint16")
+    for i, k in enumerate([3, 4, 9, 10, 11]):
+        tag_frame(frames[i], k)
+    frames[2].reshape(-1)[-1] ^= 1  # a torn frame: its tail disagrees with its head
+    written = CubeWriter().write(make_job(tmp_path, frames))
+    assert written.ok
+    assert written.path is not None
+    assert cube_tags(written.path) == [3, 4, -1, 10, 11]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -54,6 +55,7 @@ __all__ = [
     "CWriterResult",
     "WriteOrder",
     "count_tags",
+    "cube_tags",
     "frame_tag",
     "make_base_frame",
     "run_writer",
@@ -96,6 +98,26 @@ def frame_tag(frame: NDArray[Any]) -> int:
     head = int(flat[: _TAG.itemsize].view(_TAG)[0])
     tail = int(flat[-_TAG.itemsize :].view(_TAG)[0])
     return head if head == tail else -1
+
+
+def cube_tags(path: str | os.PathLike[str]) -> list[int]:
+    """Return the tag of each complete frame of a logged uint16 cube (``.fits`` or ``.fits.tmp``).
+
+    FITS stores uint16 as big-endian int16 with ``BZERO = 32768``: the tag is
+    read back from the stored bytes of the first and last four pixels without
+    loading the cube. A frame whose head and tail disagree (torn) gives -1.
+    """
+    from vampires.fitslog.partial import open_partial
+
+    cube = open_partial(Path(path))
+    if not cube.frames:
+        return []
+    flip = np.uint16(0x8000)
+    head = (np.asarray(cube.data[:, 0, :4]).view(">u2") ^ flip).astype("<u2")
+    tail = (np.asarray(cube.data[:, -1, -4:]).view(">u2") ^ flip).astype("<u2")
+    h = np.ascontiguousarray(head).view(_TAG).reshape(-1)
+    t = np.ascontiguousarray(tail).view(_TAG).reshape(-1)
+    return [int(a) if a == b else -1 for a, b in zip(h, t, strict=True)]
 
 
 def count_tags(tags: Iterable[int], frames: int) -> tuple[int, int, int]:
