@@ -76,7 +76,7 @@ def _logger_child(
         shm_dir=shm,
         nice=NICE,
     ) as log:
-        log.start()
+        log.start(ready_timeout=300)  # its buffers paged in: what a daemon waits for
         ready.set()
         roles: dict[int, str] = {}
         while not stop.is_set():
@@ -109,7 +109,7 @@ def _logger_child(
                 }
             )
             time.sleep(PERIOD)
-        log.pause()
+        (log.pause if hasattr(log, "pause") else log.stop)()
         log.wait_idle(300)
         st = log.status()
         samples.append(
@@ -184,6 +184,12 @@ def _report(name: str, samples: list[dict[str, Any]], disk: list[tuple[float, ..
           f"{max(r['queued'] for r in rows)}, faults minor "
           f"{rows[-1]['minflt'] - rows[0]['minflt']} "
           f"major {rows[-1]['majflt'] - rows[0]['majflt']}")  # fmt: skip
+    span = rows[-1]["t"] - rows[0]["t"]
+    cpu = " ".join(
+        f"{k} {(rows[-1]['cpu'].get(k, 0) - rows[0]['cpu'].get(k, 0)) / span:.3f}"
+        for k in ("reader", "writer", "other")
+    )
+    print(f"{name}: CPU over the run (1 core = 1.0): {cpu}")
     shown = -1
     for i in range(1, len(rows)):
         a, b = rows[i - 1], rows[i]
@@ -248,7 +254,7 @@ def main() -> None:
             c.start()
         for r in readies:
             r.wait(60)
-        pool = 2 * args.cube * shape[0] * shape[1] * 2
+        pool = 2 * args.cube * shape[0] * shape[1] * 2 * args.cameras
         delay = 3.0 + 2.0 * pool / 1e9  # the loggers page in their first buffers meanwhile
         sampler.start()
         with contextlib.ExitStack() as procs:
@@ -267,8 +273,10 @@ def main() -> None:
         for n, res in zip(names, results, strict=True):
             tags = [t for p in sorted((folder / n).glob("*.fits")) for t in cube_tags(p)]
             missed, dup, torn = count_tags(tags, frames)
+            absent = sorted(set(range(frames)) - set(tags))
             print(f"{n}: {args.shape} {args.fps:g} fps, {frames} frames: missed {missed}, "
-                  f"duplicated {dup}, torn {torn}; C writer late {res.late}")  # fmt: skip
+                  f"duplicated {dup}, torn {torn}; C writer late {res.late}; missed tags "
+                  f"{absent[:20]}{' ...' if len(absent) > 20 else ''}")  # fmt: skip
             print(f"{n}: {_latency(folder / n, args.cube)}")
             _report(n, json.loads((folder / f"{n}.json").read_text()), disk)
     finally:
