@@ -570,10 +570,12 @@ def cwriter_run(
 ) -> dict:
     """Loggers (this process) on C-like streams (no circular buffer) -> missed frames by tag.
 
-    With ``cameras`` > 1, one C-like writer process and one logger per camera,
-    all on the same disk; the counts are summed, ``worst`` is the largest
-    per-camera loss.
+    With ``cameras`` > 1, one C-like writer process and one logger process per
+    camera (as the logger daemons run), all on the same disk; the counts are
+    summed, ``worst`` is the largest per-camera loss.
     """
+    if cameras > 1:
+        return _cwriter_run_processes(shape, fps, frames, folder, frames_per_cube, cameras)
     from vampires.fitslog.logger import Logger
     from vampires.fitslog.policy import CubePolicy
     from vampires.testing.cwriter import CWriterProcess, count_tags, cube_tags
@@ -644,6 +646,86 @@ def cwriter_run(
         "cpu": cpu / max(elapsed, 1e-9) / cameras,
         "memory": max(st.memory_bytes for st in statuses),
         "buffers": max(st.buffers for st in statuses),
+    }
+
+
+def _cwriter_run_processes(
+    shape: tuple[int, int],
+    fps: float,
+    frames: int,
+    folder: Path,
+    frames_per_cube: int,
+    cameras: int,
+) -> dict:
+    """:func:`cwriter_run` with each camera's logger in its own process (logger_trace's child)."""
+    import json
+    import multiprocessing as mp
+
+    from logger_trace import _logger_child
+
+    from vampires.testing.cwriter import CWriterProcess, count_tags, cube_tags
+
+    shm = Path(tempfile.mkdtemp(prefix="vampires-bench-", dir="/dev/shm"))
+    names = [f"cw{i}" for i in range(cameras)]
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    readies = [ctx.Event() for _ in names]
+    delay = 3.0 + 2.0 * 2 * frames_per_cube * shape[0] * shape[1] * 2 * cameras / 1e9
+    children = [
+        ctx.Process(
+            target=_logger_child,
+            args=(n, frames_per_cube, str(folder), str(shm), str(folder / f"{n}.json"), stop, r),
+        )
+        for n, r in zip(names, readies, strict=True)
+    ]
+    try:
+        with contextlib.ExitStack() as procs:
+            writers = [
+                procs.enter_context(
+                    CWriterProcess(n, shape, fps, frames, shm_dir=shm, start_delay=delay)
+                )
+                for n in names
+            ]
+            for child in children:
+                child.start()
+            for ready in readies:
+                ready.wait(delay)
+            results = [w.wait(timeout=frames / fps + delay + 60) for w in writers]
+        time.sleep(0.1)
+        stop.set()
+        for child in children:
+            child.join(600)
+        traces = [json.loads((folder / f"{n}.json").read_text()) for n in names]
+        counts = [
+            count_tags(
+                [t for p in sorted((folder / n).glob("*.fits")) for t in cube_tags(p)], frames
+            )
+            for n in names
+        ]
+    finally:
+        stop.set()
+        shutil.rmtree(shm, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    rows = [[r for r in t if "frames" in r] for t in traces]
+    last = [r[-1] for r in rows]
+    cpu = sum(
+        (sum(r[-1]["cpu"].values()) - sum(r[0]["cpu"].values())) / (r[-1]["t"] - r[0]["t"])
+        for r in rows
+    )
+    return {
+        "frames": frames * cameras,
+        "missed": sum(c[0] for c in counts),
+        "worst": max(c[0] for c in counts),
+        "duplicated": sum(c[1] for c in counts),
+        "torn": sum(c[2] for c in counts),
+        "late": sum(r.late for r in results),
+        "dropped": sum(x["late"] + x["nobuf"] + x["disk"] for x in last),
+        "causes": tuple(sum(x[k] for x in last) for k in ("late", "nobuf", "disk")),
+        "ready": [],
+        "cpu": cpu / cameras,  # per camera, over the logging (start-up left out)
+        "memory": max(x["mem"] for x in last),
+        "buffers": max(x["buffers"] for x in last),
     }
 
 
