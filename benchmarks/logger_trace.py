@@ -61,6 +61,57 @@ def _faults() -> tuple[int, int]:
     return int(fields[7]), int(fields[9])
 
 
+def _trace_reader_calls() -> list[tuple[float, ...]]:
+    """Record each frame the logger's reader takes: when it asked, woke, returned.
+
+    Each entry: (time of the call, wake from the semaphore wait, return, reader
+    thread CPU seconds in the call, cnt0, frames missed before it, the frame's
+    acquisition time, reader thread CPU clock at the call and at the return),
+    unix seconds.
+    """
+    import vampires.stream.reader as reader_module
+
+    calls: list[tuple[float, ...]] = []
+    woke = [0.0]
+    cls = reader_module.StreamReader
+    await_new, next_into = cls._await_new, cls.next_into
+
+    def traced_await(self: Any, timeout: float) -> Any:
+        out = await_new(self, timeout)
+        woke[0] = time.time()
+        return out
+
+    def traced_next(self: Any, func: Any, timeout: float) -> Any:
+        t0, c0 = time.time(), time.thread_time()
+        info = next_into(self, func, timeout)
+        c1 = time.thread_time()
+        calls.append((t0, woke[0], time.time(), c1 - c0, info.cnt0,
+                      info.missed, info.acquisition_time, c0, c1))  # fmt: skip
+        return info
+
+    cls._await_new = traced_await  # type: ignore[method-assign]
+    cls.next_into = traced_next  # type: ignore[method-assign]
+    return calls
+
+
+def _gaps(samples: list[dict[str, Any]], period: float) -> list[str]:
+    """For each frame taken after a gap: where the reader was, in ms from that frame's write."""
+    calls = next((s["calls"] for s in samples if "calls" in s), [])
+    out = []
+    for prev, cur in itertools.pairwise(calls):
+        if cur[5] <= 0 or prev[4] <= 0:
+            continue
+        t = cur[6]  # the frame taken after the gap was written at t; the missed one at t - period
+        out.append(
+            f"cnt0 {cur[4]} (missed {cur[5]}): previous returned {1e3 * (prev[2] - t):+.1f}, "
+            f"asked again {1e3 * (cur[0] - t):+.1f}, woke {1e3 * (cur[1] - t):+.1f}, "
+            f"returned {1e3 * (cur[2] - t):+.1f} ms (missed frame written at "
+            f"{-1e3 * period * cur[5]:+.1f}); reader CPU between the calls "
+            f"{1e3 * (cur[7] - prev[8]):.1f} ms, in the call {1e3 * cur[3]:.1f} ms"
+        )
+    return out
+
+
 def _logger_child(
     name: str, cube: int, folder: str, shm: str, trace: str, stop: Any, ready: Any
 ) -> None:
@@ -69,6 +120,7 @@ def _logger_child(
 
     sys.setswitchinterval(0.001)
     samples: list[dict[str, Any]] = []
+    calls = _trace_reader_calls()
     with Logger(
         name,
         CubePolicy(frames_per_cube=cube),
@@ -115,6 +167,7 @@ def _logger_child(
         samples.append(
             {"t": time.monotonic(), "final_files": st.files, "write_s": st.write_seconds}
         )
+    samples.append({"calls": calls})
     Path(trace).write_text(json.dumps(samples))
 
 
@@ -278,7 +331,10 @@ def main() -> None:
                   f"duplicated {dup}, torn {torn}; C writer late {res.late}; missed tags "
                   f"{absent[:20]}{' ...' if len(absent) > 20 else ''}")  # fmt: skip
             print(f"{n}: {_latency(folder / n, args.cube)}")
-            _report(n, json.loads((folder / f"{n}.json").read_text()), disk)
+            trace = json.loads((folder / f"{n}.json").read_text())
+            for line in _gaps(trace, 1.0 / args.fps):
+                print(f"{n}: {line}")
+            _report(n, trace, disk)
     finally:
         stop.set()
         disk_stop.set()

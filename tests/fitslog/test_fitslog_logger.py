@@ -423,3 +423,17 @@ def test_many_buffers_without_max_buffers_grow_to_at_most_16(stream, tmp_path, b
         assert log.status().state is not None  # made: the default max is capped at 16, not refused
     with pytest.raises(ConfigError, match="max_buffers"):
         Logger("vcam1", CubePolicy(frames_per_cube=2), dirname=tmp_path, buffers=4, max_buffers=17)
+
+
+def test_saving_takes_the_objects_of_start_up_out_of_the_garbage_collector(
+    stream, tmp_path
+) -> None:
+    """A full collection would walk them on the reader's time (frames lost at random)."""
+    import gc
+
+    gc.unfreeze()
+    with Logger("vcam1", CubePolicy(frames_per_cube=4), dirname=tmp_path) as log:
+        assert gc.get_freeze_count() == 0
+        log.start()
+        assert gc.get_freeze_count() > 0
+        log.pause()

@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import logging
 import os
 import queue
@@ -727,6 +728,11 @@ class Logger:
             return self._prepared_key == key
 
     def _begin_saving(self) -> None:
+        # What exists now (numpy, numba, the stream, the buffers...) leaves the cyclic
+        # garbage collector for good: a full collection walked it in whatever thread
+        # allocated, 10-20 ms of the reader's time at random frames, and a stream
+        # with no circular buffer lost one or two frames each time (issue 19).
+        gc.freeze()
         with self._lock:
             self._counts.new_run()
             self._started_at = self._clock()
