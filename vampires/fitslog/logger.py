@@ -730,8 +730,8 @@ class Logger:
     def _begin_saving(self) -> None:
         # What exists now (numpy, numba, the stream, the buffers...) leaves the cyclic
         # garbage collector for good: a full collection walked it in whatever thread
-        # allocated, 10-20 ms of the reader's time at random frames, and a stream
-        # with no circular buffer lost one or two frames each time (issue 19).
+        # allocated, seen as 10-20 ms of reader CPU between two frames on a busy
+        # machine, longer than a frame period of a stream with no circular buffer.
         gc.freeze()
         with self._lock:
             self._counts.new_run()
