@@ -38,7 +38,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from vampires.testing.xvfb import drop_qt_application, start_xvfb
+from vampires.testing.xvfb import close_qt_windows, start_xvfb
 
 MBI = (1096, 2236)
 
@@ -67,11 +67,9 @@ def _display() -> Iterator[None]:
     try:
         yield
     finally:
-        drop_qt_application()
+        close_qt_windows()  # Xvfb ends with this process, after PySide's exit handler
         os.environ.pop("DISPLAY", None)
         _XSERVER.clear()
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @contextlib.contextmanager

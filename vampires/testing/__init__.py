@@ -7,7 +7,7 @@
   GigE camera in a process, for ``GenicamBackend``;
 - :class:`CWriterProcess`, :func:`run_writer`: a stream writer in its own
   process that writes as the C programs at the telescope do;
-- :func:`start_xvfb`, :func:`drop_qt_application`: a virtual display for the
+- :func:`start_xvfb`, :func:`close_qt_windows`: a virtual display for the
   viewer's tests and benchmark.
 
 The names are imported on first use (each pulls what it fakes).
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from vampires.testing.cwriter import CWriterProcess, CWriterResult, run_writer
     from vampires.testing.fake_dcam import FakeDcamApi, FakeOrcaQuest
     from vampires.testing.genicam import FakeGenicamCamera, fake_camera_available
-    from vampires.testing.xvfb import drop_qt_application, start_xvfb
+    from vampires.testing.xvfb import close_qt_windows, start_xvfb
 
 __all__ = [
     "BackendTests",
@@ -33,7 +33,7 @@ __all__ = [
     "FakeDcamApi",
     "FakeGenicamCamera",
     "FakeOrcaQuest",
-    "drop_qt_application",
+    "close_qt_windows",
     "fake_camera_available",
     "run_writer",
     "start_xvfb",
@@ -47,7 +47,7 @@ _LAZY = MappingProxyType(
         "FakeDcamApi": "vampires.testing.fake_dcam",
         "FakeGenicamCamera": "vampires.testing.genicam",
         "FakeOrcaQuest": "vampires.testing.fake_dcam",
-        "drop_qt_application": "vampires.testing.xvfb",
+        "close_qt_windows": "vampires.testing.xvfb",
         "fake_camera_available": "vampires.testing.genicam",
         "run_writer": "vampires.testing.cwriter",
         "start_xvfb": "vampires.testing.xvfb",
